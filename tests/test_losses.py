@@ -1,0 +1,153 @@
+"""Classification smoothing: targets and losses against hand-computed values, PyTorch's built-in and stock Ultralytics."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ultralytics.utils.loss import v8ClassificationLoss
+
+from yolo_ls.losses import (
+    LabelSmoothingState,
+    SmoothedClassificationLoss,
+    smooth_targets,
+    smoothed_cross_entropy,
+    smoothing_base,
+)
+
+
+def _reference_loss(logits, targets):
+    """Cross-entropy against explicit target distributions, through autograd: the independent reference."""
+    return -(targets * F.log_softmax(logits.double(), dim=1)).sum(1).mean()
+
+
+def test_uniform_targets_hand_computed():
+    # K=4, ε=0.2: true class 1 - 0.2 + 0.2/4 = 0.85, others 0.2/4 = 0.05
+    t = smooth_targets(torch.tensor([2, 0]), 4, 0.2, "uniform")
+    expected = torch.tensor([[0.05, 0.05, 0.85, 0.05], [0.85, 0.05, 0.05, 0.05]])
+    torch.testing.assert_close(t, expected)
+
+
+def test_exclusive_targets_hand_computed():
+    # K=5, ε=0.2: true class exactly 0.8, each of the 4 others 0.2/4 = 0.05
+    t = smooth_targets(torch.tensor([1]), 5, 0.2, "exclusive")
+    torch.testing.assert_close(t, torch.tensor([[0.05, 0.8, 0.05, 0.05, 0.05]]))
+
+
+def test_prior_targets_hand_computed():
+    # K=3, ε=0.1, prior [2, 1, 1] -> q = [0.5, 0.25, 0.25]; label 2: [0.05, 0.025, 0.9 + 0.025]
+    t = smooth_targets(torch.tensor([2]), 3, 0.1, "prior", prior=[2, 1, 1])
+    torch.testing.assert_close(t, torch.tensor([[0.05, 0.025, 0.925]]))
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.05, 0.1, 0.3, 0.9])
+def test_uniform_loss_and_grad_match_pytorch_builtin(eps):
+    torch.manual_seed(0)
+    logits = torch.randn(64, 10, requires_grad=True)
+    labels = torch.randint(0, 10, (64,))
+    ref = F.cross_entropy(logits, labels, label_smoothing=eps)
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    ours = smoothed_cross_entropy(logits, labels, eps, "uniform")
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("mode,prior", [("exclusive", None), ("prior", [5.0, 1.0, 1.0, 2.0, 1.0]), ("uniform", None)])
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.4])
+def test_all_modes_match_explicit_target_reference(mode, prior, eps):
+    torch.manual_seed(1)
+    logits = (3 * torch.randn(32, 5)).requires_grad_(True)
+    labels = torch.randint(0, 5, (32,))
+    targets = smooth_targets(labels, 5, eps, mode, prior)
+    ref = _reference_loss(logits, targets.double())
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    ours = smoothed_cross_entropy(logits, labels, eps, mode, prior)
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    torch.testing.assert_close(ours.double(), ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(g_ours, g_ref.float(), rtol=1e-5, atol=1e-7)
+
+
+def test_eps_zero_reproduces_stock_ultralytics_loss():
+    torch.manual_seed(2)
+    logits = torch.randn(16, 7, requires_grad=True)
+    batch = {"cls": torch.randint(0, 7, (16,))}
+    stock_loss, stock_items = v8ClassificationLoss()(logits, batch)
+    for mode, prior in (("uniform", None), ("exclusive", None), ("prior", [1, 2, 3, 4, 5, 6, 7])):
+        ours, items = SmoothedClassificationLoss(LabelSmoothingState(0.0), 7, mode, prior)(logits, batch)
+        torch.testing.assert_close(ours, stock_loss, rtol=1e-6, atol=1e-7)
+        assert set(items) == set(stock_items) == {"loss"}
+        assert not items["loss"].requires_grad
+    # Ultralytics passes (inference, train) tuples in some paths: the first element is ignored as in stock
+    ours_tuple, _ = SmoothedClassificationLoss(LabelSmoothingState(0.0), 7)((None, logits), batch)
+    torch.testing.assert_close(ours_tuple, stock_loss, rtol=1e-6, atol=1e-7)
+
+
+def test_loss_reads_live_eps_and_state_is_shared_by_deepcopy():
+    torch.manual_seed(3)
+    logits = torch.randn(8, 4)
+    batch = {"cls": torch.randint(0, 4, (8,))}
+    state = LabelSmoothingState(0.0)
+    loss = SmoothedClassificationLoss(state, 4)
+    ema_loss = copy.deepcopy(loss)  # what ModelEMA does to a model that holds a criterion
+    assert ema_loss.state is state
+    state.set_(0.3)
+    expected = F.cross_entropy(logits, batch["cls"], label_smoothing=0.3)
+    torch.testing.assert_close(loss(logits, batch)[0], expected)
+    torch.testing.assert_close(ema_loss(logits, batch)[0], expected)
+
+
+def test_half_precision_logits_give_float32_loss_and_matching_grad_dtype():
+    logits = torch.randn(8, 6).half().requires_grad_(True)
+    labels = torch.randint(0, 6, (8,))
+    loss = smoothed_cross_entropy(logits, labels, 0.1)
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert logits.grad.dtype == torch.float16
+    torch.testing.assert_close(loss, F.cross_entropy(logits.float(), labels, label_smoothing=0.1), rtol=1e-3, atol=1e-3)
+
+
+def test_bad_bases_raise():
+    with pytest.raises(ValueError, match="2 classes"):
+        smoothing_base(1, "exclusive")
+    with pytest.raises(ValueError, match="non-negative"):
+        smoothing_base(3, "prior", [1, -1, 1])
+    with pytest.raises(ValueError, match="3 non-negative"):
+        smoothing_base(3, "prior", [1, 1])
+    with pytest.raises(ValueError, match="unknown"):
+        smoothing_base(3, "banana")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.integers(2, 50),
+    eps=st.floats(0.0, 0.999, allow_nan=False),
+    mode=st.sampled_from(["uniform", "exclusive", "prior"]),
+    seed=st.integers(0, 10_000),
+)
+def test_property_smoothed_targets_are_distributions(k, eps, mode, seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, k, (9,), generator=g)
+    prior = torch.rand(k, generator=g) + 1e-3 if mode == "prior" else None
+    t = smooth_targets(labels, k, eps, mode, prior)
+    assert (t >= -1e-7).all()
+    torch.testing.assert_close(t.sum(1), torch.ones(9), rtol=0, atol=1e-5)
+    # the true class keeps at least 1 - ε of the mass
+    assert (t.gather(1, labels[:, None]) >= 1 - eps - 1e-6).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(2, 30), seed=st.integers(0, 10_000), mode=st.sampled_from(["uniform", "exclusive"]))
+def test_property_eps_zero_is_identity_and_loss_is_affine_in_eps(k, seed, mode):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, k, (12,), generator=g)
+    logits = 2 * torch.randn(12, k, generator=g)
+    torch.testing.assert_close(smooth_targets(labels, k, 0.0, mode), F.one_hot(labels, k).float())
+    losses = torch.stack([smoothed_cross_entropy(logits, labels, e, mode) for e in (0.0, 0.25, 0.5, 0.75)]).double()
+    steps = losses.diff()
+    # L(ε) = (1-ε)·CE(y) + ε·CE(b): equal steps, so the loss is monotone in ε on a fixed batch
+    torch.testing.assert_close(steps, steps[:1].expand(3), rtol=1e-4, atol=1e-5)
