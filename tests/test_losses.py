@@ -1,4 +1,4 @@
-"""Classification smoothing: targets and losses against hand-computed values, PyTorch's built-in and stock Ultralytics."""
+"""Classification smoothing: targets and losses against hand-computed values, PyTorch and stock Ultralytics."""
 
 from __future__ import annotations
 
