@@ -44,8 +44,8 @@ class PluginArg:
     allowed: str  # human-readable description of the valid values, used in errors, help and README
 
 
-def _invalid(name: str, value: Any, allowed: str) -> PluginArgumentError:
-    return PluginArgumentError(f"'{name}={value!r}' is an invalid value. Valid '{name}' values are {allowed}.")
+def _invalid(name: str, value: Any, allowed: str, hint: str = "") -> PluginArgumentError:
+    return PluginArgumentError(f"'{name}={value}' is an invalid value. Valid '{name}' values are {allowed}.{hint}")
 
 
 def _is_number(value: Any) -> bool:
@@ -65,11 +65,46 @@ def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str) or value not in options:
             hint = get_close_matches(str(value), options, n=1)
-            extra = f" Did you mean '{hint[0]}'?" if hint else ""
-            raise _invalid(name, value, f"one of {list(options)}{extra}")
+            raise _invalid(name, value, f"one of {list(options)}", f" Did you mean '{hint[0]}'?" if hint else "")
         return value
 
     return check
+
+
+def _non_negative(name: str, value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise _invalid(name, value, "finite numbers >= 0, i.e. 2")
+    return float(value)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not _is_number(value) or not math.isfinite(value) or value < 1 or int(value) != value:
+        raise _invalid(name, value, "integers >= 1, i.e. 10")
+    return int(value)
+
+
+def _optional_positive_int(name: str, value: Any) -> int | None:
+    return None if value is None else _positive_int(name, value)
+
+
+def _decay(name: str, value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value) or not 0.0 < value <= 1.0:
+        raise _invalid(name, value, "floats in (0.0, 1.0] (a decay factor), i.e. 0.5")
+    return float(value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _invalid(name, value, "True or False")
+    return value
+
+
+def _schedule(name: str, value: Any) -> Any:
+    from yolo_ls.schedules import SCHEDULES
+
+    if callable(value):
+        return value
+    return _choice(SCHEDULES)(name, value)
 
 
 def _prior(name: str, value: Any) -> list[float] | None:
@@ -108,6 +143,33 @@ ARGS: tuple[PluginArg, ...] = (
         "class distribution for ls_mode=prior, i.e. [0.5,0.3,0.2]; None = the training set's class frequencies",
         _prior,
         "None or a list of nc non-negative weights with a positive sum",
+    ),
+    PluginArg(
+        "ls_schedule",
+        "constant",
+        "how ε changes over training: constant, linear, cosine, step, exp, two_stage, or fn(epoch, epochs) in Python",
+        _schedule,
+        "one of constant, linear, cosine, step, exp, two_stage, or a callable fn(epoch: float, epochs: int) -> float",
+    ),
+    PluginArg("ls_final", 0.0, "end value of ε for linear, cosine and exp", _unit_interval, "a float in [0.0, 1.0)"),
+    PluginArg(
+        "ls_warmup_epochs", 0.0, "epochs of linear ramp 0 -> ε before the schedule starts", _non_negative, ">= 0"
+    ),
+    PluginArg("ls_step_size", 1, "epochs between decays for ls_schedule=step", _positive_int, "an integer >= 1"),
+    PluginArg("ls_gamma", 0.5, "decay factor per step (step) or per epoch (exp)", _decay, "a float in (0.0, 1.0]"),
+    PluginArg(
+        "ls_off_epoch",
+        None,
+        "two_stage: first (0-based) epoch trained without smoothing",
+        _optional_positive_int,
+        "None or an integer >= 1",
+    ),
+    PluginArg(
+        "ls_per_iter",
+        False,
+        "update ε every optimizer step (fractional epochs) instead of once per epoch",
+        _bool,
+        "True or False",
     ),
 )
 
@@ -191,6 +253,29 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
         raise PluginArgumentError(f"'ls_prior' is only used with 'ls_mode=prior', but 'ls_mode={mode}'.")
     out["ls_mode"] = mode
     return out
+
+
+def build_schedule_from_args(args: Mapping[str, Any], epochs: int) -> Any:
+    """The ε schedule a run's plugin arguments describe (a :class:`yolo_ls.schedules.SmoothingSchedule`).
+
+    Raises:
+        PluginArgumentError: For a combination the schedule rejects (i.e. two_stage without ls_off_epoch).
+    """
+    from yolo_ls.schedules import build_schedule
+
+    try:
+        return build_schedule(
+            args["ls_schedule"],
+            args["label_smoothing"],
+            int(epochs),
+            final=args["ls_final"],
+            warmup_epochs=args["ls_warmup_epochs"],
+            step_size=args["ls_step_size"],
+            gamma=args["ls_gamma"],
+            off_epoch=args["ls_off_epoch"],
+        )
+    except (TypeError, ValueError) as e:
+        raise PluginArgumentError(str(e)) from None
 
 
 def check_num_classes(args: Mapping[str, Any], nc: int) -> None:

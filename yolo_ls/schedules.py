@@ -99,7 +99,7 @@ class SmoothingSchedule:
             raise TypeError(f"epochs must be an int, got {epochs!r} ({type(epochs).__name__})")
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
-        self.eps = _check_unit(eps, "ls (eps)")
+        self.eps = _check_unit(eps, "label_smoothing")
         self.epochs = epochs
         self.warmup_epochs = _check_real(warmup_epochs, "ls_warmup_epochs")
         if not 0.0 <= self.warmup_epochs < epochs:
@@ -393,7 +393,7 @@ def build_schedule(
 
     Args:
         schedule: One of :data:`SCHEDULES` (case-insensitive) or a callable ``fn(epoch, epochs) -> ε``.
-        eps: Starting smoothing value (``ls``), in ``[0, 1)``.
+        eps: Starting smoothing value (``label_smoothing``), in ``[0, 1)``.
         epochs: Total training epochs.
         final: End value for ``linear``/``cosine``/``exp`` (``ls_final``), in ``[0, 1)``.
         warmup_epochs: Linear warmup from 0 (``ls_warmup_epochs``); ``0 <= w < epochs``. Must be 0 for callables.

@@ -1,0 +1,200 @@
+"""Plugin arguments: validation before anything is written, the multi-GPU relaunch round trip, the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY_CLS, run_python
+
+from yolo_ls.config import ARG_TABLE, DEFAULTS, PluginArgumentError, check_keys, resolve_plugin_args
+
+
+# ------------------------------------------------------------------------------------------- pure validation
+@pytest.mark.parametrize(
+    "given,error,match",
+    [
+        ({"label_smoothing": -0.1}, PluginArgumentError, r"'label_smoothing=-0.1' is an invalid value.*0.0 \(incl"),
+        ({"label_smoothing": 1.0}, PluginArgumentError, "label_smoothing=1.0"),
+        ({"label_smoothing": 1.5}, PluginArgumentError, "label_smoothing=1.5"),
+        ({"label_smoothing": math.nan}, PluginArgumentError, "label_smoothing=nan"),
+        ({"label_smoothing": math.inf}, PluginArgumentError, "label_smoothing=inf"),
+        ({"label_smoothing": "abc"}, PluginArgumentError, "label_smoothing=abc"),
+        ({"label_smoothing": [0.1]}, PluginArgumentError, r"label_smoothing=\[0.1\]"),
+        ({"label_smoothing": True}, PluginArgumentError, "label_smoothing=True"),
+        ({"ls_mode": "unifrom"}, PluginArgumentError, "Did you mean 'uniform'"),
+        ({"ls_mode": "fg"}, PluginArgumentError, "detection mode and does not apply to task 'classify'"),
+        ({"ls_schedule": "cosin"}, PluginArgumentError, "Did you mean 'cosine'"),
+        ({"ls_prior": [1, -1, 1]}, PluginArgumentError, "ls_prior"),
+        ({"ls_prior": [0, 0, 0]}, PluginArgumentError, "ls_prior"),
+        ({"ls_prior": [1.0, 2.0], "ls_mode": "uniform"}, PluginArgumentError, "only used with 'ls_mode=prior'"),
+        ({"ls_gamma": 1.5}, PluginArgumentError, "ls_gamma"),
+        ({"ls_step_size": 0}, PluginArgumentError, "ls_step_size"),
+        ({"ls_per_iter": "yes"}, PluginArgumentError, "ls_per_iter"),
+        ({"label_smothing": 0.1}, SyntaxError, r"Similar arguments are i.e. \['label_smoothing=0.0'\]"),
+        ({"ls_mdoe": "uniform"}, SyntaxError, r"'ls_mdoe' is not a valid YOLO or yolo-ls argument.*ls_mode"),
+    ],
+)
+def test_bad_plugin_values_name_the_argument(given, error, match):
+    with pytest.raises(error, match=match):
+        resolve_plugin_args(given, "classify")
+
+
+def test_detection_modes_and_auto_resolution():
+    assert resolve_plugin_args({}, "detect")["ls_mode"] == "fg"
+    assert resolve_plugin_args({}, "classify")["ls_mode"] == "uniform"
+    assert resolve_plugin_args({"ls_prior": [1, 2, 3]}, "classify")["ls_mode"] == "prior"
+    with pytest.raises(PluginArgumentError, match="classification mode.*'segment'.*fg"):
+        resolve_plugin_args({"ls_mode": "exclusive"}, "segment")
+
+
+def test_unknown_ultralytics_key_suggests_from_both_tables():
+    with pytest.raises(SyntaxError, match=r"'epoch' is not a valid.*epochs=100"):
+        check_keys(["epoch", "imgsz"])
+    check_keys(["epochs", "label_smoothing", "ls_mode", "augmentations"])  # valid keys pass
+
+
+def test_every_table_row_has_help_and_a_default_that_validates():
+    for name, arg in ARG_TABLE.items():
+        assert arg.help and arg.allowed
+        assert arg.check(name, arg.default) == DEFAULTS[name]
+
+
+# ---------------------------------------------------------------------- trainer validation, nothing written
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        ({"label_smoothing": 1.5}, PluginArgumentError),
+        ({"label_smoothing": "abc"}, PluginArgumentError),
+        ({"ls_mode": "positve"}, PluginArgumentError),
+        ({"ls_prior": [1.0, 2.0, 3.0]}, PluginArgumentError),  # wrong length: digits has 10 classes
+        ({"label_smothing": 0.1}, SyntaxError),
+        ({"ls_schedule": "two_stage", "label_smoothing": 0.1}, PluginArgumentError),  # needs ls_off_epoch
+    ],
+)
+def test_trainer_rejects_bad_input_before_writing_anything(tmp_path, digits_root, kwargs, error):
+    from yolo_ls import YOLO
+
+    project = tmp_path / "project"
+    with pytest.raises(error):
+        YOLO("yolo11n-cls.yaml").train(**{**TINY_CLS, "data": str(digits_root), "project": str(project)}, **kwargs)
+    assert not project.exists(), "a run folder was written before validation"
+
+
+def test_detection_trainer_rejects_classification_mode(tmp_path, digits_det_yaml):
+    from yolo_ls import DetectionTrainer
+
+    with pytest.raises(PluginArgumentError, match="classification mode"):
+        DetectionTrainer(overrides={"model": "yolo11n.yaml", "data": str(digits_det_yaml), "ls_mode": "exclusive",
+                                    "project": str(tmp_path / "p")})
+    assert not (tmp_path / "p").exists()
+
+
+# ------------------------------------------------------------------------------------ multi-GPU relaunch
+@pytest.mark.parametrize("trainer_name,data_fixture", [("ClassificationTrainer", "digits_root"),
+                                                        ("DetectionTrainer", "digits_det_yaml")])
+def test_ddp_relaunch_round_trip_keeps_plugin_args(tmp_path, request, trainer_name, data_fixture):
+    """generate_ddp_file, then rebuild the trainer in a fresh interpreter exactly as the DDP worker script does."""
+    from ultralytics.utils.dist import generate_ddp_file
+
+    import yolo_ls
+
+    data = request.getfixturevalue(data_fixture)
+    model = "yolo11n-cls.yaml" if trainer_name == "ClassificationTrainer" else "yolo11n.yaml"
+    plugin = {"label_smoothing": 0.07, "ls_schedule": "cosine", "ls_final": 0.01, "ls_warmup_epochs": 1.0,
+              "ls_per_iter": True}
+    plugin["ls_mode"] = "exclusive" if trainer_name == "ClassificationTrainer" else "positive"
+    trainer = getattr(yolo_ls, trainer_name)(overrides={"model": model, "data": str(data), "epochs": 3,
+                                                        "project": str(tmp_path), "name": "ddp", **plugin})
+    file = generate_ddp_file(trainer)
+    state = Path(file).with_suffix(".pt")
+    code = f"""
+import json
+from ultralytics.utils import DEFAULT_CFG_DICT
+from ultralytics.utils.patches import torch_load
+state = torch_load({str(state)!r}, map_location="cpu")
+cfg = DEFAULT_CFG_DICT.copy()
+cfg.update(save_dir='')
+trainer = state["trainer"](cfg=cfg, overrides=state["args"], _callbacks=state["callbacks"])
+print("PLUGIN" + json.dumps(trainer.plugin_args))
+from yolo_ls.callbacks.smoothing import CALLBACKS
+print("CALLBACKS", [trainer.callbacks[e].count(fn) for e, fn in CALLBACKS.items()])
+print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)])
+"""
+    try:
+        proc = run_python(code)
+    finally:
+        Path(file).unlink(missing_ok=True)
+        state.unlink(missing_ok=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("PLUGIN"))
+    rebuilt = json.loads(line[len("PLUGIN"):])
+    assert rebuilt == {**trainer.plugin_args, "ls_prior": None}
+    # each plugin callback arrives with the pickled callbacks and is not registered a second time
+    assert "CALLBACKS [1, 1, 1]" in proc.stdout
+    expected = [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)]
+    assert f"EPS {expected}" in proc.stdout
+
+
+def test_ddp_relaunch_carries_a_callable_schedule(tmp_path, digits_root):
+    from ultralytics.utils.dist import generate_ddp_file
+
+    import yolo_ls
+
+    overrides = {"model": "yolo11n-cls.yaml", "data": str(digits_root), "epochs": 4, "project": str(tmp_path),
+                 "label_smoothing": 0.1, "ls_schedule": lambda e, n: 0.1 * (1 - e / n)}  # noqa: E731
+    trainer = yolo_ls.ClassificationTrainer(overrides=overrides)
+    file = generate_ddp_file(trainer)
+    state = Path(file).with_suffix(".pt")
+    code = f"""
+from ultralytics.utils import DEFAULT_CFG_DICT
+from ultralytics.utils.patches import torch_load
+state = torch_load({str(state)!r}, map_location="cpu")
+trainer = state["trainer"](cfg=DEFAULT_CFG_DICT.copy(), overrides=state["args"], _callbacks=state["callbacks"])
+print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0, 1, 2, 3)])
+"""
+    try:
+        proc = run_python(code)
+    finally:
+        Path(file).unlink(missing_ok=True)
+        state.unlink(missing_ok=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "EPS [0.1, 0.075, 0.05, 0.025]" in proc.stdout
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "yolo_ls.cli", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["train", "model=yolo11n-cls.yaml", "label_smothing=0.1"], 2, "Similar arguments are i.e. ['label_smoothing"),
+        (["train", "model=yolo11n-cls.yaml", "ls_mdoe=uniform"], 2, "ls_mode"),
+        (["train", "model=yolo11n-cls.yaml", "data=digits", "label_smoothing=1.5"], 2, "'label_smoothing=1.5'"),
+        (["train", "model=yolo11n-cls.yaml", "epohcs=3"], 2, "epochs"),
+        (["fly", "model=yolo11n-cls.yaml"], 2, "not a valid yolo-ls mode"),
+        (["model=yolo11n-cls.yaml"], 2, "'mode' is missing"),
+    ],
+)
+def test_cli_errors_are_one_line_not_tracebacks(tmp_path, args, code, message):
+    proc = _cli(*args, f"project={tmp_path}")
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not any(tmp_path.iterdir()), "the CLI wrote a run folder for bad input"
+
+
+def test_cli_help_version_cfg():
+    out = _cli("help").stdout
+    for name, arg in ARG_TABLE.items():
+        assert f"{name}={arg.default}" in out
+    assert "yolo-ls" in _cli("version").stdout and "ultralytics" in _cli("version").stdout
+    import yaml
+
+    assert yaml.safe_load(_cli("cfg").stdout) == DEFAULTS

@@ -1,0 +1,162 @@
+"""The ``yolo-ls`` command: the ``yolo`` grammar (``yolo-ls [task] mode key=value ...``) plus the plugin arguments.
+
+    yolo-ls train model=yolo11n-cls.yaml data=digits imgsz=32 epochs=3 label_smoothing=0.1
+    yolo-ls val model=runs/classify/train/weights/best.pt data=digits
+    yolo-ls help | version | cfg
+
+Arguments are parsed by Ultralytics' own helpers (``merge_equals_args``, ``parse_key_value_pair``), so values have the
+same types as with ``yolo``. Bad input ends with one error line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from yolo_ls import __version__
+from yolo_ls.config import ARGS, DEFAULTS, PluginArgumentError, check_keys
+
+MODES = ("train", "val", "predict", "export")
+TASKS = ("classify", "detect", "segment", "pose", "obb")
+SPECIAL = ("help", "version", "cfg")
+
+
+def help_text() -> str:
+    """``yolo-ls help``: usage and one line per plugin argument, read from the argument table."""
+    width = max(len(a.name) for a in ARGS) + max(len(repr(a.default)) for a in ARGS) + 3
+    rows = "\n".join(f"    {(a.name + '=' + str(a.default)).ljust(width)} {a.help}" for a in ARGS)
+    return (
+        f"yolo-ls {__version__}: Ultralytics YOLO with label smoothing in the loss.\n\n"
+        "Usage: yolo-ls [TASK] MODE ARGS...    (the 'yolo' grammar; every Ultralytics argument works too)\n"
+        f"    TASK (optional) is one of {list(TASKS)}\n"
+        f"    MODE is one of {list(MODES)}, or a special command: {list(SPECIAL)}\n\n"
+        "Examples:\n"
+        "    yolo-ls train model=yolo11n-cls.yaml data=digits imgsz=32 epochs=3 label_smoothing=0.1\n"
+        "    yolo-ls detect train model=yolo11n.yaml data=digits-det imgsz=128 label_smoothing=0.05 ls_mode=fg\n"
+        "    yolo-ls val model=runs/classify/train/weights/best.pt data=digits\n\n"
+        f"Plugin arguments (defaults):\n{rows}\n\n"
+        "Ultralytics arguments: https://docs.ultralytics.com/usage/cfg/"
+    )
+
+
+def cfg_text() -> str:
+    """``yolo-ls cfg``: the plugin defaults as YAML."""
+    import yaml
+
+    return yaml.safe_dump(dict(DEFAULTS), sort_keys=False).rstrip()
+
+
+def version_text() -> str:
+    """``yolo-ls version``: versions of yolo-ls, Ultralytics and torch."""
+    import torch
+    import ultralytics
+
+    return f"yolo-ls {__version__}\nultralytics {ultralytics.__version__}\ntorch {torch.__version__}"
+
+
+def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, Any]]:
+    """Parse ``[task] mode key=value ...`` into (task, mode, overrides) with Ultralytics' own value parsing.
+
+    Raises:
+        SyntaxError: For a malformed or unknown argument, with a "did you mean" over Ultralytics and plugin keys.
+    """
+    from ultralytics.cfg import merge_equals_args, parse_key_value_pair
+    from ultralytics.utils import DEFAULT_CFG_DICT, YAML, checks
+
+    task = mode = None
+    overrides: dict[str, Any] = {}
+    cfg_file: dict[str, Any] = {}
+    for a in merge_equals_args(list(argv)):
+        a = a[2:] if a.startswith("--") else a
+        a = a[:-1] if a.endswith(",") else a
+        if "=" in a:
+            k, v = parse_key_value_pair(a)
+            if k == "cfg" and v is not None:
+                cfg_file = {k2: v2 for k2, v2 in YAML.load(checks.check_yaml(v)).items() if k2 != "cfg"}
+            else:
+                overrides[k] = v
+        elif a in TASKS:
+            task = a
+        elif a in MODES:
+            mode = a
+        elif a in DEFAULT_CFG_DICT and isinstance(DEFAULT_CFG_DICT[a], bool):
+            overrides[a] = True  # 'yolo-ls val plots' sets plots=True, as with 'yolo'
+        elif a in DEFAULT_CFG_DICT or a in DEFAULTS:
+            default = DEFAULTS.get(a, DEFAULT_CFG_DICT.get(a))
+            raise SyntaxError(f"'{a}' is a valid argument but is missing an '=' sign to set it, i.e. '{a}={default}'")
+        else:
+            from difflib import get_close_matches
+
+            similar = get_close_matches(a, [*MODES, *TASKS, *SPECIAL, *DEFAULTS, *DEFAULT_CFG_DICT])
+            hint = f" Similar arguments are i.e. {similar}." if similar else ""
+            raise SyntaxError(
+                f"'{a}' is not a valid yolo-ls mode, task or key=value argument. Valid modes are {list(MODES)}.{hint}"
+            )
+    overrides = {**cfg_file, **overrides}
+    check_keys([k for k in overrides if k not in ("task", "mode")])
+    task = overrides.pop("task", task)
+    mode = overrides.pop("mode", mode)
+    return task, mode, overrides
+
+
+def run(task: str | None, mode: str | None, overrides: dict[str, Any]) -> Any:
+    """Execute one parsed command through :class:`yolo_ls.YOLO`."""
+    from ultralytics.cfg import TASK2MODEL
+    from ultralytics.utils import LOGGER
+
+    from yolo_ls.model import YOLO
+
+    if mode is None:
+        raise SyntaxError(f"'mode' is missing. Valid modes are {list(MODES)}, i.e. 'yolo-ls train ...'.")
+    if mode not in MODES:
+        raise SyntaxError(f"Invalid 'mode={mode}'. Valid modes are {list(MODES)}.")
+    if task is not None and task not in TASKS:
+        raise SyntaxError(f"Invalid 'task={task}'. Valid tasks are {list(TASKS)}.")
+    model = overrides.pop("model", None)
+    if model is None:
+        model = TASK2MODEL[task or "detect"]
+        LOGGER.warning(f"'model' argument is missing. Using default 'model={model}'.")
+    if mode in ("predict", "export"):
+        plugin = [k for k in overrides if k in DEFAULTS]
+        if plugin:
+            raise PluginArgumentError(f"{plugin} only apply to 'train' and 'val', not to '{mode}'.")
+    yolo = YOLO(model, task=task)
+    return getattr(yolo, mode)(**overrides)
+
+
+def entrypoint(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``yolo-ls``. Returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = argv[0].lstrip("-").lower() if argv else "help"
+    if first in ("help", "h"):
+        print(help_text())
+        return 0
+    if first == "version":
+        print(version_text())
+        return 0
+    if first == "cfg":
+        print(cfg_text())
+        return 0
+    try:
+        task, mode, overrides = parse_args(argv)
+        run(task, mode, overrides)
+    except (SyntaxError, PluginArgumentError) as e:
+        print(f"yolo-ls: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, RuntimeError, TypeError, ValueError) as e:
+        print(f"yolo-ls: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> None:  # pragma: no cover - exercised through the console script
+    """``python -m yolo_ls`` / console script wrapper."""
+    sys.exit(entrypoint())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+
+__all__ = ("entrypoint", "help_text", "cfg_text", "version_text", "parse_args", "run")

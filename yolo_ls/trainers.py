@@ -1,0 +1,297 @@
+"""Thin subclasses of the Ultralytics trainers: plugin arguments in, smoothing into the loss, checkpoints kept stock.
+
+How a plugin argument travels (the same road for every task)::
+
+    YOLO.train(label_smoothing=0.1) / trainer=... / yolo-ls CLI
+      -> overrides -> LabelSmoothingMixin.__init__: popped before Ultralytics' get_cfg (which would drop
+         label_smoothing and reject ls_*), validated, then set on trainer.args and re-saved in args.yaml
+      -> _setup_train: LabelSmoothingState(ε) on the device, install_smoothing() into the model's and EMA's criterion
+      -> callbacks/smoothing.py: ε = schedule(epoch) written in place each epoch (or each step with ls_per_iter)
+
+Plugin keys live in ``trainer.args`` so that Ultralytics' multi-GPU relaunch, which rebuilds the trainer from
+``vars(trainer.args)``, hands them to every worker. They are hidden from ``args`` only while Ultralytics re-runs its
+own config checks (building the validator) or pickles ``args`` into a checkpoint, so ``best.pt``/``last.pt`` hold stock
+Ultralytics objects only. The plugin arguments ride in the checkpoint as a plain dict (``ckpt["ema"].yolo_ls``) so that
+``resume=True`` restores them: Ultralytics' resume path would otherwise drop ``label_smoothing`` silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ultralytics.cfg import cfg2dict
+from ultralytics.models import yolo
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
+from ultralytics.utils.torch_utils import unwrap_model
+
+from yolo_ls import __version__
+from yolo_ls.callbacks import smoothing as smoothing_callbacks
+from yolo_ls.config import (
+    PLUGIN_KEYS,
+    PluginArgumentError,
+    build_schedule_from_args,
+    check_keys,
+    check_num_classes,
+    resolve_plugin_args,
+    split_plugin_args,
+)
+from yolo_ls.datasets import resolve_data
+from yolo_ls.losses import LabelSmoothingState, install_smoothing
+
+PREFIX = colorstr("yolo-ls:")
+
+
+@contextmanager
+def hidden_plugin_args(args: Any) -> Iterator[dict[str, Any]]:
+    """Temporarily remove the plugin keys from an args namespace (restored on exit, even on error)."""
+    saved = {k: args.__dict__.pop(k) for k in list(vars(args)) if k in PLUGIN_KEYS}
+    try:
+        yield saved
+    finally:
+        vars(args).update(saved)
+
+
+def plugin_args_of(args: Any) -> dict[str, Any]:
+    """The plugin arguments held in a trainer's args namespace."""
+    return {k: v for k, v in vars(args).items() if k in PLUGIN_KEYS}
+
+
+def dataset_num_classes(data: Any, task: str) -> int:
+    """Number of classes of a dataset, resolved the way the Ultralytics trainer will resolve it."""
+    from ultralytics.data.utils import check_cls_dataset, check_det_dataset
+
+    info = check_cls_dataset(data) if task == "classify" else check_det_dataset(data)
+    return int(info["nc"])
+
+
+def _yaml_safe(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, list, tuple, dict, type(None))) else repr(value)
+
+
+_CALLABLE = "callable:"
+
+
+def serialize_plugin_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Plugin arguments as plain values for a checkpoint: a callable schedule is stored by its import path."""
+    out = dict(args)
+    fn = out.get("ls_schedule")
+    if callable(fn):
+        out["ls_schedule"] = f"{_CALLABLE}{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+    return {k: _yaml_safe(v) for k, v in out.items()}
+
+
+def deserialize_plugin_args(saved: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Undo :func:`serialize_plugin_args`: re-import a callable schedule, or take the one passed again on resume.
+
+    Raises:
+        PluginArgumentError: When the callable can be neither imported nor found among the given arguments.
+    """
+    out = dict(saved)
+    sched = out.get("ls_schedule")
+    if isinstance(sched, str) and sched.startswith(_CALLABLE):
+        if callable(given.get("ls_schedule")):
+            out["ls_schedule"] = given["ls_schedule"]
+        else:
+            import importlib
+
+            module, _, qualname = sched[len(_CALLABLE) :].partition(":")
+            try:
+                obj: Any = importlib.import_module(module)
+                for part in qualname.split("."):
+                    obj = getattr(obj, part)
+            except Exception:
+                raise PluginArgumentError(
+                    f"The run was trained with the callable ls_schedule {qualname!r} from {module!r}, which cannot "
+                    "be imported to resume it (a lambda or a function defined in __main__?). Pass it again: "
+                    "model.train(resume=True, ls_schedule=your_function)."
+                ) from None
+            out["ls_schedule"] = obj
+    return out
+
+
+def checkpoint_plugin_state(path: str | Path) -> dict[str, Any] | None:
+    """The yolo-ls state saved in a checkpoint (``{"version", "args"}``), or None for a checkpoint without it."""
+    from ultralytics.utils.patches import torch_load
+
+    ckpt = torch_load(str(path), map_location="cpu", weights_only=False)
+    model = ckpt.get("ema") or ckpt.get("model")
+    state = getattr(model, "yolo_ls", None)
+    return dict(state) if isinstance(state, Mapping) else None
+
+
+def drop_rows_after(csv: Path, epoch: int) -> None:
+    """Keep only the rows of a per-epoch CSV whose 1-based ``epoch`` is <= ``epoch``; rewritten atomically.
+
+    Ultralytics appends the results.csv row of an epoch before it saves that epoch's checkpoint, so a run killed in
+    between resumes from the previous checkpoint and would write the epoch twice.
+    """
+    import os
+
+    import pandas as pd
+
+    if not csv.exists():
+        return
+    df = pd.read_csv(csv)
+    col = next((c for c in df.columns if c.strip() == "epoch"), None)
+    if col is None or (df[col] <= epoch).all():
+        return
+    tmp = csv.with_suffix(".csv.tmp")
+    text = df[df[col] <= epoch].to_csv(index=False, float_format="%.6g")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, csv)
+    LOGGER.info(f"{PREFIX} dropped rows after epoch {epoch} from {csv.name}: they are trained again on resume")
+
+
+class LabelSmoothingMixin:
+    """Plugin behaviour shared by every yolo-ls trainer. Subclasses set ``ls_task``."""
+
+    ls_task: str = "detect"
+
+    def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks: Any = None):
+        overrides = dict(overrides or {})
+        given: dict[str, Any] = {}
+        if isinstance(cfg, (str, Path, dict)):  # a cfg file or dict may carry plugin keys too; overrides win
+            cfg, given = split_plugin_args(cfg2dict(cfg))
+        overrides, from_overrides = split_plugin_args(overrides)
+        given.update(from_overrides)
+        check_keys(overrides)  # one "did you mean" over Ultralytics' and the plugin's keys together
+
+        resuming = bool(overrides.get("resume"))
+        plugin = None
+        if not resuming:  # validate before Ultralytics creates the run folder
+            plugin = resolve_plugin_args(given, self.ls_task)
+            epochs = overrides.get("epochs", (cfg if isinstance(cfg, dict) else cfg2dict(cfg)).get("epochs"))
+            build_schedule_from_args(plugin, epochs)
+        if "data" in overrides:
+            overrides["data"] = resolve_data(overrides["data"])
+        if plugin is not None:
+            if plugin["ls_mode"] == "exclusive" or plugin["ls_prior"] is not None:
+                check_num_classes(plugin, dataset_num_classes(overrides.get("data"), self.ls_task))
+
+        super().__init__(cfg, overrides, _callbacks)
+        if self.resume:
+            plugin = self._resume_plugin_args(given)
+        vars(self.args).update(plugin)
+        if RANK in {-1, 0}:
+            YAML.save(self.save_dir / "args.yaml", {k: _yaml_safe(v) for k, v in vars(self.args).items()})
+            LOGGER.info(f"{PREFIX} " + ", ".join(f"{k}={v}" for k, v in serialize_plugin_args(plugin).items()))
+        self.ls_schedule = build_schedule_from_args(plugin, self.epochs)
+        self.ls_state: LabelSmoothingState | None = None
+        self.ls_applied: list[tuple[float, float]] = []
+        for event, fn in smoothing_callbacks.CALLBACKS.items():
+            if fn not in self.callbacks[event]:  # the DDP relaunch hands the parent's callbacks back in
+                self.add_callback(event, fn)
+
+    # ------------------------------------------------------------------------------------------------ arguments
+    def _resume_plugin_args(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Plugin arguments of the run being resumed, read from its checkpoint (values given now are ignored)."""
+        state = checkpoint_plugin_state(self.args.resume)
+        if state is None:
+            LOGGER.warning(
+                f"{PREFIX} {self.args.resume} holds no yolo-ls state (not trained with yolo-ls?); "
+                f"resuming with the plugin arguments given now: {given or 'defaults'}."
+            )
+            return resolve_plugin_args(given, self.ls_task)
+        saved = resolve_plugin_args(deserialize_plugin_args(state["args"], given), self.ls_task)
+        ignored = [k for k, v in given.items() if k in saved and v != saved[k]]
+        if ignored:
+            LOGGER.warning(
+                f"{PREFIX} Resume ignores {ignored}, using checkpoint values. Start a new run to change them."
+            )
+        return saved
+
+    @property
+    def plugin_args(self) -> dict[str, Any]:
+        """The plugin arguments of this run."""
+        return plugin_args_of(self.args)
+
+    # --------------------------------------------------------------------------------------------- Ultralytics hooks
+    def get_validator(self):
+        """Build the stock validator; Ultralytics re-checks ``args`` there, so the plugin keys are hidden meanwhile."""
+        with hidden_plugin_args(self.args):
+            return super().get_validator()
+
+    def save_model(self):
+        """Save stock checkpoints: plugin keys hidden from the pickled args, and kept as a plain dict on the EMA."""
+        self.ema.ema.yolo_ls = {"version": __version__, "args": serialize_plugin_args(self.plugin_args)}
+        with hidden_plugin_args(self.args):
+            return super().save_model()
+
+    def save_metrics(self, metrics: dict[str, Any]) -> None:
+        """Append the ε in effect this epoch to results.csv (so results.png, TensorBoard and MLflow show it)."""
+        super().save_metrics({**metrics, "label_smoothing": round(smoothing_callbacks.epoch_value(self), 6)})
+
+    def _setup_train(self):
+        """Stock set-up, then smoothing into the criteria of the model and of its EMA (the val loss)."""
+        super()._setup_train()
+        if self.resume and RANK in {-1, 0}:
+            drop_rows_after(self.csv, self.start_epoch)
+        self.setup_smoothing()
+
+    def setup_smoothing(self) -> None:
+        """Create the device-side ε and install it in every criterion that computes a loss for this run."""
+        args = self.plugin_args
+        nc = int(self.data["nc"])
+        check_num_classes(args, nc)
+        prior = args["ls_prior"]
+        if args["ls_mode"] == "prior" and prior is None:
+            prior = self.class_frequencies()
+        self.ls_state = LabelSmoothingState(args["label_smoothing"], device=self.device)
+        models = [unwrap_model(self.model)] + ([self.ema.ema] if self.ema else [])
+        for m in models:
+            install_smoothing(m, self.ls_state, task=self.ls_task, mode=args["ls_mode"], num_classes=nc, prior=prior)
+
+    def class_frequencies(self) -> list[float]:
+        """Class frequencies of the training set (the default prior)."""
+        dataset = self.train_loader.dataset
+        if hasattr(dataset, "samples"):  # ClassificationDataset
+            labels = np.array([s[1] for s in dataset.samples], dtype=np.int64)
+        else:  # YOLODataset
+            labels = np.concatenate([lb["cls"].reshape(-1) for lb in dataset.labels]).astype(np.int64)
+        counts = np.bincount(labels, minlength=int(self.data["nc"])).astype(float)
+        if counts.sum() <= 0:
+            raise PluginArgumentError("'ls_mode=prior' found no training labels to estimate class frequencies from.")
+        return (counts / counts.sum()).tolist()
+
+
+class ClassificationTrainer(LabelSmoothingMixin, yolo.classify.ClassificationTrainer):
+    """Ultralytics ``ClassificationTrainer`` with label smoothing in the loss."""
+
+    ls_task = "classify"
+
+
+class DetectionTrainer(LabelSmoothingMixin, yolo.detect.DetectionTrainer):
+    """Ultralytics ``DetectionTrainer`` with label smoothing in the classification term of the loss."""
+
+    ls_task = "detect"
+
+
+class SegmentationTrainer(LabelSmoothingMixin, yolo.segment.SegmentationTrainer):
+    """Ultralytics ``SegmentationTrainer`` with label smoothing in the classification term of the loss."""
+
+    ls_task = "segment"
+
+
+class PoseTrainer(LabelSmoothingMixin, yolo.pose.PoseTrainer):
+    """Ultralytics ``PoseTrainer`` with label smoothing in the classification term of the loss."""
+
+    ls_task = "pose"
+
+
+class OBBTrainer(LabelSmoothingMixin, yolo.obb.OBBTrainer):
+    """Ultralytics ``OBBTrainer`` with label smoothing in the classification term of the loss."""
+
+    ls_task = "obb"
+
+
+TRAINERS = {
+    "classify": ClassificationTrainer,
+    "detect": DetectionTrainer,
+    "segment": SegmentationTrainer,
+    "pose": PoseTrainer,
+    "obb": OBBTrainer,
+}
