@@ -336,7 +336,7 @@ def test_warmup_out_of_range(warmup):
 
 @pytest.mark.parametrize("eps", [1.0, -0.1, float("nan")])
 def test_eps_out_of_range(eps):
-    with pytest.raises(ValueError, match="eps"):
+    with pytest.raises(ValueError, match="label_smoothing"):
         build_schedule("constant", eps, 5)
 
 

@@ -87,6 +87,21 @@ def _optional_positive_int(name: str, value: Any) -> int | None:
     return None if value is None else _positive_int(name, value)
 
 
+def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        if not _is_number(value) or not math.isfinite(value) or int(value) != value or not lo <= value <= hi:
+            raise _invalid(name, value, f"integers in [{lo}, {hi}], i.e. 15")
+        return int(value)
+
+    return check
+
+
+def _closed_unit(name: str, value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise _invalid(name, value, "floats between 0.0 and 1.0, i.e. 0.25")
+    return float(value)
+
+
 def _decay(name: str, value: Any) -> float:
     if not _is_number(value) or not math.isfinite(value) or not 0.0 < value <= 1.0:
         raise _invalid(name, value, "floats in (0.0, 1.0] (a decay factor), i.e. 0.5")
@@ -171,6 +186,14 @@ ARGS: tuple[PluginArg, ...] = (
         _bool,
         "True or False",
     ),
+    PluginArg("calibration", True, "measure calibration at every validation (calibration.csv, calib/* metrics)",
+              _bool, "True or False"),
+    PluginArg("calib_bins", 15, "equal-width confidence bins for ECE/MCE and the reliability diagrams",
+              _int_range(2, 1000), "an integer in [2, 1000]"),
+    PluginArg("calib_conf", 0.25, "detection: predictions below this confidence are left out of d_ece",
+              _closed_unit, "a float in [0.0, 1.0]"),
+    PluginArg("calib_plots", "all", "reliability diagrams: all (every epoch + final), final, off",
+              _choice(("all", "final", "off")), "one of all, final, off"),
 )
 
 ARG_TABLE: dict[str, PluginArg] = {a.name: a for a in ARGS}

@@ -30,6 +30,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from yolo_ls import __version__
 from yolo_ls.callbacks import smoothing as smoothing_callbacks
+from yolo_ls.callbacks.calibration import CalibrationCallbacks
 from yolo_ls.config import (
     PLUGIN_KEYS,
     PluginArgumentError,
@@ -41,6 +42,7 @@ from yolo_ls.config import (
 )
 from yolo_ls.datasets import resolve_data
 from yolo_ls.losses import LabelSmoothingState, install_smoothing
+from yolo_ls.utils import drop_rows_after
 
 PREFIX = colorstr("yolo-ls:")
 
@@ -123,29 +125,6 @@ def checkpoint_plugin_state(path: str | Path) -> dict[str, Any] | None:
     return dict(state) if isinstance(state, Mapping) else None
 
 
-def drop_rows_after(csv: Path, epoch: int) -> None:
-    """Keep only the rows of a per-epoch CSV whose 1-based ``epoch`` is <= ``epoch``; rewritten atomically.
-
-    Ultralytics appends the results.csv row of an epoch before it saves that epoch's checkpoint, so a run killed in
-    between resumes from the previous checkpoint and would write the epoch twice.
-    """
-    import os
-
-    import pandas as pd
-
-    if not csv.exists():
-        return
-    df = pd.read_csv(csv)
-    col = next((c for c in df.columns if c.strip() == "epoch"), None)
-    if col is None or (df[col] <= epoch).all():
-        return
-    tmp = csv.with_suffix(".csv.tmp")
-    text = df[df[col] <= epoch].to_csv(index=False, float_format="%.6g")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, csv)
-    LOGGER.info(f"{PREFIX} dropped rows after epoch {epoch} from {csv.name}: they are trained again on resume")
-
-
 class LabelSmoothingMixin:
     """Plugin behaviour shared by every yolo-ls trainer. Subclasses set ``ls_task``."""
 
@@ -185,6 +164,8 @@ class LabelSmoothingMixin:
         for event, fn in smoothing_callbacks.CALLBACKS.items():
             if fn not in self.callbacks[event]:  # the DDP relaunch hands the parent's callbacks back in
                 self.add_callback(event, fn)
+        if plugin["calibration"]:
+            CalibrationCallbacks(plugin["calib_bins"], plugin["calib_plots"], plugin["calib_conf"]).register(self)
 
     # ------------------------------------------------------------------------------------------------ arguments
     def _resume_plugin_args(self, given: dict[str, Any]) -> dict[str, Any]:
@@ -228,8 +209,8 @@ class LabelSmoothingMixin:
     def _setup_train(self):
         """Stock set-up, then smoothing into the criteria of the model and of its EMA (the val loss)."""
         super()._setup_train()
-        if self.resume and RANK in {-1, 0}:
-            drop_rows_after(self.csv, self.start_epoch)
+        if self.resume and RANK in {-1, 0} and drop_rows_after(self.csv, self.start_epoch):
+            LOGGER.info(f"{PREFIX} dropped rows after epoch {self.start_epoch} from {self.csv.name}: trained again now")
         self.setup_smoothing()
 
     def setup_smoothing(self) -> None:

@@ -105,7 +105,7 @@ def _bin_index(conf: Tensor, n_bins: int) -> Tensor:
     """
     conf = _as_float(conf)
     edges = _bin_edges(n_bins, conf.dtype, conf.device)
-    return (torch.bucketize(conf, edges, right=True) - 1).clamp_(0, n_bins - 1)
+    return (torch.bucketize(conf.contiguous(), edges, right=True) - 1).clamp_(0, n_bins - 1)
 
 
 def _scatter_sums(
