@@ -6,6 +6,9 @@ label_smoothing=0.1 and prints where the run folder is.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from yolo_ls import YOLO
 from yolo_ls.datasets import digits
 
@@ -15,9 +18,12 @@ def main() -> None:
     model = YOLO("yolo11n-cls.yaml")
     model.train(data=str(data), epochs=10, imgsz=32, batch=64, device="cpu", workers=0, seed=0,
                 label_smoothing=0.1, name="demo-digits-ls0.1", exist_ok=True)
-    run = model.trainer.save_dir
+    run = Path(model.trainer.save_dir)
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    if docs.is_dir():  # the README shows the demo's final reliability diagram
+        shutil.copyfile(run / "calibration" / "reliability.png", docs / "demo_reliability.png")
     print(f"\nyolo-ls demo finished. Run folder: {run.resolve()}")
-    print("  results.csv (see the label_smoothing column), args.yaml, weights/best.pt, label_smoothing.png")
+    print("  results.csv (label_smoothing and calib/* columns), calibration.csv, calibration/*.png, weights/best.pt")
 
 
 if __name__ == "__main__":

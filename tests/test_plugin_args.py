@@ -198,3 +198,9 @@ def test_cli_help_version_cfg():
     import yaml
 
     assert yaml.safe_load(_cli("cfg").stdout) == DEFAULTS
+
+
+def test_readme_argument_table_is_the_config_table():
+    from yolo_ls.config import markdown_table
+
+    assert markdown_table() in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -148,7 +148,7 @@ ARGS: tuple[PluginArg, ...] = (
     PluginArg(
         "ls_mode",
         "auto",
-        "where ε goes: classify uniform|exclusive|prior, detect fg|all|positive; auto = uniform or fg by task",
+        "where ε goes: classify uniform/exclusive/prior, detect fg/all/positive; auto = uniform or fg by task",
         _choice(("auto", *CLASSIFY_MODES, *DETECT_MODES)),
         f"auto, {', '.join(CLASSIFY_MODES)} (classify) or {', '.join(DETECT_MODES)} (detect, segment, pose, obb)",
     ),
@@ -317,3 +317,11 @@ def check_num_classes(args: Mapping[str, Any], nc: int) -> None:
         raise PluginArgumentError(
             f"'ls_prior' has {len(prior)} weights but the dataset has nc={nc} classes. Give one weight per class."
         )
+
+
+def markdown_table() -> str:
+    """The plugin argument table as Markdown, as README.md shows it (a test keeps the two identical)."""
+    rows = ["| argument | default | allowed | what it does |", "|---|---|---|---|"]
+    for a in ARGS:
+        rows.append(f"| `{a.name}` | `{a.default}` | {a.allowed} | {a.help} |")
+    return "\n".join(rows)
