@@ -1,5 +1,14 @@
 """Offline datasets for yolo-ls examples, tests and benchmarks."""
 
 from yolo_ls.datasets.digits import DATASET_ALIASES, default_root, digits, digits_detection, resolve_data
+from yolo_ls.datasets.noise import NOISE_KINDS, add_label_noise
 
-__all__ = ("DATASET_ALIASES", "default_root", "digits", "digits_detection", "resolve_data")
+__all__ = (
+    "DATASET_ALIASES",
+    "NOISE_KINDS",
+    "add_label_noise",
+    "default_root",
+    "digits",
+    "digits_detection",
+    "resolve_data",
+)

@@ -1,0 +1,493 @@
+"""Synthetic label noise for robustness studies of label smoothing.
+
+`add_label_noise` copies a classification (ImageFolder) or YOLO detection dataset to a new folder and flips an exact,
+seeded fraction of the labels of chosen splits, recording every flip in `noise_manifest.csv` and the parameters in
+`noise.json`. The source dataset is never modified.
+
+Only the `train` split is corrupted by default: the validation split measures a model against the TRUE labels, so a
+clean `val` is what shows whether label smoothing makes training robust to noisy supervision. Corrupting `val` too
+would measure agreement with the noise instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from ultralytics.utils import LOGGER
+
+from yolo_ls.datasets.digits import MARKER, _int_param
+
+__all__ = ("NOISE_KINDS", "add_label_noise")
+
+NOISE_KINDS = ("symmetric", "pairflip")
+MANIFEST = "noise_manifest.csv"
+PARAMS_FILE = "noise.json"
+CLS_SPLITS = ("train", "val", "validation", "valid", "test")  # split folders Ultralytics knows for classification
+DET_SPLITS = ("train", "val", "test", "minival")  # split keys Ultralytics resolves in a detection data YAML
+SKIP_SUFFIXES = (".cache",)  # Ultralytics label caches describe the source labels: never copied
+
+
+def _img_formats() -> set[str]:
+    """Return Ultralytics' image suffixes (lowercase, without dot)."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    return set(IMG_FORMATS)
+
+
+def _is_image(path: Path, formats: set[str]) -> bool:
+    """Return True if `path` has an image suffix Ultralytics reads."""
+    return path.suffix[1:].lower() in formats
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Return True if the resolved `path` is `root` or lies below it."""
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link `src` to `dst` (same filesystem), else copy it with its metadata."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """Return (sorted relative dirs, sorted relative files) below `root`, without following directory symlinks."""
+    dirs, files = [], []
+    for d, dnames, fnames in os.walk(root):
+        base = Path(d).relative_to(root)
+        dirs += [base / n for n in dnames]
+        files += [base / n for n in fnames]
+    return sorted(dirs), sorted(files)
+
+
+def _validate(rate: Any, kind: Any, seed: Any, splits: Any) -> tuple[float, str, int, tuple[str, ...]]:
+    """Validate the noise parameters and return them normalised (rate float, kind, seed int, unique splits)."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise TypeError(f"rate must be a number in [0, 1], not {type(rate).__name__}")
+    rate = float(rate)
+    if math.isnan(rate) or not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    if kind not in NOISE_KINDS:
+        close = difflib.get_close_matches(str(kind), NOISE_KINDS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"unknown noise kind '{kind}'.{hint} Choose from {', '.join(NOISE_KINDS)}.")
+    seed = _int_param("seed", seed, 0)
+    if isinstance(splits, str):
+        splits = (splits,)
+    splits = tuple(dict.fromkeys(str(s) for s in splits))
+    if not splits:
+        raise ValueError("splits must name at least one split to corrupt, e.g. ('train',)")
+    return rate, kind, seed, splits
+
+
+def _check_dst(dst: str | Path) -> Path:
+    """Resolve `dst` and raise FileExistsError if it exists and is not an empty directory."""
+    dst = Path(dst).expanduser().resolve()
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise FileExistsError(
+            f"yolo-ls: noisy dataset destination {dst} already exists and is not an empty directory; "
+            "add_label_noise only writes to a new folder. Pass another dst (or delete it yourself)."
+        )
+    return dst
+
+
+def _flips(
+    rng: np.random.Generator, classes: np.ndarray, rate: float, kind: str, nc: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose exactly round(rate * n) labels uniformly without replacement; return (sorted indices, new classes)."""
+    n = len(classes)
+    k = round(rate * n)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    idx = np.sort(rng.choice(n, size=k, replace=False))
+    old = classes[idx]
+    if kind == "pairflip":
+        new = (old + 1) % nc
+    else:  # symmetric: uniform over the nc - 1 OTHER classes
+        offset = rng.integers(0, nc - 1, size=k)
+        new = offset + (offset >= old)
+    return idx, new.astype(np.int64)
+
+
+def _detect_kind(src: Path) -> tuple[str, Path]:
+    """Return ("detect", yaml path) or ("classify", root) for `src`, raising ValueError if it is neither."""
+    if src.is_file():
+        if src.suffix.lower() in {".yaml", ".yml"}:
+            return "detect", src
+        raise ValueError(f"yolo-ls: {src} is a file but not a data YAML (.yaml/.yml); cannot add label noise to it.")
+    if src.is_dir():
+        if (src / "data.yaml").is_file():
+            return "detect", src / "data.yaml"
+        train = src / "train"
+        if train.is_dir() and any(p.is_dir() for p in train.iterdir()):
+            return "classify", src
+    raise ValueError(
+        f"yolo-ls: {src} is neither an ImageFolder classification root (with train/<class>/ folders) nor a YOLO "
+        "detection dataset (a data YAML, or a folder holding data.yaml)."
+    )
+
+
+def _build(dst: Path, write: Callable[[Path], None]) -> None:
+    """Run `write(tmp)` in a temporary sibling of `dst`, then rename it into place (no partial dst on failure)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
+    try:
+        tmp.chmod(0o755)
+        write(tmp)
+        if dst.is_dir() and not any(dst.iterdir()):
+            dst.rmdir()
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)  # only ever our own temporary folder
+
+
+def _unique_name(rel: Path, taken: set[Path]) -> Path:
+    """Return `rel`, or `<stem>_noisy<k><suffix>` with the smallest k >= 1 not in `taken` (deterministic)."""
+    if rel not in taken:
+        return rel
+    k = 1
+    while (cand := rel.with_name(f"{rel.stem}_noisy{k}{rel.suffix}")) in taken:
+        k += 1
+    return cand
+
+
+def _noise_classify(
+    root: Path, dst: Path, rate: float, kind: str, seed: int, splits: tuple[str, ...]
+) -> tuple[dict, dict[int, str], Callable[[Path], None]]:
+    """Plan a noisy copy of an ImageFolder root; return (counts, names, writer of the copy into a folder)."""
+    formats = _img_formats()
+    names = dict(enumerate(sorted(p.name for p in (root / "train").iterdir() if p.is_dir())))
+    nc = len(names)
+    if nc < 2:
+        raise ValueError(f"yolo-ls: label noise needs at least 2 classes, {root / 'train'} has {nc}.")
+    index = {v: k for k, v in names.items()}
+    available = [s for s in CLS_SPLITS if (root / s).is_dir()]
+    missing = [s for s in splits if s not in available]
+    if missing:
+        raise ValueError(f"yolo-ls: split(s) {missing} not found in {root}; available splits: {available}.")
+
+    rng = np.random.default_rng(seed)
+    moves: dict[Path, Path] = {}  # src-relative image -> dst-relative image for every flipped image
+    counts, rows = {}, []
+    for split in splits:
+        images, classes = [], []
+        for cdir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
+            if cdir.name not in index:
+                raise ValueError(
+                    f"yolo-ls: class folder {cdir} is not a class of {root / 'train'} ({list(names.values())})."
+                )
+            files = sorted(p for p in cdir.rglob("*") if p.is_file() and _is_image(p, formats))
+            images += [p.relative_to(root) for p in files]
+            classes += [index[cdir.name]] * len(files)
+        idx, new = _flips(rng, np.asarray(classes, dtype=np.int64), rate, kind, nc)
+        flipped = set(idx.tolist())
+        taken = {rel for i, rel in enumerate(images) if i not in flipped}  # images that stay where they are
+        for i, c in zip(idx.tolist(), new.tolist()):
+            rel = images[i]
+            target = _unique_name(Path(split, names[c], *rel.parts[2:]), taken)
+            taken.add(target)
+            moves[rel] = target
+            rows.append(
+                {"split": split, "file": target.as_posix(), "original": classes[i], "new": c, "source": rel.as_posix()}
+            )
+        counts[split] = {"labels": len(images), "flipped": len(idx)}
+
+    def write(tmp: Path) -> None:
+        dirs, files = _walk(root)
+        for d in dirs:
+            (tmp / d).mkdir(parents=True, exist_ok=True)
+        for rel in files:
+            if rel == Path(MARKER) or rel.suffix in SKIP_SUFFIXES:
+                continue
+            if _is_image(rel, formats):
+                _link_or_copy(root / rel, tmp / moves.get(rel, rel))
+            else:
+                shutil.copyfile(root / rel, tmp / rel)
+        _write_manifest(tmp, rows, ("split", "file", "original", "new", "source"))
+
+    return counts, names, write
+
+
+def _load_det_yaml(yaml_file: Path) -> tuple[dict, Path, dict[int, str]]:
+    """Read a detection data YAML; return (data, resolved dataset root, names)."""
+    import yaml
+    from ultralytics.utils import DATASETS_DIR
+
+    try:
+        data = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"yolo-ls: cannot read data YAML {yaml_file} ({e}).") from e
+    if not isinstance(data, dict) or "train" not in data:
+        raise ValueError(f"yolo-ls: {yaml_file} is not a YOLO detection data YAML (no 'train' key).")
+    names = data.get("names")
+    if isinstance(names, (list, tuple)):
+        names = dict(enumerate(names))
+    elif isinstance(names, dict):
+        names = {int(k): v for k, v in names.items()}
+    elif data.get("nc") is not None:
+        names = {i: f"class_{i}" for i in range(int(data["nc"]))}
+    else:
+        raise ValueError(f"yolo-ls: {yaml_file} has neither 'names' nor 'nc'.")
+    # Same root resolution as ultralytics.data.utils.check_det_dataset.
+    root = Path(data.get("path") or yaml_file.parent)
+    if not root.exists() and not root.is_absolute():
+        root = DATASETS_DIR / root
+    root = root.resolve()
+    if not root.is_dir():
+        raise ValueError(f"yolo-ls: dataset root {root} of {yaml_file} does not exist.")
+    return data, root, names
+
+
+def _split_entries(data: dict, root: Path, key: str) -> list[Path]:
+    """Return the resolved image dirs / list files of split `key` (Ultralytics rules), each required inside root."""
+    value = data.get(key)
+    entries = [] if not value else [value] if isinstance(value, str) else list(value)
+    out = []
+    for e in entries:
+        p = (root / str(e)).resolve()
+        if not p.exists() and str(e).startswith("../"):
+            p = (root / str(e)[3:]).resolve()
+        if not p.exists():
+            raise ValueError(f"yolo-ls: '{key}: {e}' of the data YAML does not exist ({p}).")
+        if not _inside(p, root):
+            raise ValueError(f"yolo-ls: '{key}: {e}' lies outside the dataset root {root}; it cannot be copied.")
+        out.append(p)
+    return out
+
+
+def _list_file_images(txt: Path, root: Path) -> list[tuple[str, Path]]:
+    """Return [(line, resolved image path)] of an image list file, each image required inside root."""
+    out = []
+    for line in txt.read_text(encoding="utf-8-sig").strip().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        p = Path(line.replace("./", str(txt.parent) + os.sep, 1) if line.startswith("./") else line).resolve()
+        if not _inside(p, root):
+            raise ValueError(f"yolo-ls: image {line} listed in {txt} lies outside the dataset root {root}.")
+        out.append((line, p))
+    return out
+
+
+def _split_images(entries: list[Path], root: Path, formats: set[str]) -> list[Path]:
+    """Return the sorted resolved image paths of a split's entries (dirs searched recursively, list files read)."""
+    images = []
+    for p in entries:
+        if p.is_dir():
+            images += [f.resolve() for f in p.rglob("*.*") if f.is_file() and _is_image(f, formats)]
+        else:
+            images += [q for _, q in _list_file_images(p, root) if _is_image(q, formats)]
+    return sorted(set(images))
+
+
+def _label_class(token: str, path: Path, line: int, nc: int) -> int:
+    """Parse the class id of a label line, requiring an integer in [0, nc)."""
+    try:
+        value = float(token)
+    except ValueError:
+        value = math.nan
+    if not value.is_integer() or not 0 <= value < nc:
+        raise ValueError(f"yolo-ls: {path} line {line}: class id '{token}' is not an integer in [0, {nc}).")
+    return int(value)
+
+
+def _noise_detect(
+    yaml_file: Path, dst: Path, rate: float, kind: str, seed: int, splits: tuple[str, ...]
+) -> tuple[dict, dict[int, str], Callable[[Path], None]]:
+    """Plan a noisy copy of a YOLO detection dataset; return (counts, names, writer of the copy into a folder)."""
+    import yaml
+    from ultralytics.data.utils import img2label_paths
+
+    formats = _img_formats()
+    data, root, names = _load_det_yaml(yaml_file)
+    nc = len(names)
+    if nc < 2:
+        raise ValueError(f"yolo-ls: label noise needs at least 2 classes, {yaml_file} has {nc}.")
+    if _inside(dst, root):
+        raise ValueError(f"yolo-ls: dst {dst} lies inside the source dataset root {root}; choose a folder outside.")
+    present = [k for k in DET_SPLITS if data.get(k)]
+    missing = [s for s in splits if s not in present]
+    if missing:
+        raise ValueError(f"yolo-ls: split(s) {missing} not in {yaml_file}; available splits: {present}.")
+
+    entries = {k: _split_entries(data, root, k) for k in present}
+    labels: dict[str, list[Path]] = {}  # split -> sorted root-relative label files of its images
+    for k in present:
+        found = []
+        for lab in img2label_paths([str(p) for p in _split_images(entries[k], root, formats)]):
+            lab = Path(lab)
+            if lab.is_file():
+                if not _inside(lab, root):
+                    raise ValueError(f"yolo-ls: label file {lab} lies outside the dataset root {root}.")
+                found.append(lab.relative_to(root))
+        labels[k] = sorted(set(found))
+    for s in splits:
+        for k in present:
+            shared = set(labels[s]) & set(labels[k]) if k != s else set()
+            if shared:
+                raise ValueError(
+                    f"yolo-ls: splits '{s}' and '{k}' share {len(shared)} label files (e.g. {sorted(shared)[0]}), so "
+                    f"noise in '{s}' cannot be kept out of '{k}'."
+                )
+
+    rng = np.random.default_rng(seed)
+    texts: dict[Path, list[str]] = {}  # root-relative label file -> its (possibly rewritten) lines, with line ends
+    counts, rows = {}, []
+    for split in splits:
+        objects, classes = [], []  # (label file, line index) of every non-blank label line
+        for rel in labels[split]:
+            lines = (root / rel).read_text(encoding="utf-8").splitlines(keepends=True)
+            texts[rel] = lines
+            for i, line in enumerate(lines):
+                if line.strip():
+                    objects.append((rel, i))
+                    classes.append(_label_class(line.split(maxsplit=1)[0], root / rel, i, nc))
+        idx, new = _flips(rng, np.asarray(classes, dtype=np.int64), rate, kind, nc)
+        for j, c in zip(idx.tolist(), new.tolist()):
+            rel, i = objects[j]
+            line = texts[rel][i]
+            lead = len(line) - len(line.lstrip())
+            token = line.split(maxsplit=1)[0]
+            texts[rel][i] = f"{line[:lead]}{c}{line[lead + len(token) :]}"  # only the class id changes
+            rows.append({"split": split, "file": rel.as_posix(), "line": i, "original": classes[j], "new": c})
+        counts[split] = {"labels": len(objects), "flipped": len(idx)}
+
+    list_files = {p for k in present for p in entries[k] if p.is_file()}
+    dst_data = {"path": str(dst), **{k: v for k, v in data.items() if k not in ("path", "download")}}
+
+    def write(tmp: Path) -> None:
+        dirs, files = _walk(root)
+        for d in dirs:
+            (tmp / d).mkdir(parents=True, exist_ok=True)
+        for rel in files:
+            src_file = root / rel
+            if rel == Path(MARKER) or rel.suffix in SKIP_SUFFIXES or src_file.resolve() == yaml_file:
+                continue
+            if rel in texts:
+                (tmp / rel).write_text("".join(texts[rel]), encoding="utf-8")
+            elif src_file.resolve() in list_files:  # image list: point absolute paths into src at dst instead
+                lines = _list_file_images(src_file.resolve(), root)
+                out = [ln if ln.startswith("./") else str(dst / p.relative_to(root)) for ln, p in lines]
+                (tmp / rel).write_text("".join(f"{ln}\n" for ln in out), encoding="utf-8")
+            elif _is_image(rel, formats):
+                _link_or_copy(src_file, tmp / rel)
+            else:
+                shutil.copyfile(src_file, tmp / rel)
+        (tmp / "data.yaml").write_text(yaml.safe_dump(dst_data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        _write_manifest(tmp, rows, ("split", "file", "line", "original", "new"))
+
+    return counts, names, write
+
+
+def _write_manifest(root: Path, rows: Iterable[dict], columns: tuple[str, ...]) -> None:
+    """Write the manifest CSV with a header and one row per flipped label."""
+    with open(root / MANIFEST, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def add_label_noise(
+    src: str | Path,
+    dst: str | Path,
+    rate: float,
+    kind: str = "symmetric",
+    seed: int = 0,
+    splits: Iterable[str] = ("train",),
+) -> Path:
+    """Copy a dataset to `dst` and flip an exact, seeded fraction of the labels of `splits`.
+
+    `src` is an ImageFolder classification root (`train/<class>/` folders) or a YOLO detection dataset (its data YAML,
+    or a folder holding `data.yaml`; segment/pose/OBB label files work too since only the class id is touched); the
+    kind is detected automatically. `src` is never modified: the whole dataset tree is copied to a new `dst`, images
+    hard-linked when possible (same filesystem, else copied; do not edit dst images in place), every other file
+    copied, labels written fresh. Ultralytics `*.cache` label caches and the yolo-ls build marker are not copied.
+
+    For each split in order, exactly `round(rate * n)` of its n labels (Python rounding) are drawn uniformly without
+    replacement with one `numpy.random.default_rng(seed)`, so the realised flip rate is exact and reproducible.
+
+    - Classification: a label is an image; a flipped image is placed in the folder of its new class (same file name,
+      or `<stem>_noisy<k><suffix>` with the smallest free k if that name is taken there). Classes are indexed like
+      Ultralytics does, by the sorted folder names of `train`.
+    - Detection: a label is one object (a non-blank line of a label file); a flip rewrites only the class id of that
+      line. `dst/data.yaml` is written with `path: <dst>` and the other keys of the source YAML (`download` dropped);
+      image list files are rewritten so absolute paths point into dst.
+
+    `kind="symmetric"` maps a flipped class to a uniformly random OTHER class; `kind="pairflip"` maps c to
+    (c + 1) % nc. Only `train` is corrupted by default: `val` measures the model against the TRUE labels, which is
+    what a robustness study needs.
+
+    `dst/noise_manifest.csv` lists every flipped label and nothing else, with columns `split,file,original,new`
+    (class indices; `file` relative to dst), plus `line` (0-based line index in the label file) for detection and
+    `source` (the image's path relative to src) for classification. `dst/noise.json` records the parameters and
+    per-split counts.
+
+    Args:
+        src (str | Path): Classification root, detection data YAML, or a folder holding `data.yaml`.
+        dst (str | Path): New output folder; must not exist or be empty, and must not lie inside src.
+        rate (float): Fraction of labels flipped per split, in [0, 1].
+        kind (str): "symmetric" or "pairflip".
+        seed (int): Seed of `numpy.random.default_rng` choosing the flipped labels and (symmetric) their new classes.
+        splits (Iterable[str]): Splits to corrupt, e.g. ("train",) (the default) or ("train", "val").
+
+    Returns:
+        (Path): The dst root for classification, `dst/data.yaml` for detection (usable as Ultralytics `data=`).
+
+    Raises:
+        ValueError: If rate is outside [0, 1] or NaN, kind is unknown, a split is missing, src is neither format,
+            has fewer than 2 classes or invalid labels, or dst lies inside src.
+        FileExistsError: If dst exists and is not an empty directory.
+    """
+    rate, kind, seed, splits = _validate(rate, kind, seed, splits)
+    src = Path(src).expanduser().resolve()
+    task, src_path = _detect_kind(src)
+    dst = _check_dst(dst)
+    if task == "classify":
+        if _inside(dst, src):
+            raise ValueError(f"yolo-ls: dst {dst} lies inside the source dataset {src}; choose a folder outside.")
+        counts, names, write_dataset = _noise_classify(src, dst, rate, kind, seed, splits)
+    else:
+        counts, names, write_dataset = _noise_detect(src_path, dst, rate, kind, seed, splits)
+    params = {
+        "task": task,
+        "src": str(src_path),
+        "dst": str(dst),
+        "rate": rate,
+        "kind": kind,
+        "seed": seed,
+        "splits": list(splits),
+        "nc": len(names),
+        "names": names,
+        "counts": counts,
+        "manifest": MANIFEST,
+    }
+
+    def write(tmp: Path) -> None:
+        write_dataset(tmp)
+        (tmp / PARAMS_FILE).write_text(json.dumps(params, indent=1), encoding="utf-8")
+
+    _build(dst, write)  # dst appears complete or not at all
+    n = sum(c["labels"] for c in counts.values())
+    k = sum(c["flipped"] for c in counts.values())
+    LOGGER.info(
+        f"yolo-ls: flipped {k}/{n} {'+'.join(splits)} labels ({k / max(n, 1):.1%}, {kind}, seed {seed}) -> {dst}"
+    )
+    return dst if task == "classify" else dst / "data.yaml"
