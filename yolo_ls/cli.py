@@ -2,6 +2,8 @@
 
     yolo-ls train model=yolo11n-cls.yaml data=digits imgsz=32 epochs=3 label_smoothing=0.1
     yolo-ls val model=runs/classify/train/weights/best.pt data=digits
+    yolo-ls compare model=yolo11n-cls.yaml data=digits label_smoothing=0,0.05,0.1 epochs=20 imgsz=32
+    yolo-ls datasets digits out=data/digits noise=0.2 noise_kind=symmetric seed=0
     yolo-ls help | version | cfg
 
 Arguments are parsed by Ultralytics' own helpers (``merge_equals_args``, ``parse_key_value_pair``), so values have the
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from yolo_ls import __version__
@@ -19,7 +22,7 @@ from yolo_ls.config import ARGS, DEFAULTS, PluginArgumentError, check_keys
 
 MODES = ("train", "val", "predict", "export")
 TASKS = ("classify", "detect", "segment", "pose", "obb")
-SPECIAL = ("help", "version", "cfg")
+SPECIAL = ("help", "version", "cfg", "compare", "datasets")
 
 
 def help_text() -> str:
@@ -34,7 +37,9 @@ def help_text() -> str:
         "Examples:\n"
         "    yolo-ls train model=yolo11n-cls.yaml data=digits imgsz=32 epochs=3 label_smoothing=0.1\n"
         "    yolo-ls detect train model=yolo11n.yaml data=digits-det imgsz=128 label_smoothing=0.05 ls_mode=fg\n"
-        "    yolo-ls val model=runs/classify/train/weights/best.pt data=digits\n\n"
+        "    yolo-ls val model=runs/classify/train/weights/best.pt data=digits\n"
+        "    yolo-ls compare model=yolo11n-cls.yaml data=digits label_smoothing=0,0.05,0.1 epochs=20 imgsz=32\n"
+        "    yolo-ls datasets digits out=data/digits-noisy noise=0.2 noise_kind=symmetric seed=0\n\n"
         f"Plugin arguments (defaults):\n{rows}\n\n"
         "Ultralytics arguments: https://docs.ultralytics.com/usage/cfg/"
     )
@@ -53,6 +58,64 @@ def version_text() -> str:
     import ultralytics
 
     return f"yolo-ls {__version__}\nultralytics {ultralytics.__version__}\ntorch {torch.__version__}"
+
+
+def run_compare(argv: Sequence[str]) -> Any:
+    """``yolo-ls compare key=value ...``: train one variant per ε and write the report."""
+    from yolo_ls.compare import compare
+
+    task, mode, overrides = parse_args(argv)
+    if mode is not None:
+        raise SyntaxError(f"'compare' takes key=value arguments only, not the mode '{mode}'.")
+    for key in ("model", "data"):
+        if key not in overrides:
+            raise SyntaxError(f"'compare' needs '{key}=...', i.e. 'yolo-ls compare model=yolo11n-cls.yaml data=digits'")
+    eps = overrides.pop("label_smoothing", (0.0, 0.05, 0.1))
+    return compare(overrides.pop("model"), overrides.pop("data"), eps, **overrides)
+
+
+DATASET_ARGS = {"out": None, "imgsz": None, "seed": 0, "noise": 0.0, "noise_kind": "symmetric", "n_train": None,
+                "n_val": None}
+
+
+def run_datasets(argv: Sequence[str]) -> Any:
+    """``yolo-ls datasets digits|digits-det out=... [noise=0.2 noise_kind=symmetric seed=0]``."""
+    from difflib import get_close_matches
+
+    from ultralytics.cfg import parse_key_value_pair
+    from ultralytics.utils import LOGGER
+
+    from yolo_ls.datasets import add_label_noise, digits, digits_detection
+
+    names = [a for a in argv if "=" not in a]
+    if len(names) != 1 or names[0] not in ("digits", "digits-det"):
+        raise SyntaxError(
+            "usage: yolo-ls datasets digits|digits-det out=DIR [imgsz=..] [noise=0.2 noise_kind=symmetric seed=0]"
+        )
+    args = dict(DATASET_ARGS)
+    for a in argv:
+        if "=" in a:
+            k, v = parse_key_value_pair(a)
+            if k not in args:
+                hint = get_close_matches(k, list(args))
+                hint_text = f" Did you mean '{hint[0]}'?" if hint else ""
+                raise SyntaxError(f"'{k}' is not a valid 'datasets' argument.{hint_text}")
+            args[k] = v
+    if args["out"] is None:
+        raise SyntaxError("'datasets' needs 'out=DIR', the folder to write the dataset to.")
+    out = Path(str(args["out"]))
+    noise = float(args["noise"] or 0.0)
+    clean = out.parent / f".{out.name}-clean" if noise else out
+    if names[0] == "digits":
+        built = digits(clean, imgsz=int(args["imgsz"] or 32), seed=int(args["seed"]))
+    else:
+        kw = {k: int(args[k]) for k in ("n_train", "n_val") if args[k] is not None}
+        built = digits_detection(clean, imgsz=int(args["imgsz"] or 128), seed=int(args["seed"]), **kw)
+    if noise:
+        built = add_label_noise(built, out, noise, kind=args["noise_kind"], seed=int(args["seed"]))
+    LOGGER.info(f"yolo-ls: dataset ready at {built}")
+    print(built)
+    return built
 
 
 def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, Any]]:
@@ -139,9 +202,14 @@ def entrypoint(argv: Sequence[str] | None = None) -> int:
         print(cfg_text())
         return 0
     try:
-        task, mode, overrides = parse_args(argv)
-        run(task, mode, overrides)
-    except (SyntaxError, PluginArgumentError) as e:
+        if first == "compare":
+            run_compare(argv[1:])
+        elif first == "datasets":
+            run_datasets(argv[1:])
+        else:
+            task, mode, overrides = parse_args(argv)
+            run(task, mode, overrides)
+    except (SyntaxError, PluginArgumentError, FileExistsError) as e:
         print(f"yolo-ls: error: {e}", file=sys.stderr)
         return 2
     except (FileNotFoundError, RuntimeError, TypeError, ValueError) as e:

@@ -29,7 +29,29 @@ class YOLO(_UltralyticsYOLO):
         return task_map
 
     def val(self, validator: Any = None, **kwargs: Any) -> Any:
-        """Validate as Ultralytics does; also accepts the embedded dataset names (``data="digits"``)."""
+        """Validate as Ultralytics does, with calibration measured and the final reliability diagram written.
+
+        Accepts the embedded dataset names (``data="digits"``) and the calibration arguments ``calibration``,
+        ``calib_bins``, ``calib_conf`` and ``calib_plots``; the returned metrics carry ``.calibration``.
+        """
+        from yolo_ls.callbacks.calibration import CalibrationCallbacks
+        from yolo_ls.config import ARG_TABLE, DEFAULTS, PluginArgumentError, check_keys, split_plugin_args
+
+        kwargs, plugin = split_plugin_args(kwargs)
+        check_keys(kwargs)
+        training_only = [k for k in plugin if not (k == "calibration" or k.startswith("calib_"))]
+        if training_only:
+            raise PluginArgumentError(f"{training_only} only apply to training, not to 'val'.")
+        calib = {k: ARG_TABLE[k].check(k, plugin.get(k, DEFAULTS[k])) for k in ARG_TABLE if k.startswith("calib")}
         if "data" in kwargs:
             kwargs["data"] = resolve_data(kwargs["data"])
-        return super().val(validator=validator, **kwargs)
+        if not calib["calibration"]:
+            return super().val(validator=validator, **kwargs)
+        callbacks = CalibrationCallbacks(calib["calib_bins"], calib["calib_plots"], calib["calib_conf"])
+        for event in callbacks.EVENTS:  # for this call only: a later train() registers its own
+            self.add_callback(event, getattr(callbacks, event))
+        try:
+            return super().val(validator=validator, **kwargs)
+        finally:
+            for event in callbacks.EVENTS:
+                self.callbacks[event].remove(getattr(callbacks, event))

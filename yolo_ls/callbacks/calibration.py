@@ -212,6 +212,7 @@ class CalibrationCallbacks:
                                      metrics=result["metrics"])
 
     def _final_plots(self, save_dir: Path, result: dict[str, Any]) -> None:
+        save_final_json(save_dir / "calibration" / "final.json", result)
         if self.plots == "off":
             return
         from yolo_ls.calibration.plots import plot_calibration_curves, plot_reliability_diagram
@@ -228,6 +229,26 @@ class CalibrationCallbacks:
     def on_train_end(self, trainer: Any) -> None:
         """Training is over: a later plain ``val()`` on the same model writes its own diagram again."""
         self.in_training = False
+
+
+def save_final_json(path: Path, result: dict[str, Any]) -> None:
+    """The final (best.pt) calibration, metrics and bins, as JSON: what comparison reports overlay."""
+    import json
+
+    import numpy as np
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple, np.ndarray)):
+            return [plain(x) for x in np.asarray(v).tolist()]
+        if isinstance(v, (float, np.floating)):
+            return None if not math.isfinite(float(v)) else float(v)
+        return v if isinstance(v, (int, str, bool, type(None))) else str(v)
+
+    data = {"metrics": result["metrics"], "ece_ts": result.get("ece_ts"), "bins": result["bins"]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(plain(data), indent=1))
 
 
 def _epoch_eps(trainer: Any) -> float:

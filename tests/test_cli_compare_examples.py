@@ -1,0 +1,97 @@
+"""The CLI's val and cfg= routes, the compare report, and every example run as written (with a tiny epoch count)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, TINY_CLS, results
+
+pytestmark = pytest.mark.training
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "yolo_ls.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=900)
+
+
+def _kv(d: dict) -> list[str]:
+    return [f"{k}={v}" for k, v in d.items()]
+
+
+def test_cli_cfg_file_with_plugin_keys_then_val(tmp_path, digits_root):
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY_CLS, "label_smoothing": 0.05, "ls_mode": "exclusive", "calib_bins": 10}))
+    proc = _cli("train", f"cfg={cfg}", "model=yolo11n-cls.yaml", f"data={digits_root}", f"project={tmp_path}",
+                "name=cfg", "epochs=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = yaml.safe_load((tmp_path / "cfg" / "args.yaml").read_text())
+    assert (args["label_smoothing"], args["ls_mode"], args["calib_bins"]) == (0.05, "exclusive", 10)
+
+    best = tmp_path / "cfg" / "weights" / "best.pt"
+    proc = _cli("val", f"model={best}", f"data={digits_root}", "imgsz=32", "batch=64", "device=cpu",
+                f"project={tmp_path}", "name=val")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Calibration: ece=" in proc.stdout + proc.stderr
+    assert (tmp_path / "val" / "reliability.png").stat().st_size > 2000
+
+    proc = _cli("val", f"model={best}", f"data={digits_root}", "ls_schedule=linear", f"project={tmp_path}")
+    assert proc.returncode == 2 and "only apply to training" in proc.stderr
+
+
+def test_compare_two_variants_report_matches_runs_and_rerun_reuses(tmp_path, digits_root):
+    args = {**TINY_CLS, "epochs": 2, "project": str(tmp_path), "name": "cmp"}
+    args.pop("seed")
+    proc = _cli("compare", "model=yolo11n-cls.yaml", f"data={digits_root}", "label_smoothing=0,0.1", *_kv(args))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "cmp"
+    for name in ("report.md", "report.csv", "reliability.png", "curves.png"):
+        assert (out / name).stat().st_size > 200, name
+    report = pd.read_csv(out / "report.csv")
+    assert report["label_smoothing"].tolist() == [0.0, 0.1]
+    for _, row in report.iterrows():
+        cal = pd.read_csv(out / row["variant"] / "calibration.csv").iloc[-1]
+        for k in ("ece", "mce", "brier", "nll", "overconfidence"):
+            assert row[k] == pytest.approx(cal[k], abs=1e-6)
+        assert row["top1"] == pytest.approx(results(out / row["variant"])["metrics/accuracy_top1"].iloc[-1])
+    md = (out / "report.md").read_text()
+    assert "best calibrated variant is ε=" in md and "| variant |" in md
+
+    stamp = (out / "eps0.1" / "results.csv").stat().st_mtime
+    again = _cli("compare", "model=yolo11n-cls.yaml", f"data={digits_root}", "label_smoothing=0,0.1", *_kv(args))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (again.stdout + again.stderr).count("reusing the finished variant") == 2
+    assert (out / "eps0.1" / "results.csv").stat().st_mtime == stamp
+
+
+def test_compare_rejects_bad_eps_lists(tmp_path):
+    for bad in ("label_smoothing=0.1", "label_smoothing=0,1.5", "label_smoothing=0,abc"):
+        proc = _cli("compare", "model=yolo11n-cls.yaml", "data=digits", bad, f"project={tmp_path}")
+        assert proc.returncode == 2, proc.stderr
+        assert "label_smoothing" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("script", ["train_classify.py", "train_detect.py", "callbacks_on_stock_yolo.py",
+                                    "custom_schedule.py"])
+def test_python_examples_run_as_written(tmp_path, script):
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--epochs", "1", "--project",
+                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [p for p in tmp_path.iterdir() if (p / "results.csv").exists()]
+    assert runs, f"{script} wrote no run"
+    assert all((r / "calibration.csv").exists() for r in runs)
+
+
+def test_compare_noise_example_runs_as_written(tmp_path):
+    env = {**os.environ, "EPOCHS": "1", "PROJECT": str(tmp_path), "YOLO_LS": f"{sys.executable} -m yolo_ls.cli"}
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "compare_noise.sh")], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = pd.read_csv(tmp_path / "digits-noise20" / "noise_manifest.csv")
+    assert len(manifest) == round(0.2 * 1437)
+    assert (tmp_path / "compare-noise20" / "report.md").exists()
