@@ -102,6 +102,18 @@ def _closed_unit(name: str, value: Any) -> float:
     return float(value)
 
 
+def _gain(name: str, value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value) or not 0.0 < value <= 2.0:
+        raise _invalid(name, value, "floats in (0.0, 2.0], i.e. 0.5")
+    return float(value)
+
+
+def _holdout(name: str, value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value) or not 0.0 < value <= 0.5:
+        raise _invalid(name, value, "floats in (0.0, 0.5], i.e. 0.1")
+    return float(value)
+
+
 def _decay(name: str, value: Any) -> float:
     if not _is_number(value) or not math.isfinite(value) or not 0.0 < value <= 1.0:
         raise _invalid(name, value, "floats in (0.0, 1.0] (a decay factor), i.e. 0.5")
@@ -185,6 +197,28 @@ ARGS: tuple[PluginArg, ...] = (
         "update ε every optimizer step (fractional epochs) instead of once per epoch",
         _bool,
         "True or False",
+    ),
+    PluginArg("ls_max", 0.3, "ls_schedule=auto: upper bound of ε", _unit_interval, "a float in [0.0, 1.0)"),
+    PluginArg(
+        "ls_auto_gain",
+        0.5,
+        "ls_schedule=auto: damping of the update ε += gain·(confidence - accuracy)·K/(K-1)",
+        _gain,
+        "a float in (0.0, 2.0]",
+    ),
+    PluginArg(
+        "ls_auto_split",
+        "val",
+        "ls_schedule=auto: the data whose calibration steers ε: val, or train_holdout (classify)",
+        _choice(("val", "train_holdout")),
+        "one of val, train_holdout",
+    ),
+    PluginArg(
+        "ls_auto_holdout",
+        0.1,
+        "ls_auto_split=train_holdout: fraction of train held out (fixed, seeded) to steer ε",
+        _holdout,
+        "a float in (0.0, 0.5]",
     ),
     PluginArg("calibration", True, "measure calibration at every validation (calibration.csv, calib/* metrics)",
               _bool, "True or False"),
@@ -272,6 +306,13 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
             f"'ls_mode={mode}' is a {kind} mode and does not apply to task '{task}'. "
             f"Valid 'ls_mode' values for '{task}' are {list(task_modes)}."
         )
+    if out["ls_schedule"] == "auto":
+        if not out["calibration"]:
+            raise PluginArgumentError("'ls_schedule=auto' is steered by measured calibration: keep calibration=True")
+        if out["ls_auto_split"] == "train_holdout" and task != "classify":
+            raise PluginArgumentError(
+                f"'ls_auto_split=train_holdout' is implemented for task 'classify'; for '{task}' use ls_auto_split=val."
+            )
     if out["ls_prior"] is not None and mode != "prior":
         raise PluginArgumentError(f"'ls_prior' is only used with 'ls_mode=prior', but 'ls_mode={mode}'.")
     out["ls_mode"] = mode
@@ -296,6 +337,8 @@ def build_schedule_from_args(args: Mapping[str, Any], epochs: int) -> Any:
             step_size=args["ls_step_size"],
             gamma=args["ls_gamma"],
             off_epoch=args["ls_off_epoch"],
+            eps_max=args["ls_max"],
+            gain=args["ls_auto_gain"],
         )
     except (TypeError, ValueError) as e:
         raise PluginArgumentError(str(e)) from None

@@ -40,7 +40,7 @@ __all__ = [
     "fractional_epoch",
 ]
 
-SCHEDULES = ("constant", "linear", "cosine", "step", "exp", "two_stage")
+SCHEDULES = ("constant", "linear", "cosine", "step", "exp", "two_stage", "auto")
 
 
 def _check_real(value: object, name: str) -> float:
@@ -378,6 +378,78 @@ class CallableSchedule(SmoothingSchedule):
         return f"CallableSchedule(fn={self.fn!r}, epochs={self.epochs})"
 
 
+def auto_update(
+    eps: float, confidence: float, accuracy: float, num_classes: int, gain: float = 0.5, eps_max: float = 0.3
+) -> float:
+    """One step of ``ls_schedule=auto``: move ε so the smoothed target confidence follows the measured accuracy.
+
+    Uniform smoothing trains the top class towards ``1 - ε·(K-1)/K``, so a confidence gap ``g = confidence -
+    accuracy`` is closed by ``Δε = g·K/(K-1)`` if the model followed its target exactly. Models do not (augmentation
+    and short training leave them under-confident, long training on little data over-confident), so the controller
+    integrates: ``ε ← clip(ε + gain·g·K/(K-1), 0, eps_max)``, with ``gain`` < 1 as damping. Over-confidence (g > 0)
+    raises ε, under-confidence lowers it; a missing reading (NaN) keeps ε.
+
+    Args:
+        eps: Current ε.
+        confidence: Mean top-1 (or detection) confidence measured this epoch.
+        accuracy: Accuracy (or detection precision) measured this epoch.
+        num_classes: K (values below 2 use the factor 1).
+        gain: Damping in (0, 2].
+        eps_max: Upper bound (``ls_max``).
+    """
+    if not (math.isfinite(confidence) and math.isfinite(accuracy)):
+        return eps
+    scale = num_classes / (num_classes - 1) if num_classes > 1 else 1.0
+    return min(max(eps + gain * (confidence - accuracy) * scale, 0.0), eps_max)
+
+
+class AutoSchedule:
+    """``ls_schedule=auto``: ε is set after each validation by :func:`auto_update`; calling it returns the current ε.
+
+    Its state (the current ε and the history of readings) is a plain dict, saved in the checkpoint so that
+    ``resume=True`` continues from the same ε.
+    """
+
+    def __init__(self, eps: float, epochs: int, eps_max: float = 0.3, gain: float = 0.5) -> None:
+        self.eps = _check_unit(eps, "label_smoothing")
+        self.eps_max = _check_unit(eps_max, "ls_max")
+        if self.eps > self.eps_max:
+            raise ValueError(f"label_smoothing={eps} is above ls_max={eps_max}: auto starts inside [0, ls_max]")
+        self.gain = _check_real(gain, "ls_auto_gain")
+        self.epochs = epochs
+        self.current = self.eps
+        self.history: list[dict[str, float]] = []
+
+    def __call__(self, epoch: float) -> float:
+        """The ε in effect now (the epoch does not matter: the controller's state does)."""
+        return self.current
+
+    def update(self, epoch: int, confidence: float, accuracy: float, num_classes: int) -> float:
+        """Feed the calibration measured after ``epoch``; returns the ε for the next epoch."""
+        new = auto_update(self.current, confidence, accuracy, num_classes, self.gain, self.eps_max)
+        self.history.append({"epoch": epoch, "confidence": confidence, "accuracy": accuracy, "eps": self.current,
+                             "next_eps": new})
+        self.current = new
+        return new
+
+    def plan(self, points_per_epoch: int = 1) -> list[tuple[float, float]]:
+        """No plan exists ahead of time: the applied values so far (and the current ε for the next epoch)."""
+        pts = [(float(h["epoch"]), h["eps"]) for h in self.history]
+        return [*pts, (float(len(self.history)), self.current)]
+
+    def state_dict(self) -> dict:
+        """Plain-data state for checkpoints."""
+        return {"current": self.current, "history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.current = float(state["current"])
+        self.history = list(state.get("history", []))
+
+    def __repr__(self) -> str:
+        return f"AutoSchedule(current={self.current:.4g}, eps_max={self.eps_max}, gain={self.gain})"
+
+
 def build_schedule(
     schedule: str | Callable[[float, int], float],
     eps: float,
@@ -388,7 +460,9 @@ def build_schedule(
     step_size: float = 1,
     gamma: float = 0.5,
     off_epoch: float | None = None,
-) -> SmoothingSchedule:
+    eps_max: float = 0.3,
+    gain: float = 0.5,
+) -> SmoothingSchedule | AutoSchedule:
     """Build a schedule from config values.
 
     Args:
@@ -430,6 +504,10 @@ def build_schedule(
         return StepSchedule(eps, epochs, step_size=step_size, gamma=gamma, warmup_epochs=warmup_epochs)
     if name == "exp":
         return ExpSchedule(eps, epochs, gamma=gamma, final=final, warmup_epochs=warmup_epochs)
+    if name == "auto":
+        if warmup_epochs:
+            raise ValueError("ls_warmup_epochs does not apply to ls_schedule='auto' (the controller starts at ε)")
+        return AutoSchedule(eps, epochs, eps_max=eps_max, gain=gain)
     if name == "two_stage":
         if off_epoch is None:
             raise ValueError(

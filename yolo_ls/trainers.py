@@ -30,7 +30,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from yolo_ls import __version__
 from yolo_ls.callbacks import smoothing as smoothing_callbacks
-from yolo_ls.callbacks.calibration import CalibrationCallbacks
+from yolo_ls.callbacks.calibration import CalibrationCallbacks, registered_calibration
 from yolo_ls.config import (
     PLUGIN_KEYS,
     PluginArgumentError,
@@ -42,6 +42,7 @@ from yolo_ls.config import (
 )
 from yolo_ls.datasets import resolve_data
 from yolo_ls.losses import LabelSmoothingState, install_smoothing
+from yolo_ls.schedules import AutoSchedule
 from yolo_ls.utils import drop_rows_after
 
 PREFIX = colorstr("yolo-ls:")
@@ -152,6 +153,7 @@ class LabelSmoothingMixin:
                 check_num_classes(plugin, dataset_num_classes(overrides.get("data"), self.ls_task))
 
         super().__init__(cfg, overrides, _callbacks)
+        self.ls_resume_state: dict[str, Any] = {}
         if self.resume:
             plugin = self._resume_plugin_args(given)
         vars(self.args).update(plugin)
@@ -159,6 +161,9 @@ class LabelSmoothingMixin:
             YAML.save(self.save_dir / "args.yaml", {k: _yaml_safe(v) for k, v in vars(self.args).items()})
             LOGGER.info(f"{PREFIX} " + ", ".join(f"{k}={v}" for k, v in serialize_plugin_args(plugin).items()))
         self.ls_schedule = build_schedule_from_args(plugin, self.epochs)
+        if isinstance(self.ls_schedule, AutoSchedule) and getattr(self, "ls_resume_state", {}).get("auto"):
+            self.ls_schedule.load_state_dict(self.ls_resume_state["auto"])  # the controller continues where it was
+        self.ls_holdout = None
         self.ls_state: LabelSmoothingState | None = None
         self.ls_applied: list[tuple[float, float]] = []
         for event, fn in smoothing_callbacks.CALLBACKS.items():
@@ -177,6 +182,7 @@ class LabelSmoothingMixin:
                 f"resuming with the plugin arguments given now: {given or 'defaults'}."
             )
             return resolve_plugin_args(given, self.ls_task)
+        self.ls_resume_state = state.get("state") or {}
         saved = resolve_plugin_args(deserialize_plugin_args(state["args"], given), self.ls_task)
         ignored = [k for k, v in given.items() if k in saved and v != saved[k]]
         if ignored:
@@ -198,13 +204,77 @@ class LabelSmoothingMixin:
 
     def save_model(self):
         """Save stock checkpoints: plugin keys hidden from the pickled args, and kept as a plain dict on the EMA."""
-        self.ema.ema.yolo_ls = {"version": __version__, "args": serialize_plugin_args(self.plugin_args)}
+        state = {"auto": self.ls_schedule.state_dict()} if isinstance(self.ls_schedule, AutoSchedule) else {}
+        self.ema.ema.yolo_ls = {"version": __version__, "args": serialize_plugin_args(self.plugin_args), "state": state}
         with hidden_plugin_args(self.args):
             return super().save_model()
 
     def save_metrics(self, metrics: dict[str, Any]) -> None:
-        """Append the ε in effect this epoch to results.csv (so results.png, TensorBoard and MLflow show it)."""
+        """Append the ε in effect this epoch to results.csv (so results.png, TensorBoard and MLflow show it).
+
+        With ``ls_schedule=auto`` this is also where the controller reads the calibration just measured and sets the
+        next epoch's ε: after validation, before the checkpoint that must hold the controller's new state.
+        """
         super().save_metrics({**metrics, "label_smoothing": round(smoothing_callbacks.epoch_value(self), 6)})
+        if isinstance(self.ls_schedule, AutoSchedule):
+            self.auto_update()
+
+    def auto_update(self) -> None:
+        """Feed this epoch's calibration reading to the ``ls_schedule=auto`` controller."""
+        if self.args.ls_auto_split == "train_holdout":
+            confidence, accuracy = self.holdout_calibration()
+        else:
+            calib = registered_calibration(self.callbacks)
+            result = calib.last if calib is not None else None
+            if result is None:  # no validation this epoch (val=False): nothing measured, ε stays
+                return
+            m = result["metrics"]
+            key = "" if self.ls_task == "classify" else "d_"
+            confidence, accuracy = m[f"{key}confidence"], m[f"{key}accuracy"]
+        old = self.ls_schedule.current
+        new = self.ls_schedule.update(self.epoch, confidence, accuracy, int(self.data["nc"]))
+        LOGGER.info(
+            f"{PREFIX} auto ε {old:.4f} -> {new:.4f} (confidence {confidence:.4f}, accuracy {accuracy:.4f}, "
+            f"{self.args.ls_auto_split})"
+        )
+
+    def split_holdout(self) -> None:
+        """``ls_auto_split=train_holdout``: move a fixed, seeded fraction of the train samples into a held-out set."""
+        import copy
+
+        ds = self.train_loader.dataset
+        if getattr(ds, "cache_ram", False):
+            raise PluginArgumentError("'ls_auto_split=train_holdout' cannot be combined with cache=ram; use cache=disk")
+        rng = np.random.default_rng(self.args.seed)
+        order = rng.permutation(len(ds.samples))
+        n = max(1, round(self.args.ls_auto_holdout * len(ds.samples)))
+        hold = copy.copy(ds)
+        hold.samples = [ds.samples[i] for i in sorted(order[:n])]
+        hold.torch_transforms = self.test_loader.dataset.torch_transforms  # no augmentation
+        ds.samples = [ds.samples[i] for i in sorted(order[n:])]
+        self.ls_holdout = hold
+        LOGGER.info(f"{PREFIX} ls_auto_split=train_holdout: {n} train images held out to steer ε, {len(ds)} trained on")
+
+    def holdout_calibration(self) -> tuple[float, float]:
+        """Mean top-1 confidence and accuracy of the EMA model on the held-out train images."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        model = self.ema.ema
+        was_training = model.training
+        model.eval()
+        conf = correct = n = 0.0
+        loader = DataLoader(self.ls_holdout, batch_size=max(int(self.batch_size), 1), shuffle=False, num_workers=0)
+        with torch.inference_mode():
+            for batch in loader:
+                out = model(batch["img"].to(self.device).float())
+                probs = out[0] if isinstance(out, (list, tuple)) else out
+                top, pred = probs.max(1)
+                conf += float(top.sum())
+                correct += float((pred.cpu() == batch["cls"]).sum())
+                n += len(pred)
+        model.train(was_training)
+        return conf / max(n, 1), correct / max(n, 1)
 
     def _setup_train(self):
         """Stock set-up, then smoothing into the criteria of the model and of its EMA (the val loss)."""
@@ -221,7 +291,9 @@ class LabelSmoothingMixin:
         prior = args["ls_prior"]
         if args["ls_mode"] == "prior" and prior is None:
             prior = self.class_frequencies()
-        self.ls_state = LabelSmoothingState(args["label_smoothing"], device=self.device)
+        self.ls_state = LabelSmoothingState(self.ls_schedule(float(self.start_epoch)), device=self.device)
+        if isinstance(self.ls_schedule, AutoSchedule) and args["ls_auto_split"] == "train_holdout":
+            self.split_holdout()
         models = [unwrap_model(self.model)] + ([self.ema.ema] if self.ema else [])
         for m in models:
             install_smoothing(m, self.ls_state, task=self.ls_task, mode=args["ls_mode"], num_classes=nc, prior=prior)

@@ -43,6 +43,11 @@ def _is_calibration_callback(fn: Any) -> bool:
     return isinstance(getattr(fn, "__self__", None), CalibrationCallbacks)
 
 
+def registered_calibration(callbacks: dict[str, list]) -> CalibrationCallbacks | None:
+    """The CalibrationCallbacks instance registered in an Ultralytics callbacks dict, if any."""
+    return next((fn.__self__ for fn in callbacks.get("on_val_start", []) if _is_calibration_callback(fn)), None)
+
+
 class CalibrationCallbacks:
     """The callbacks that measure calibration at every validation and write it out.
 
@@ -66,8 +71,7 @@ class CalibrationCallbacks:
     # ------------------------------------------------------------------------------------------------ register
     def register(self, target: Any) -> Any:
         """Add the callbacks to a YOLO model, trainer or validator (anything with ``add_callback``), once."""
-        callbacks = target.callbacks
-        if any(_is_calibration_callback(fn) for fns in callbacks.values() for fn in fns):
+        if registered_calibration(target.callbacks) is not None:
             return target  # already registered (i.e. handed back in by the multi-GPU relaunch)
         for event in self.EVENTS:
             target.add_callback(event, getattr(self, event))

@@ -27,6 +27,12 @@ def on_train_epoch_start(trainer: Any) -> None:
     if not trainer.args.ls_per_iter:
         _apply(trainer, float(trainer.epoch))
         trainer.ls_epoch_values.append(trainer.ls_applied[-1][1])
+    if trainer.args.ls_schedule == "auto" and getattr(trainer, "world_size", 0) > 1:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # rank 0 measured calibration: every rank uses its ε
+            dist.broadcast(trainer.ls_state.eps, 0)
+            trainer.ls_schedule.current = float(trainer.ls_state.eps)
 
 
 def on_train_batch_start(trainer: Any) -> None:
