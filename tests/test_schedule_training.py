@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, TINY_CLS, results
@@ -60,6 +61,11 @@ def test_linear_schedule_column_kill_and_resume(tmp_path, digits_root):
     df = results(run)
     assert df["epoch"].tolist() == [1, 2, 3, 4]
     assert df["label_smoothing"].round(6).tolist() == ref_eps
+    # calibration.csv: 4 rows, no duplicate and no gap, the same ε column as the uninterrupted run
+    cal = pd.read_csv(run / "calibration.csv")
+    assert cal["epoch"].tolist() == [1, 2, 3, 4]
+    assert cal["label_smoothing"].round(6).tolist() == ref_eps
+    assert not list(run.glob(".*.tmp")), "a temporary CSV was left behind"
     args = yaml.safe_load((run / "args.yaml").read_text())
     assert args["label_smoothing"] == 0.2 and args["ls_schedule"] == "linear"
 
