@@ -192,7 +192,7 @@ class LabelSmoothingMixin:
             YAML.save(self.save_dir / "args.yaml", {k: _yaml_safe(v) for k, v in vars(self.args).items()})
             LOGGER.info(f"{PREFIX} " + ", ".join(f"{k}={v}" for k, v in serialize_plugin_args(plugin).items()))
         self.ls_schedule = build_schedule_from_args(plugin, self.epochs)
-        if isinstance(self.ls_schedule, AutoSchedule) and getattr(self, "ls_resume_state", {}).get("auto"):
+        if isinstance(self.ls_schedule, AutoSchedule) and self.ls_resume_state.get("auto"):
             self.ls_schedule.load_state_dict(self.ls_resume_state["auto"])  # the controller continues where it was
         self.ls_holdout = None
         self.ls_state: LabelSmoothingState | None = None
