@@ -44,7 +44,7 @@ def variant_name(eps: float) -> str:
     return f"eps{eps:g}"
 
 
-def _summary(run: Path, task: str) -> dict[str, Any]:
+def variant_summary(run: Path, task: str) -> dict[str, Any]:
     """The numbers of one finished variant, read from its own results.csv and calibration.csv (last epoch)."""
     res, cal = read_csv(run / "results.csv"), read_csv(run / "calibration.csv")
     last_res, last_cal = res.iloc[-1], cal.iloc[-1]
@@ -152,14 +152,29 @@ def compare(
                 YOLO(model).train(data=data, seed=seed, project=str(out), name=vname, exist_ok=True,
                                   label_smoothing=eps, **plugin, **stock)
             done.write_text(json.dumps({"label_smoothing": eps}))
-        rows.append({"variant": vname, "label_smoothing": eps, **_summary(run, task)})
+        rows.append({"variant": vname, "label_smoothing": eps, **variant_summary(run, task)})
     write_report(out, rows, task, command=train_args | {"model": model, "data": data})
     LOGGER.info(f"{prefix} report written to {out / 'report.md'}")
     return out
 
 
-def write_report(out: Path, rows: list[dict[str, Any]], task: str, command: dict[str, Any] | None = None) -> None:
-    """report.md, report.csv, reliability.png and curves.png from the variants' own run folders."""
+def _label(row: dict[str, Any]) -> str:
+    return str(row["label"]) if "label" in row else f"ε={row['label_smoothing']:g}"
+
+
+def write_report(
+    out: Path,
+    rows: list[dict[str, Any]],
+    task: str,
+    command: dict[str, Any] | None = None,
+    title: str = "Label smoothing vs hard targets",
+    text: str | None = None,
+) -> None:
+    """report.md, report.csv, reliability.png and curves.png from the variants' run folders (``out/<variant>``).
+
+    A row may carry a ``label`` for the plots (default ``ε=<label_smoothing>``) and ``text`` replaces the automatic
+    reading of the table.
+    """
     import pandas as pd
 
     from yolo_ls.calibration.plots import plot_reliability_overlay
@@ -171,12 +186,11 @@ def write_report(out: Path, rows: list[dict[str, Any]], task: str, command: dict
         if final.exists():
             bins = json.loads(final.read_text()).get("bins")
             if bins:
-                named_bins[f"ε={r['label_smoothing']:g}"] = bins
+                named_bins[_label(r)] = bins
     if named_bins:
         plot_reliability_overlay(named_bins, out / "reliability.png", title="Reliability (best.pt of each variant)")
     _plot_curves(out, rows, task)
-    title = "Label smoothing vs hard targets"
-    md = [f"# {title}", "", _markdown_table(rows), "", reading(rows, task), ""]
+    md = [f"# {title}", "", _markdown_table(rows), "", text or reading(rows, task), ""]
     md += ["![reliability](reliability.png)", "", "![curves](curves.png)", ""]
     if command:
         md += ["Arguments: `" + " ".join(f"{k}={v}" for k, v in command.items()) + "`", ""]
@@ -191,7 +205,7 @@ def _plot_curves(out: Path, rows: list[dict[str, Any]], task: str) -> None:
     ax1, ax2 = fig.subplots(1, 2)
     for r in rows:
         cal, res = read_csv(out / r["variant"] / "calibration.csv"), read_csv(out / r["variant"] / "results.csv")
-        label = f"ε={r['label_smoothing']:g}"
+        label = _label(r)
         ax1.plot(cal["epoch"], cal[cal_key], marker="o", markersize=3, label=label)
         ax2.plot(res["epoch"], res[acc_col], marker="o", markersize=3, label=label)
     ax1.set(xlabel="epoch", ylabel=cal_key, title=f"{cal_key} per epoch")
