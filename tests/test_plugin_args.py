@@ -122,7 +122,11 @@ cfg.update(save_dir='')
 trainer = state["trainer"](cfg=cfg, overrides=state["args"], _callbacks=state["callbacks"])
 print("PLUGIN" + json.dumps(trainer.plugin_args))
 from yolo_ls.callbacks.smoothing import CALLBACKS
+from yolo_ls.callbacks.calibration import CalibrationCallbacks
 print("CALLBACKS", [trainer.callbacks[e].count(fn) for e, fn in CALLBACKS.items()])
+cal = set(id(fn.__self__) for fns in trainer.callbacks.values() for fn in fns
+          if isinstance(getattr(fn, "__self__", None), CalibrationCallbacks))
+print("CALIBRATION", len(cal), len(trainer.callbacks["on_val_start"]))
 print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)])
 """
     try:
@@ -136,6 +140,8 @@ print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)])
     assert rebuilt == {**trainer.plugin_args, "ls_prior": None}
     # each plugin callback arrives with the pickled callbacks and is not registered a second time
     assert "CALLBACKS [1, 1, 1]" in proc.stdout
+    n_val_start = len(trainer.callbacks["on_val_start"])
+    assert f"CALIBRATION 1 {n_val_start}" in proc.stdout  # one calibration instance, as many hooks as the parent
     expected = [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)]
     assert f"EPS {expected}" in proc.stdout
 
