@@ -6,8 +6,8 @@ For 1M x 10 and 100k x 1000 random probabilities (softmax of seeded random logit
 so the "model" is over-confident) it times top-label ECE + MCE (15 bins):
 
 * ``yolo-ls ece+mce``: ``yolo_ls.calibration.ece`` and ``mce``, two functional calls (the reference of every ratio);
-* ``yolo-ls ece+mce one pass``: the same sums computed once and both metrics read from them, through the private
-  helpers ``ece``/``mce`` use (informational: what a fused public call would cost);
+* ``yolo-ls calibration_errors``: the public one-pass call: the binning ``ece``/``mce`` each do, done once and both
+  metrics read from it (same values);
 * ``yolo-ls streaming``: ``ClassificationCalibration`` fed in batches of 10k, then ``compute_tensors()``, which
   computes all ten of its metrics (classwise ECE, ACE, Brier, NLL, ... too), so it does more work than the others;
 * ``torchmetrics``: ``multiclass_calibration_error`` with ``norm="l1"`` and ``norm="max"`` (two calls, matching our two
@@ -41,7 +41,7 @@ ATOL = 1e-5
 CASES = (("1M x 10", 1_000_000, 10, 2.0), ("100k x 1000", 100_000, 1000, 4.0))
 OURS = "yolo-ls ece+mce"
 OURS_AA = "yolo-ls ece+mce again (A/A)"
-ONE_PASS = "yolo-ls ece+mce one pass (private _bin_sums)"
+ONE_PASS = "yolo-ls calibration_errors (ece+mce, one pass)"
 STREAM = f"yolo-ls streaming ({STREAM_BATCH // 1000}k batches, all 10 metrics)"
 TM = "torchmetrics l1+max (validate_args=False)"
 TM_VALIDATE = "torchmetrics l1+max (validate_args=True)"
@@ -64,8 +64,7 @@ def variants(probs: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, Calla
     """The timed calls, each returning (ece, mce), and a dict of skipped ones with the reason."""
     from torchmetrics.functional.classification import multiclass_calibration_error
 
-    from yolo_ls.calibration import ClassificationCalibration, ece, mce
-    from yolo_ls.calibration.metrics import _bin_sums, _ece_from_sums, _mce_from_sums, _top_label
+    from yolo_ls.calibration import ClassificationCalibration, calibration_errors, ece, mce
 
     k = probs.shape[1]
 
@@ -73,8 +72,8 @@ def variants(probs: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, Calla
         return ece(probs, labels, N_BINS), mce(probs, labels, N_BINS)
 
     def one_pass() -> tuple[torch.Tensor, torch.Tensor]:
-        sums = _bin_sums(*_top_label(probs, labels), N_BINS)  # what ece() and mce() each compute once
-        return _ece_from_sums(*sums), _mce_from_sums(*sums)
+        both = calibration_errors(probs, labels, N_BINS)  # one binning pass for both metrics
+        return both["ece"], both["mce"]
 
     def streaming() -> tuple[torch.Tensor, torch.Tensor]:
         cal = ClassificationCalibration(num_classes=k, n_bins=N_BINS, device=probs.device)

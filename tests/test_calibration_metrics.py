@@ -467,3 +467,14 @@ def test_import_does_not_load_matplotlib() -> None:
         "assert callable(c.plot_reliability_diagram) and 'matplotlib' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=CAL_DIR.parents[1])
+
+
+def test_calibration_errors_one_pass_equals_separate_calls():
+    from yolo_ls.calibration import calibration_errors, ece, mce
+
+    g = torch.Generator().manual_seed(7)
+    probs = torch.softmax(3 * torch.randn(500, 6, generator=g), 1)
+    labels = torch.randint(0, 6, (500,), generator=g)
+    both = calibration_errors(probs, labels, 12)
+    assert float(both["ece"]) == float(ece(probs, labels, 12))
+    assert float(both["mce"]) == float(mce(probs, labels, 12))

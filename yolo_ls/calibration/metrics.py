@@ -271,6 +271,23 @@ def mce(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
     return _mce_from_sums(*_bin_sums(*_top_label(probs, labels), n_bins))
 
 
+def calibration_errors(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict[str, Tensor]:
+    """Top-label ``ece`` and ``mce`` from one binning pass: the same values as :func:`ece` and :func:`mce`.
+
+    Args:
+        probs: ``(N, K)`` probabilities.
+        labels: ``(N,)`` integer labels.
+        n_bins: Number of equal-width bins over [0, 1].
+
+    Returns:
+        ``{"ece": 0-d tensor, "mce": 0-d tensor}``.
+    """
+    _check_probs(probs, labels)
+    _check_n_bins(n_bins)
+    sums = _bin_sums(*_top_label(probs, labels), n_bins)
+    return {"ece": _ece_from_sums(*sums), "mce": _mce_from_sums(*sums)}
+
+
 def ace(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
     """Top-label adaptive ECE (equal-mass bins, "AdaECE" of Mukhoti et al. 2020).
 
