@@ -174,9 +174,9 @@ ARGS: tuple[PluginArg, ...] = (
     PluginArg(
         "ls_schedule",
         "constant",
-        "how ε changes: constant, linear, cosine, step, exp, two_stage, auto (calibration-steered), or fn(epoch, epochs)",
+        "how ε changes: constant, linear, cosine, step, exp, two_stage, auto (calibration-steered), fn(epoch, epochs)",
         _schedule,
-        "one of constant, linear, cosine, step, exp, two_stage, auto, or a callable fn(epoch: float, epochs: int) -> float",
+        "constant, linear, cosine, step, exp, two_stage, auto, or a callable fn(epoch: float, epochs: int) -> float",
     ),
     PluginArg("ls_final", 0.0, "end value of ε for linear, cosine and exp", _unit_interval, "a float in [0.0, 1.0)"),
     PluginArg(
