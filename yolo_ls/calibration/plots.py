@@ -38,10 +38,10 @@ DPI = 200
 _RC = {"font.size": 11}
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=dpi)
     return path
 
 
@@ -75,6 +75,7 @@ def plot_reliability_diagram(
     path: str | Path,
     title: str | None = None,
     metrics: Mapping[str, Any] | None = None,
+    dpi: int = DPI,
 ) -> Path:
     """Plot a reliability diagram with a confidence histogram below it.
 
@@ -88,6 +89,7 @@ def plot_reliability_diagram(
         path: Output PNG path (parent directories are created).
         title: Title prefix; ``"Reliability diagram"`` by default. ECE (from ``metrics`` or ``bins``) is appended.
         metrics: Optional metrics to list in a text box (e.g. ``ClassificationCalibration.compute()``).
+        dpi: Resolution; per-epoch diagrams use a lower one to keep training fast.
 
     Returns:
         The saved path.
@@ -154,7 +156,7 @@ def plot_reliability_diagram(
             axh.legend(loc="upper left", fontsize=8)
         axh.set_xlabel("Confidence")
         axh.set_ylabel("Count")
-        return _save(fig, path)
+        return _save(fig, path, dpi)
 
 
 def plot_reliability_overlay(

@@ -56,29 +56,28 @@ def fit_temperature(
     device = logits_or_probs.device
     if device.type == "mps":  # no float64 on MPS
         device = torch.device("cpu")
-    with torch.inference_mode(False), torch.enable_grad():
-        x = logits_or_probs.detach().to(device=device, dtype=torch.float64).clone()
-        logits = _to_logits(x, is_probs).clone()
-        target = labels.detach().to(device=device, dtype=torch.long).clone()
-        log_t = torch.zeros(1, dtype=torch.float64, device=device, requires_grad=True)
-        opt = torch.optim.LBFGS(
-            [log_t],
-            lr=1.0,
-            max_iter=max_iter,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-9,
-            tolerance_change=1e-12,
-        )
-
-        def closure() -> Tensor:
-            opt.zero_grad()
-            t = log_t.clamp(-_MAX_LOG_T, _MAX_LOG_T).exp()
-            loss = torch.nn.functional.cross_entropy(logits / t, target)
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        return float(log_t.detach().clamp(-_MAX_LOG_T, _MAX_LOG_T).exp())
+    with torch.inference_mode(False), torch.no_grad():
+        x = logits_or_probs.detach().to(device=device, dtype=torch.float64)
+        z = _to_logits(x, is_probs)
+        z = z - z.max(1, keepdim=True).values  # softmax is shift-invariant; keeps exp() in range
+        zy = z.gather(1, labels.detach().to(device=device, dtype=torch.long)[:, None]).squeeze(1)
+        # NLL(β) = mean(logsumexp(β·z) - β·z_y) with β = 1/T is convex in β: f' = mean(E_p[z] - z_y),
+        # f'' = mean(Var_p[z]) >= 0. Damped Newton converges in a handful of steps, with no autograd.
+        lo, hi = math.exp(-_MAX_LOG_T), math.exp(_MAX_LOG_T)
+        beta = 1.0
+        for _ in range(max_iter):
+            p = torch.softmax(beta * z, dim=1)
+            ez = (p * z).sum(1)
+            grad = float((ez - zy).mean())
+            hess = float(((p * z * z).sum(1) - ez * ez).mean())
+            if hess <= 1e-15:
+                break
+            new = min(max(beta - grad / hess, beta / 4, lo), beta * 4, hi)
+            done = abs(new - beta) <= 1e-10 * max(1.0, beta)
+            beta = new
+            if done:
+                break
+        return float(min(max(1.0 / beta, lo), hi))
 
 
 def apply_temperature(logits_or_probs: Tensor, T: float, is_probs: bool | None = None) -> Tensor:

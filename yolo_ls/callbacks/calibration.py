@@ -32,6 +32,7 @@ CLS_KEYS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "accuracy", "confiden
 DET_KEYS = ("d_ece", "d_mce", "d_accuracy", "d_confidence")
 PLOT_CHOICES = ("all", "final", "off")
 PREFIX = "calib/"
+EPOCH_DPI = 90  # per-epoch diagrams: small and fast to render (the final ones use the plots module's 200 dpi)
 
 
 def metric_keys(task: str) -> tuple[str, ...]:
@@ -213,7 +214,7 @@ class CalibrationCallbacks:
 
             path = save_dir / "calibration" / f"reliability_epoch{trainer.epoch + 1:03d}.png"
             plot_reliability_diagram(result["bins"], path, title=f"Epoch {trainer.epoch + 1}, ε={eps:g}",
-                                     metrics=result["metrics"])
+                                     metrics=result["metrics"], dpi=EPOCH_DPI)
 
     def _final_plots(self, save_dir: Path, result: dict[str, Any]) -> None:
         save_final_json(save_dir / "calibration" / "final.json", result)
