@@ -40,9 +40,9 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list:
     figs: list = []
     real_save = plots._save
 
-    def save(fig, path):
+    def save(fig, path, *args):
         figs.append(fig)
-        return real_save(fig, path)
+        return real_save(fig, path, *args)
 
     monkeypatch.setattr(plots, "_save", save)
     return figs
