@@ -22,15 +22,24 @@ def main() -> None:
     ap.add_argument("--out", default="runs/study/heads")
     a = ap.parse_args()
 
+    from yolo_ls.callbacks.calibration import save_final_json
     from yolo_ls.compare import variant_summary, write_report
+    from yolo_ls.model import YOLO
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for label, name in (("yolo11n (v8 head)", a.v8), ("yolo26n (end-to-end head)", a.e2e)):
         dst = out / name
+        src = Path(a.runs) / name
         if not dst.exists():
-            shutil.copytree(Path(a.runs) / name, dst, ignore=shutil.ignore_patterns("weights"))
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("weights"))
+        final = dst / "calibration" / "final.json"
+        if not final.exists():  # runs made before final.json existed: validate best.pt once more for its bins
+            train_args = YOLO(str(src / "weights" / "best.pt")).ckpt["train_args"]
+            m = YOLO(str(src / "weights" / "best.pt")).val(data=train_args["data"], imgsz=train_args["imgsz"],
+                                                          batch=16, device="cpu", plots=False, verbose=False)
+            save_final_json(final, {"metrics": m.calibration, "bins": m.calibration_bins})
         rows.append({"variant": name, "label": label, "label_smoothing": 0.0, **variant_summary(dst, "detect")})
     best = min(rows, key=lambda r: r["d_ece"])
     other = rows[1] if best is rows[0] else rows[0]

@@ -165,6 +165,7 @@ class CalibrationCallbacks:
         LOGGER.info("Calibration: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
         if hasattr(validator, "metrics"):
             validator.metrics.calibration = values
+            validator.metrics.calibration_bins = result["bins"]
         if self.in_training:  # final_eval() of a training run: on_fit_epoch_end writes calibration/reliability.png
             return
         if self.plots != "off" and result["bins"] is not None and getattr(validator, "save_dir", None):
