@@ -34,7 +34,7 @@ class YOLO(_UltralyticsYOLO):
         Accepts the embedded dataset names (``data="digits"``) and the calibration arguments ``calibration``,
         ``calib_bins``, ``calib_conf`` and ``calib_plots``; the returned metrics carry ``.calibration``.
         """
-        from yolo_ls.callbacks.calibration import CalibrationCallbacks
+        from yolo_ls.callbacks.calibration import CalibrationCallbacks, registered_calibration
         from yolo_ls.config import ARG_TABLE, DEFAULTS, PluginArgumentError, check_keys, split_plugin_args
 
         kwargs, plugin = split_plugin_args(kwargs)
@@ -45,8 +45,8 @@ class YOLO(_UltralyticsYOLO):
         calib = {k: ARG_TABLE[k].check(k, plugin.get(k, DEFAULTS[k])) for k in ARG_TABLE if k.startswith("calib")}
         if "data" in kwargs:
             kwargs["data"] = resolve_data(kwargs["data"])
-        if not calib["calibration"]:
-            return super().val(validator=validator, **kwargs)
+        if not calib["calibration"] or registered_calibration(self.callbacks) is not None:
+            return super().val(validator=validator, **kwargs)  # off, or add_calibration_callbacks() already did it
         callbacks = CalibrationCallbacks(calib["calib_bins"], calib["calib_plots"], calib["calib_conf"])
         for event in callbacks.EVENTS:  # for this call only: a later train() registers its own
             self.add_callback(event, getattr(callbacks, event))
