@@ -52,13 +52,26 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _unit_interval(name: str, value: Any) -> float:
-    """A float in [0, 1): the range of a smoothing ε."""
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
-        value = value.item()
-    if not _is_number(value) or not math.isfinite(value) or not 0.0 <= value < 1.0:
-        raise _invalid(name, value, "floats between 0.0 (inclusive) and 1.0 (exclusive), i.e. 0.1")
-    return float(value)
+def _float_in(
+    lo: float, hi: float, *, lo_closed: bool = True, hi_closed: bool = True, example: float
+) -> Callable[[str, Any], float]:
+    """A check for a finite float between ``lo`` and ``hi`` (each end closed or open); numpy/torch scalars accepted."""
+    kind = {True: "inclusive", False: "exclusive"}
+    ends = f"between {lo} ({kind[lo_closed]}) and {hi} ({kind[hi_closed]})"
+
+    def check(name: str, value: Any) -> float:
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
+            value = value.item()
+        ok = _is_number(value) and math.isfinite(value)
+        ok = ok and (lo <= value if lo_closed else lo < value) and (value <= hi if hi_closed else value < hi)
+        if not ok:
+            raise _invalid(name, value, f"floats {ends}, i.e. {example}")
+        return float(value)
+
+    return check
+
+
+_unit_interval = _float_in(0.0, 1.0, hi_closed=False, example=0.1)  # a smoothing ε
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
@@ -96,28 +109,8 @@ def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
     return check
 
 
-def _closed_unit(name: str, value: Any) -> float:
-    if not _is_number(value) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise _invalid(name, value, "floats between 0.0 and 1.0, i.e. 0.25")
-    return float(value)
 
 
-def _gain(name: str, value: Any) -> float:
-    if not _is_number(value) or not math.isfinite(value) or not 0.0 < value <= 2.0:
-        raise _invalid(name, value, "floats in (0.0, 2.0], i.e. 0.5")
-    return float(value)
-
-
-def _holdout(name: str, value: Any) -> float:
-    if not _is_number(value) or not math.isfinite(value) or not 0.0 < value <= 0.5:
-        raise _invalid(name, value, "floats in (0.0, 0.5], i.e. 0.1")
-    return float(value)
-
-
-def _decay(name: str, value: Any) -> float:
-    if not _is_number(value) or not math.isfinite(value) or not 0.0 < value <= 1.0:
-        raise _invalid(name, value, "floats in (0.0, 1.0] (a decay factor), i.e. 0.5")
-    return float(value)
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -183,7 +176,13 @@ ARGS: tuple[PluginArg, ...] = (
         "ls_warmup_epochs", 0.0, "epochs of linear ramp 0 -> ε before the schedule starts", _non_negative, ">= 0"
     ),
     PluginArg("ls_step_size", 1, "epochs between decays for ls_schedule=step", _positive_int, "an integer >= 1"),
-    PluginArg("ls_gamma", 0.5, "decay factor per step (step) or per epoch (exp)", _decay, "a float in (0.0, 1.0]"),
+    PluginArg(
+        "ls_gamma",
+        0.5,
+        "decay factor per step (step) or per epoch (exp)",
+        _float_in(0.0, 1.0, lo_closed=False, example=0.5),
+        "a float in (0.0, 1.0]",
+    ),
     PluginArg(
         "ls_off_epoch",
         None,
@@ -203,7 +202,7 @@ ARGS: tuple[PluginArg, ...] = (
         "ls_auto_gain",
         0.5,
         "ls_schedule=auto: damping of the update ε += gain·(confidence - accuracy)·K/(K-1)",
-        _gain,
+        _float_in(0.0, 2.0, lo_closed=False, example=0.5),
         "a float in (0.0, 2.0]",
     ),
     PluginArg(
@@ -217,7 +216,7 @@ ARGS: tuple[PluginArg, ...] = (
         "ls_auto_holdout",
         0.1,
         "ls_auto_split=train_holdout: fraction of train held out (fixed, seeded) to steer ε",
-        _holdout,
+        _float_in(0.0, 0.5, lo_closed=False, example=0.1),
         "a float in (0.0, 0.5]",
     ),
     PluginArg("calibration", True, "measure calibration at every validation (calibration.csv, calib/* metrics)",
@@ -225,7 +224,7 @@ ARGS: tuple[PluginArg, ...] = (
     PluginArg("calib_bins", 15, "equal-width confidence bins for ECE/MCE and the reliability diagrams",
               _int_range(2, 1000), "an integer in [2, 1000]"),
     PluginArg("calib_conf", 0.25, "detection: predictions below this confidence are left out of d_ece",
-              _closed_unit, "a float in [0.0, 1.0]"),
+              _float_in(0.0, 1.0, example=0.25), "a float in [0.0, 1.0]"),
     PluginArg("calib_plots", "all", "reliability diagrams: all (every epoch + final), final, off",
               _choice(("all", "final", "off")), "one of all, final, off"),
 )
