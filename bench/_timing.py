@@ -8,11 +8,13 @@ over a run. :func:`interleaved` therefore runs the candidates in alternation ins
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 __all__ = ("environment", "fmt_ms", "interleaved", "interleaved_samples", "paired_ratios", "ratio_table")
@@ -162,3 +164,13 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def report(results: dict[str, Any], misses: list[str], json_path: Path | None) -> dict[str, Any]:
+    """Print the one-line target summary and, when asked, write every result (raw samples included) as JSON."""
+    print("summary: " + ("all targets met" if not misses else "MISSED: " + "; ".join(misses)))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2, default=str))
+        print(f"wrote {json_path}")
+    return results

@@ -21,7 +21,6 @@ occurs with these inputs; the count is printed). Target: torchmetrics (validate_
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import environment, interleaved_samples, ratio_table  # noqa: E402
+from _timing import environment, interleaved_samples, ratio_table, report  # noqa: E402
 
 N_BINS = 15
 STREAM_BATCH = 10_000
@@ -193,12 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not r["met"]
     ]
     misses += [f"{label}: values differ" for label, r in results["cases"].items() if not r["values_ok"]]
-    print("summary: " + ("all targets met" if not misses else "MISSED: " + "; ".join(misses)))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
-        print(f"wrote {args.json}")
-    return results
+    return report(results, misses, args.json)
 
 
 if __name__ == "__main__":

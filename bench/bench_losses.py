@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 import statistics
 import sys
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import environment, interleaved_samples, ratio_table  # noqa: E402
+from _timing import environment, interleaved_samples, ratio_table, report  # noqa: E402
 
 CLS_B, CLS_K, EPS = 256, 1000, 0.1
 DET_B, DET_IMGSZ, DET_NC = 8, 320, 10
@@ -404,12 +403,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if r["implied_ratio_from_bce"] > DET_TARGET
     ]
     misses += [f"host syncs: {k}" for k, r in results.get("host_syncs", {}).items() if not r["ok"]]
-    print("summary: " + ("all targets met" if not misses else "MISSED: " + "; ".join(misses)))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
-        print(f"wrote {args.json}")
-    return results
+    return report(results, misses, args.json)
 
 
 if __name__ == "__main__":

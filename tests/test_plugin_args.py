@@ -76,12 +76,34 @@ def test_detection_trainer_rejects_classification_mode(tmp_path, digits_det_yaml
 
 
 # ------------------------------------------------------------------------------------ multi-GPU relaunch
+def _rebuild_in_worker(trainer, body: str):
+    """generate_ddp_file, then rebuild the trainer in a fresh interpreter exactly as the DDP worker script does.
+
+    ``body`` runs after the rebuild with the worker's ``trainer`` in scope; returns the completed process.
+    """
+    from ultralytics.utils.dist import generate_ddp_file
+
+    file = generate_ddp_file(trainer)
+    state = Path(file).with_suffix(".pt")
+    code = f"""
+from ultralytics.utils import DEFAULT_CFG_DICT
+from ultralytics.utils.patches import torch_load
+state = torch_load({str(state)!r}, map_location="cpu")
+cfg = DEFAULT_CFG_DICT.copy()
+cfg.update(save_dir='')
+trainer = state["trainer"](cfg=cfg, overrides=state["args"], _callbacks=state["callbacks"])
+""" + body
+    try:
+        return run_python(code)
+    finally:
+        Path(file).unlink(missing_ok=True)
+        state.unlink(missing_ok=True)
+
+
 @pytest.mark.parametrize("trainer_name,data_fixture", [("ClassificationTrainer", "digits_root"),
                                                         ("DetectionTrainer", "digits_det_yaml")])
 def test_ddp_relaunch_round_trip_keeps_plugin_args(tmp_path, request, trainer_name, data_fixture):
-    """generate_ddp_file, then rebuild the trainer in a fresh interpreter exactly as the DDP worker script does."""
-    from ultralytics.utils.dist import generate_ddp_file
-
+    """Every plugin argument, the schedule and the callbacks survive the multi-GPU relaunch."""
     import yolo_ls
 
     data = request.getfixturevalue(data_fixture)
@@ -91,30 +113,17 @@ def test_ddp_relaunch_round_trip_keeps_plugin_args(tmp_path, request, trainer_na
     plugin["ls_mode"] = "exclusive" if trainer_name == "ClassificationTrainer" else "positive"
     trainer = getattr(yolo_ls, trainer_name)(overrides={"model": model, "data": str(data), "epochs": 3,
                                                         "project": str(tmp_path), "name": "ddp", **plugin})
-    file = generate_ddp_file(trainer)
-    state = Path(file).with_suffix(".pt")
-    code = f"""
+    proc = _rebuild_in_worker(trainer, """
 import json
-from ultralytics.utils import DEFAULT_CFG_DICT
-from ultralytics.utils.patches import torch_load
-state = torch_load({str(state)!r}, map_location="cpu")
-cfg = DEFAULT_CFG_DICT.copy()
-cfg.update(save_dir='')
-trainer = state["trainer"](cfg=cfg, overrides=state["args"], _callbacks=state["callbacks"])
 print("PLUGIN" + json.dumps(trainer.plugin_args))
 from yolo_ls.callbacks.smoothing import CALLBACKS
 from yolo_ls.callbacks.calibration import CalibrationCallbacks
 print("CALLBACKS", [trainer.callbacks[e].count(fn) for e, fn in CALLBACKS.items()])
-cal = set(id(fn.__self__) for fns in trainer.callbacks.values() for fn in fns
-          if isinstance(getattr(fn, "__self__", None), CalibrationCallbacks))
+cal = {id(fn.__self__) for fns in trainer.callbacks.values() for fn in fns
+       if isinstance(getattr(fn, "__self__", None), CalibrationCallbacks)}
 print("CALIBRATION", len(cal), len(trainer.callbacks["on_val_start"]))
 print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)])
-"""
-    try:
-        proc = run_python(code)
-    finally:
-        Path(file).unlink(missing_ok=True)
-        state.unlink(missing_ok=True)
+""")
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("PLUGIN"))
     rebuilt = json.loads(line[len("PLUGIN"):])
@@ -128,27 +137,13 @@ print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)])
 
 
 def test_ddp_relaunch_carries_a_callable_schedule(tmp_path, digits_root):
-    from ultralytics.utils.dist import generate_ddp_file
 
     import yolo_ls
 
     overrides = {"model": "yolo11n-cls.yaml", "data": str(digits_root), "epochs": 4, "project": str(tmp_path),
                  "label_smoothing": 0.1, "ls_schedule": lambda e, n: 0.1 * (1 - e / n)}  # noqa: E731
     trainer = yolo_ls.ClassificationTrainer(overrides=overrides)
-    file = generate_ddp_file(trainer)
-    state = Path(file).with_suffix(".pt")
-    code = f"""
-from ultralytics.utils import DEFAULT_CFG_DICT
-from ultralytics.utils.patches import torch_load
-state = torch_load({str(state)!r}, map_location="cpu")
-trainer = state["trainer"](cfg=DEFAULT_CFG_DICT.copy(), overrides=state["args"], _callbacks=state["callbacks"])
-print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0, 1, 2, 3)])
-"""
-    try:
-        proc = run_python(code)
-    finally:
-        Path(file).unlink(missing_ok=True)
-        state.unlink(missing_ok=True)
+    proc = _rebuild_in_worker(trainer, 'print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0, 1, 2, 3)])\n')
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "EPS [0.1, 0.075, 0.05, 0.025]" in proc.stdout
 
