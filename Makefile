@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.yolo-ls-installed
 # torch is pinned here (the CI and demo environment), never in pyproject.toml: users bring their own.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: test demo lint venv clean
+.PHONY: test test-fast demo lint venv clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
+
+# The pure-function and API tests only (no real trainings): under a minute.
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not training" tests
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

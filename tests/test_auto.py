@@ -6,8 +6,8 @@ import json
 import math
 
 import pytest
-from conftest import TINY_CLS, results
 
+from tests.helpers import TINY_CLS, results
 from yolo_ls.config import PluginArgumentError, resolve_plugin_args
 from yolo_ls.schedules import AutoSchedule, auto_update, build_schedule
 

@@ -6,8 +6,8 @@ import math
 
 import cv2
 import pytest
-from conftest import TINY_CLS, TINY_DET, results
 
+from tests.helpers import TINY_CLS, TINY_DET, results
 from yolo_ls.callbacks.calibration import CLS_KEYS, DET_KEYS
 
 pytestmark = pytest.mark.training

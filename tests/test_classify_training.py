@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, TINY_CLS, results, run_python
+
+from tests.helpers import ROOT, TINY_CLS, results, run_python
 
 pytestmark = pytest.mark.training
 

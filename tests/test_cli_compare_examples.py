@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, TINY_CLS, results
+
+from tests.helpers import ROOT, TINY_CLS, results
 
 pytestmark = pytest.mark.training
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import TINY_DET, results
+
+from tests.helpers import TINY_DET, results
 
 pytestmark = pytest.mark.training
 

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY_DET, results
 
+from tests.helpers import TINY_DET, results
 from yolo_ls.config import PluginArgumentError
 
 pytestmark = pytest.mark.training

@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TINY_CLS
 
+from tests.helpers import ROOT, TINY_CLS
 from yolo_ls.config import PluginArgumentError
 
 # (case id, key, value for the API, value as typed on the CLI, expected exception, text the message must contain)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_python
 
+from tests.helpers import ROOT, run_python
 from yolo_ls.config import ARG_TABLE, DEFAULTS, PluginArgumentError, check_keys, resolve_plugin_args
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, TINY_CLS, results
 
+from tests.helpers import ROOT, TINY_CLS, results
 from yolo_ls.losses import LabelSmoothingState, SmoothedBCEWithLogits, SmoothedClassificationLoss
 
 LINEAR = {"label_smoothing": 0.2, "ls_schedule": "linear", "ls_final": 0.0, "epochs": 4}
