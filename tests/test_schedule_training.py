@@ -79,14 +79,30 @@ def test_per_iteration_schedule_logs_epoch_mean(tmp_path, digits_root):
                    "label_smoothing": 0.2, "ls_schedule": "linear", "ls_final": 0.0, "ls_per_iter": True})
     trainer = model.trainer
     nb = len(trainer.train_loader)
-    applied = trainer.ls_applied
-    assert len(applied) == 2 * nb  # one update per optimizer step
+    applied = trainer.ls_applied.points
+    assert nb <= trainer.ls_applied.max_points_per_epoch and len(applied) == 2 * nb  # one update per optimizer step
     assert [e for e, _ in applied[:3]] == pytest.approx([0.0, 1 / nb, 2 / nb])
     # span is E-1 = 1 epoch: ε(e) = 0.2 * (1 - e) during epoch 0, then held at 0
     assert applied[1][1] == pytest.approx(0.2 * (1 - 1 / nb))
     logged = results(tmp_path / "it")["label_smoothing"].tolist()
     assert logged[0] == pytest.approx(sum(v for _, v in applied[:nb]) / nb, abs=1e-6)
     assert logged[1] == 0.0
+
+
+def test_applied_trace_is_bounded_per_epoch_and_the_mean_covers_every_step():
+    from yolo_ls.callbacks.smoothing import AppliedEpsilon
+
+    applied = AppliedEpsilon(max_points_per_epoch=50)
+    steps = 1000
+    for epoch in range(3):
+        applied.start_epoch(epoch)
+        for i in range(steps):
+            applied.record(epoch + i / steps, 0.1 + epoch + i / steps, i, steps)
+    assert len(applied) == 3 * 50  # every 20th step of each epoch, not 3000 entries
+    assert applied.points[:2] == [(0.0, 0.1), (0.02, pytest.approx(0.12))]
+    mean = sum(0.1 + 2 + i / steps for i in range(steps)) / steps  # the mean of all 1000 steps of epoch 2
+    assert applied.epoch_mean(2, schedule=lambda e: -1.0) == pytest.approx(mean)
+    assert applied.epoch_mean(5, schedule=lambda e: 0.25) == 0.25  # nothing applied in epoch 5: the schedule's value
 
 
 def test_changing_eps_does_not_recompile():

@@ -430,7 +430,10 @@ def test_module_is_pure_stdlib():
     tree = ast.parse(Path(SCHEDULES_FILE).read_text())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert imported <= {"__future__", "collections", "difflib", "math", "warnings"}, imported
+    assert imported <= {"__future__", "collections", "difflib", "math", "warnings", "yolo_ls"}, imported
+    from_yolo_ls = {n.module for n in ast.walk(tree)
+                    if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("yolo_ls")}
+    assert from_yolo_ls == {"yolo_ls.config"}  # the argument table: standard library only, like this module
 
 
 # --- property test -------------------------------------------------------------------------------------------------
@@ -446,7 +449,7 @@ def schedule_params(draw):
     kwargs = dict(
         final=draw(unit),
         warmup_epochs=warmup,
-        step_size=draw(st.one_of(st.integers(1, 20), st.floats(1.0, 20.0))),
+        step_size=draw(st.integers(1, 20)),  # ls_step_size is an integer (the argument table says so)
         gamma=draw(st.floats(min_value=0.0, max_value=1.0, exclude_min=True)),
     )
     if name == "two_stage":

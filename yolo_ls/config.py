@@ -16,11 +16,6 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
 
-CLASSIFY_MODES = ("uniform", "exclusive", "prior")
-DETECT_MODES = ("fg", "all", "positive")
-DETECT_TASKS = ("detect", "segment", "pose", "obb")
-TASKS = ("classify", *DETECT_TASKS)
-
 # Keys Ultralytics accepts without them being in DEFAULT_CFG_DICT: extras that check_dict_alignment allows, and the
 # deprecated keys that its _handle_deprecation maps or drops (label_smoothing is the plugin's, so it is not listed).
 _ULTRALYTICS_EXTRA_KEYS = frozenset(
@@ -33,17 +28,6 @@ class PluginArgumentError(ValueError):
     """A yolo-ls argument has a value outside what it allows."""
 
 
-@dataclass(frozen=True)
-class PluginArg:
-    """One plugin argument: its name, default, one help line, and the check that normalises or rejects a value."""
-
-    name: str
-    default: Any
-    help: str
-    check: Callable[[str, Any], Any]
-    allowed: str  # human-readable description of the valid values, used in errors, help and README
-
-
 def _invalid(name: str, value: Any, allowed: str, hint: str = "") -> PluginArgumentError:
     return PluginArgumentError(f"'{name}={value}' is an invalid value. Valid '{name}' values are {allowed}.{hint}")
 
@@ -52,181 +36,224 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _float_in(
-    lo: float, hi: float, *, lo_closed: bool = True, hi_closed: bool = True, example: float
-) -> Callable[[str, Any], float]:
-    """A check for a finite float between ``lo`` and ``hi`` (each end closed or open); numpy/torch scalars accepted."""
-    kind = {True: "inclusive", False: "exclusive"}
-    ends = f"between {lo} ({kind[lo_closed]}) and {hi} ({kind[hi_closed]})"
-
-    def check(name: str, value: Any) -> float:
-        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
-            value = value.item()
-        ok = _is_number(value) and math.isfinite(value)
-        ok = ok and (lo <= value if lo_closed else lo < value) and (value <= hi if hi_closed else value < hi)
-        if not ok:
-            raise _invalid(name, value, f"floats {ends}, i.e. {example}")
-        return float(value)
-
-    return check
-
-
-_unit_interval = _float_in(0.0, 1.0, hi_closed=False, example=0.1)  # a smoothing ε
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
-    def check(name: str, value: Any) -> str:
-        if not isinstance(value, str) or value not in options:
-            hint = get_close_matches(str(value), options, n=1)
-            raise _invalid(name, value, f"one of {list(options)}", f" Did you mean '{hint[0]}'?" if hint else "")
-        return value
-
-    return check
-
-
-def _non_negative(name: str, value: Any) -> float:
-    if not _is_number(value) or not math.isfinite(value) or value < 0:
-        raise _invalid(name, value, "finite numbers >= 0, i.e. 2")
-    return float(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if not _is_number(value) or not math.isfinite(value) or value < 1 or int(value) != value:
-        raise _invalid(name, value, "integers >= 1, i.e. 10")
-    return int(value)
-
-
-def _optional_positive_int(name: str, value: Any) -> int | None:
-    return None if value is None else _positive_int(name, value)
-
-
-def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
-    def check(name: str, value: Any) -> int:
-        if not _is_number(value) or not math.isfinite(value) or int(value) != value or not lo <= value <= hi:
-            raise _invalid(name, value, f"integers in [{lo}, {hi}], i.e. 15")
-        return int(value)
-
-    return check
-
-
-
-
-
-
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _invalid(name, value, "True or False")
+def _scalar(value: Any) -> Any:
+    """numpy / torch 0-d scalars as Python numbers (``label_smoothing=np.float32(0.1)`` is a float)."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 and not isinstance(value, bool):
+        return value.item()
     return value
 
 
-def _schedule(name: str, value: Any) -> Any:
-    from yolo_ls.schedules import SCHEDULES
+# ------------------------------------------------------------------------------------------------------ checks
+# Each check states its range once: the same object validates a value, words the error and writes the `allowed`
+# column of the argument table (help, README). Nothing else in the package restates a range.
+@dataclass(frozen=True)
+class FloatRange:
+    """A finite float between ``lo`` and ``hi``, each end closed or open."""
 
-    if callable(value):
+    lo: float
+    hi: float
+    lo_closed: bool = True
+    hi_closed: bool = True
+    example: float = 0.1
+
+    @property
+    def allowed(self) -> str:
+        return f"a float in {'[' if self.lo_closed else '('}{self.lo}, {self.hi}{']' if self.hi_closed else ')'}"
+
+    def contains(self, value: float) -> bool:
+        lo_ok = self.lo <= value if self.lo_closed else self.lo < value
+        return lo_ok and (value <= self.hi if self.hi_closed else value < self.hi)
+
+    def __call__(self, name: str, value: Any) -> float:
+        value = _scalar(value)
+        if not (_is_number(value) and math.isfinite(value) and self.contains(value)):
+            kind = {True: "inclusive", False: "exclusive"}
+            ends = f"between {self.lo} ({kind[self.lo_closed]}) and {self.hi} ({kind[self.hi_closed]})"
+            raise _invalid(name, value, f"floats {ends}, i.e. {self.example}")
+        return float(value)
+
+
+@dataclass(frozen=True)
+class NonNegative:
+    """A finite number >= 0."""
+
+    example: float = 2
+
+    allowed = ">= 0"
+
+    def __call__(self, name: str, value: Any) -> float:
+        value = _scalar(value)
+        if not _is_number(value) or not math.isfinite(value) or value < 0:
+            raise _invalid(name, value, f"finite numbers >= 0, i.e. {self.example}")
+        return float(value)
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer in ``[lo, hi]`` (``hi=None``: no upper bound); ``optional`` also allows None."""
+
+    lo: int
+    hi: int | None = None
+    example: int = 10
+    optional: bool = False
+
+    @property
+    def allowed(self) -> str:
+        rng = f"an integer >= {self.lo}" if self.hi is None else f"an integer in [{self.lo}, {self.hi}]"
+        return f"None or {rng}" if self.optional else rng
+
+    def __call__(self, name: str, value: Any) -> int | None:
+        value = _scalar(value)
+        if value is None and self.optional:
+            return None
+        ok = _is_number(value) and math.isfinite(value) and int(value) == value and value >= self.lo
+        if not ok or (self.hi is not None and value > self.hi):
+            rng = f"integers >= {self.lo}" if self.hi is None else f"integers in [{self.lo}, {self.hi}]"
+            raise _invalid(name, value, f"{'None or ' if self.optional else ''}{rng}, i.e. {self.example}")
+        return int(value)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed tuple of strings, with a "did you mean"; ``describe`` words the choices for the table."""
+
+    options: tuple[str, ...]
+    describe: str = ""
+    also_callable: str = ""  # e.g. "fn(epoch: float, epochs: int) -> float": a callable is accepted too
+
+    @property
+    def allowed(self) -> str:
+        text = self.describe or f"one of {', '.join(self.options)}"
+        return f"{text}, or a callable {self.also_callable}" if self.also_callable else text
+
+    def __call__(self, name: str, value: Any) -> Any:
+        if self.also_callable and callable(value):
+            return value
+        if not isinstance(value, str) or value not in self.options:
+            hint = get_close_matches(str(value), self.options, n=1)
+            raise _invalid(name, value, f"one of {list(self.options)}", f" Did you mean '{hint[0]}'?" if hint else "")
         return value
-    return _choice(SCHEDULES)(name, value)
 
 
-def _prior(name: str, value: Any) -> list[float] | None:
-    """A class distribution: a list of non-negative finite weights with a positive sum (normalised later)."""
-    if value is None:
-        return None
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    allowed = "None or a list of non-negative class weights with a positive sum, i.e. [0.5, 0.3, 0.2]"
-    if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(_is_number(v) for v in value):
-        raise _invalid(name, value, allowed)
-    weights = [float(v) for v in value]
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise _invalid(name, value, allowed)
-    return weights
+@dataclass(frozen=True)
+class Flag:
+    """True or False."""
+
+    allowed = "True or False"
+
+    def __call__(self, name: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _invalid(name, value, self.allowed)
+        return value
+
+
+@dataclass(frozen=True)
+class ClassWeights:
+    """None or a class distribution: non-negative finite weights with a positive sum, normalised here.
+
+    Normalising by the largest weight first keeps huge weights (``[1e308] * K``) from overflowing the sum.
+    """
+
+    allowed = "None or a list of nc non-negative weights with a positive sum"
+
+    def __call__(self, name: str, value: Any) -> list[float] | None:
+        if value is None:
+            return None
+        if hasattr(value, "tolist"):
+            value = value.tolist()
+        example = f"{self.allowed}, i.e. [0.5, 0.3, 0.2]"
+        if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(_is_number(v) for v in value):
+            raise _invalid(name, value, example)
+        weights = [float(v) for v in value]
+        top = max(weights) if all(math.isfinite(w) and w >= 0 for w in weights) else -1.0
+        if top <= 0:
+            raise _invalid(name, value, example)
+        scaled = [w / top for w in weights]  # each in [0, 1]: the sum cannot overflow
+        total = math.fsum(scaled)
+        return [w / total for w in scaled]
+
+
+# ----------------------------------------------------------------------------------------------- choice lists
+CLASSIFY_MODES = ("uniform", "exclusive", "prior")
+DETECT_MODES = ("fg", "all", "positive")
+DETECT_TASKS = ("detect", "segment", "pose", "obb")
+TASKS = ("classify", *DETECT_TASKS)
+PURE_SCHEDULES = ("constant", "linear", "cosine", "step", "exp", "two_stage")  # functions of the epoch alone
+SCHEDULES = (*PURE_SCHEDULES, "auto")  # auto: steered by measured calibration (yolo_ls/auto.py)
+AUTO_SPLITS = ("val", "train_holdout")
+PLOT_CHOICES = ("all", "final", "off")
+
+# The ranges that more than one argument shares.
+EPSILON = FloatRange(0.0, 1.0, hi_closed=False, example=0.1)  # a smoothing ε
+DECAY = FloatRange(0.0, 1.0, lo_closed=False, example=0.5)  # a decay factor that never makes ε grow
+
+
+@dataclass(frozen=True)
+class PluginArg:
+    """One plugin argument: its name, default, one help line, and the check that normalises or rejects a value."""
+
+    name: str
+    default: Any
+    help: str
+    check: Callable[[str, Any], Any]
+
+    @property
+    def allowed(self) -> str:
+        """Human-readable valid values, written by the check itself (errors, help and README use it)."""
+        return self.check.allowed  # type: ignore[attr-defined]
+
+    def __call__(self, value: Any) -> Any:
+        """Check a value of this argument: the normalised value, or a :class:`PluginArgumentError`."""
+        return self.check(self.name, value)
 
 
 ARGS: tuple[PluginArg, ...] = (
-    PluginArg(
-        "label_smoothing",
-        0.0,
-        "smoothing ε put into the classification term of the loss (0 = hard targets)",
-        _unit_interval,
-        "a float in [0.0, 1.0)",
-    ),
+    PluginArg("label_smoothing", 0.0, "smoothing ε put into the classification term of the loss (0 = hard targets)",
+              EPSILON),
     PluginArg(
         "ls_mode",
         "auto",
         "where ε goes: classify uniform/exclusive/prior, detect fg/all/positive; auto = uniform or fg by task",
-        _choice(("auto", *CLASSIFY_MODES, *DETECT_MODES)),
-        f"auto, {', '.join(CLASSIFY_MODES)} (classify) or {', '.join(DETECT_MODES)} (detect, segment, pose, obb)",
+        Choice(
+            ("auto", *CLASSIFY_MODES, *DETECT_MODES),
+            f"auto, {', '.join(CLASSIFY_MODES)} (classify) or {', '.join(DETECT_MODES)} (detect, segment, pose, obb)",
+        ),
     ),
-    PluginArg(
-        "ls_prior",
-        None,
-        "class distribution for ls_mode=prior, i.e. [0.5,0.3,0.2]; None = the training set's class frequencies",
-        _prior,
-        "None or a list of nc non-negative weights with a positive sum",
-    ),
+    PluginArg("ls_prior", None,
+              "class distribution for ls_mode=prior, i.e. [0.5,0.3,0.2]; None = the training set's class frequencies",
+              ClassWeights()),
     PluginArg(
         "ls_schedule",
         "constant",
         "how ε changes: constant, linear, cosine, step, exp, two_stage, auto (calibration-steered), fn(epoch, epochs)",
-        _schedule,
-        "constant, linear, cosine, step, exp, two_stage, auto, or a callable fn(epoch: float, epochs: int) -> float",
+        Choice(SCHEDULES, ", ".join(SCHEDULES), also_callable="fn(epoch: float, epochs: int) -> float"),
     ),
-    PluginArg("ls_final", 0.0, "end value of ε for linear, cosine and exp", _unit_interval, "a float in [0.0, 1.0)"),
-    PluginArg(
-        "ls_warmup_epochs", 0.0, "epochs of linear ramp 0 -> ε before the schedule starts", _non_negative, ">= 0"
-    ),
-    PluginArg("ls_step_size", 1, "epochs between decays for ls_schedule=step", _positive_int, "an integer >= 1"),
-    PluginArg(
-        "ls_gamma",
-        0.5,
-        "decay factor per step (step) or per epoch (exp)",
-        _float_in(0.0, 1.0, lo_closed=False, example=0.5),
-        "a float in (0.0, 1.0]",
-    ),
-    PluginArg(
-        "ls_off_epoch",
-        None,
-        "two_stage: first (0-based) epoch trained without smoothing",
-        _optional_positive_int,
-        "None or an integer >= 1",
-    ),
-    PluginArg(
-        "ls_per_iter",
-        False,
-        "update ε every optimizer step (fractional epochs) instead of once per epoch",
-        _bool,
-        "True or False",
-    ),
-    PluginArg("ls_max", 0.3, "ls_schedule=auto: upper bound of ε", _unit_interval, "a float in [0.0, 1.0)"),
-    PluginArg(
-        "ls_auto_gain",
-        0.5,
-        "ls_schedule=auto: damping of the update ε += gain·(confidence - accuracy)·K/(K-1)",
-        _float_in(0.0, 2.0, lo_closed=False, example=0.5),
-        "a float in (0.0, 2.0]",
-    ),
-    PluginArg(
-        "ls_auto_split",
-        "val",
-        "ls_schedule=auto: the data whose calibration steers ε: val, or train_holdout (classify)",
-        _choice(("val", "train_holdout")),
-        "one of val, train_holdout",
-    ),
-    PluginArg(
-        "ls_auto_holdout",
-        0.1,
-        "ls_auto_split=train_holdout: fraction of train held out (fixed, seeded) to steer ε",
-        _float_in(0.0, 0.5, lo_closed=False, example=0.1),
-        "a float in (0.0, 0.5]",
-    ),
+    PluginArg("ls_final", 0.0, "end value of ε for linear, cosine and exp", EPSILON),
+    PluginArg("ls_warmup_epochs", 0.0, "epochs of linear ramp 0 -> ε before the schedule starts", NonNegative()),
+    PluginArg("ls_step_size", 1, "epochs between decays for ls_schedule=step", IntRange(1)),
+    PluginArg("ls_gamma", 0.5, "decay factor per step (step) or per epoch (exp)", DECAY),
+    PluginArg("ls_off_epoch", None, "two_stage: first (0-based) epoch trained without smoothing",
+              IntRange(1, optional=True, example=5)),
+    PluginArg("ls_per_iter", False, "update ε every optimizer step (fractional epochs) instead of once per epoch",
+              Flag()),
+    PluginArg("ls_max", 0.3, "ls_schedule=auto: upper bound of ε", EPSILON),
+    PluginArg("ls_auto_gain", 0.5,
+              "ls_schedule=auto: damping of the update ε += gain·(confidence - accuracy)·c, c set by ls_mode",
+              FloatRange(0.0, 1.0, lo_closed=False, example=0.5)),
+    PluginArg("ls_auto_split", "val",
+              "ls_schedule=auto: the data whose calibration steers ε: val, or train_holdout (classify)",
+              Choice(AUTO_SPLITS)),
+    PluginArg("ls_auto_holdout", 0.1,
+              "ls_auto_split=train_holdout: fraction of train held out (fixed, seeded) to steer ε",
+              FloatRange(0.0, 0.5, lo_closed=False, example=0.1)),
     PluginArg("calibration", True, "measure calibration at every validation (calibration.csv, calib/* metrics)",
-              _bool, "True or False"),
+              Flag()),
     PluginArg("calib_bins", 15, "equal-width confidence bins for ECE/MCE and the reliability diagrams",
-              _int_range(2, 1000), "an integer in [2, 1000]"),
+              IntRange(2, 1000, example=15)),
     PluginArg("calib_conf", 0.25, "detection: predictions below this confidence are left out of d_ece",
-              _float_in(0.0, 1.0, example=0.25), "a float in [0.0, 1.0]"),
+              FloatRange(0.0, 1.0, example=0.25)),
     PluginArg("calib_plots", "all", "reliability diagrams: all (every epoch + final), final, off",
-              _choice(("all", "final", "off")), "one of all, final, off"),
+              Choice(PLOT_CHOICES)),
 )
 
 ARG_TABLE: dict[str, PluginArg] = {a.name: a for a in ARGS}
@@ -293,7 +320,7 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
         check_keys(unknown)
     out = {**DEFAULTS}
     for name, value in given.items():
-        out[name] = ARG_TABLE[name].check(name, value)
+        out[name] = ARG_TABLE[name](value)
 
     mode = out["ls_mode"]
     task_modes = CLASSIFY_MODES if task == "classify" else DETECT_MODES
@@ -318,16 +345,76 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
     return out
 
 
+# Which arguments each setting reads: a key given by the user outside these is accepted but has no effect, so it is
+# named in a warning (a typo'd schedule name or a forgotten ls_schedule is the usual cause).
+_USED_BY_SCHEDULE = {
+    "ls_final": ("linear", "cosine", "exp"),
+    "ls_step_size": ("step",),
+    "ls_gamma": ("step", "exp"),
+    "ls_off_epoch": ("two_stage",),
+    "ls_max": ("auto",),
+    "ls_auto_gain": ("auto",),
+    "ls_auto_split": ("auto",),
+    "ls_auto_holdout": ("auto",),
+}
+
+
+def inapplicable_args(given: Mapping[str, Any], resolved: Mapping[str, Any], task: str, epochs: int | None = None
+                      ) -> list[str]:
+    """Warnings for arguments the user set that this run will not use, and for schedules with no room to run.
+
+    Args:
+        given: The plugin arguments the user set.
+        resolved: The same after :func:`resolve_plugin_args` (defaults filled in, ``ls_mode`` resolved).
+        task: The Ultralytics task.
+        epochs: The run's epochs, for the schedule-length warning.
+    """
+    schedule = resolved["ls_schedule"]
+    name = "a callable" if callable(schedule) else schedule
+    out = []
+    for key, schedules in _USED_BY_SCHEDULE.items():
+        if key in given and (callable(schedule) or schedule not in schedules):
+            out.append(f"'{key}' is only used by ls_schedule={'/'.join(schedules)}; it has no effect with "
+                       f"ls_schedule={name}.")
+    if "ls_auto_holdout" in given and resolved["ls_auto_split"] != "train_holdout" and schedule == "auto":
+        out.append("'ls_auto_holdout' is only used with ls_auto_split=train_holdout.")
+    if "calib_conf" in given and task == "classify":
+        out.append("'calib_conf' is only used by detection tasks; it has no effect with task=classify.")
+    if not resolved["calibration"]:
+        out += [f"'{k}' has no effect with calibration=False." for k in ("calib_bins", "calib_conf", "calib_plots")
+                if k in given]
+    ramps = schedule in ("linear", "cosine", "exp") and resolved["ls_final"] > 0
+    if (not callable(schedule) and schedule not in ("constant", "auto") and resolved["label_smoothing"] == 0
+            and not ramps):
+        out.append(f"ls_schedule={schedule} with label_smoothing=0.0 never smooths: set label_smoothing to the "
+                   "start value.")
+    if epochs is not None and int(epochs) <= 1 and schedule in ("linear", "cosine", "exp"):
+        out.append(f"ls_schedule={schedule} with epochs={epochs} has no room to run: its only epoch trains at its end "
+                   f"value (ls_final={resolved['ls_final']}).")
+    return out
+
+
 def build_schedule_from_args(args: Mapping[str, Any], epochs: int) -> Any:
-    """The ε schedule a run's plugin arguments describe (a :class:`yolo_ls.schedules.SmoothingSchedule`).
+    """The ε schedule a run's plugin arguments describe, checked over the whole run before anything is written.
+
+    Returns a pure :class:`yolo_ls.schedules.SmoothingSchedule`, or for ``ls_schedule=auto`` a
+    :class:`yolo_ls.auto.AutoSchedule`. A callable schedule is probed at every epoch of the run (and at the fractional
+    epochs of one batch step with ``ls_per_iter``), so one that returns NaN, a value outside [0, 1), a non-number, or
+    takes the wrong arguments is refused here, not after the run folder exists.
 
     Raises:
         PluginArgumentError: For a combination the schedule rejects (i.e. two_stage without ls_off_epoch).
     """
-    from yolo_ls.schedules import build_schedule
+    if args["ls_schedule"] == "auto":
+        from yolo_ls.auto import AutoSchedule
+
+        if args["ls_warmup_epochs"]:
+            raise PluginArgumentError("'ls_warmup_epochs' does not apply to 'ls_schedule=auto' (it starts at ε).")
+        return AutoSchedule(args["label_smoothing"], eps_max=args["ls_max"], gain=args["ls_auto_gain"])
+    from yolo_ls.schedules import CallableSchedule, build_schedule
 
     try:
-        return build_schedule(
+        schedule = build_schedule(
             args["ls_schedule"],
             args["label_smoothing"],
             int(epochs),
@@ -336,11 +423,32 @@ def build_schedule_from_args(args: Mapping[str, Any], epochs: int) -> Any:
             step_size=args["ls_step_size"],
             gamma=args["ls_gamma"],
             off_epoch=args["ls_off_epoch"],
-            eps_max=args["ls_max"],
-            gain=args["ls_auto_gain"],
         )
     except (TypeError, ValueError) as e:
         raise PluginArgumentError(str(e)) from None
+    if isinstance(schedule, CallableSchedule):
+        probe_callable_schedule(schedule, int(epochs), bool(args.get("ls_per_iter")))
+    return schedule
+
+
+def probe_callable_schedule(schedule: Any, epochs: int, per_iter: bool = False) -> None:
+    """Call a user's schedule at every epoch it will see (and mid-epoch with ``ls_per_iter``), before the run starts.
+
+    Raises:
+        PluginArgumentError: Naming the callable, the epoch and what it returned or raised.
+    """
+    name = getattr(schedule.fn, "__qualname__", repr(schedule.fn))
+    points = [float(e) for e in range(epochs)] + ([e + 0.5 for e in range(epochs)] if per_iter else [])
+    for epoch in points:
+        try:
+            schedule(epoch)
+        except ValueError as e:
+            raise PluginArgumentError(f"'ls_schedule={name}' is invalid: {e}") from None
+        except Exception as e:  # wrong signature, or the function itself fails
+            raise PluginArgumentError(
+                f"'ls_schedule={name}' failed when called as fn(epoch={epoch}, epochs={epochs}): "
+                f"{type(e).__name__}: {e}. A callable schedule takes (epoch: float, epochs: int) and returns ε."
+            ) from None
 
 
 def check_num_classes(args: Mapping[str, Any], nc: int) -> None:

@@ -13,10 +13,13 @@ Timing conventions:
 * Warmup: for ``e < warmup_epochs`` ε ramps linearly from 0 to the value the schedule starts from,
   ``ε(e) = start * e / warmup_epochs``. The schedule proper then begins at ``e = warmup_epochs`` with ``t = 0``.
 
-Values are never clamped behind the user's back: constructors validate their parameters so every built-in schedule
-stays in ``[0, 1)``, and a user-supplied callable that leaves that range raises ``ValueError``.
+Values are never clamped behind the user's back: constructors validate their parameters with the argument table's
+checks, so every built-in schedule stays in ``[0, 1)``, and a user-supplied callable that leaves that range raises
+``ValueError``.
 
-This module is a pure layer: it imports only the standard library (no torch, no ultralytics).
+This module is a pure layer: it imports only the standard library and the argument table in ``yolo_ls.config``
+(itself standard-library only), whose checks are the one statement of every argument's range. ``ls_schedule=auto``
+is not a function of the epoch and lives in ``yolo_ls/auto.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import difflib
 import math
 import warnings
 from collections.abc import Callable
+
+from yolo_ls.config import ARG_TABLE, PURE_SCHEDULES, _scalar
 
 __all__ = [
     "SCHEDULES",
@@ -40,32 +45,16 @@ __all__ = [
     "fractional_epoch",
 ]
 
-SCHEDULES = ("constant", "linear", "cosine", "step", "exp", "two_stage", "auto")
+SCHEDULES = PURE_SCHEDULES  # the names build_schedule knows (ls_schedule=auto is yolo_ls.auto.AutoSchedule)
 
 
-def _check_real(value: object, name: str) -> float:
-    """Return ``value`` as a finite float, or raise naming the argument ``name``."""
+def _check_epoch(value: object, name: str = "epoch") -> float:
+    """A position in training: a finite real number (the argument ranges themselves are the table's checks)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
-
-
-def _check_unit(value: object, name: str) -> float:
-    """Return ``value`` as a float in ``[0, 1)``, or raise naming the argument ``name``."""
-    value = _check_real(value, name)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return value
-
-
-def _check_gamma(value: object) -> float:
-    """Return ``value`` as a float in ``(0, 1]``: a decay factor that never makes ε grow."""
-    value = _check_real(value, "ls_gamma")
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"ls_gamma must be in (0, 1] (a decay factor; gamma > 1 would grow ε), got {value!r}")
     return value
 
 
@@ -99,10 +88,10 @@ class SmoothingSchedule:
             raise TypeError(f"epochs must be an int, got {epochs!r} ({type(epochs).__name__})")
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
-        self.eps = _check_unit(eps, "label_smoothing")
+        self.eps = ARG_TABLE["label_smoothing"](eps)
         self.epochs = epochs
-        self.warmup_epochs = _check_real(warmup_epochs, "ls_warmup_epochs")
-        if not 0.0 <= self.warmup_epochs < epochs:
+        self.warmup_epochs = ARG_TABLE["ls_warmup_epochs"](warmup_epochs)
+        if not self.warmup_epochs < epochs:
             raise ValueError(f"ls_warmup_epochs must be >= 0 and < epochs ({epochs}), got {self.warmup_epochs!r}")
 
     @property
@@ -135,7 +124,7 @@ class SmoothingSchedule:
         Raises:
             ValueError: If ``epoch`` is negative or not finite.
         """
-        epoch = _check_real(epoch, "epoch")
+        epoch = _check_epoch(epoch)
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch!r}")
         span = self.span
@@ -201,7 +190,7 @@ class LinearSchedule(SmoothingSchedule):
 
     def __init__(self, eps: float, epochs: int, final: float = 0.0, warmup_epochs: float = 0.0) -> None:
         super().__init__(eps, epochs, warmup_epochs)
-        self.final = _check_unit(final, "ls_final")
+        self.final = ARG_TABLE["ls_final"](final)
 
     def _value(self, t: float, span: float) -> float:
         return _lerp(self.eps, self.final, _progress(t, span))
@@ -222,7 +211,7 @@ class CosineSchedule(SmoothingSchedule):
 
     def __init__(self, eps: float, epochs: int, final: float = 0.0, warmup_epochs: float = 0.0) -> None:
         super().__init__(eps, epochs, warmup_epochs)
-        self.final = _check_unit(final, "ls_final")
+        self.final = ARG_TABLE["ls_final"](final)
 
     def _value(self, t: float, span: float) -> float:
         w = 0.5 * (1.0 + math.cos(math.pi * _progress(t, span)))
@@ -244,13 +233,11 @@ class StepSchedule(SmoothingSchedule):
     """
 
     def __init__(
-        self, eps: float, epochs: int, step_size: float = 1, gamma: float = 0.5, warmup_epochs: float = 0.0
+        self, eps: float, epochs: int, step_size: int = 1, gamma: float = 0.5, warmup_epochs: float = 0.0
     ) -> None:
         super().__init__(eps, epochs, warmup_epochs)
-        self.step_size = _check_real(step_size, "ls_step_size")
-        if self.step_size < 1:
-            raise ValueError(f"ls_step_size must be >= 1 (epochs between decays), got {step_size!r}")
-        self.gamma = _check_gamma(gamma)
+        self.step_size = ARG_TABLE["ls_step_size"](step_size)
+        self.gamma = ARG_TABLE["ls_gamma"](gamma)
 
     def _value(self, t: float, span: float) -> float:
         return self.eps * self.gamma ** math.floor(t / self.step_size)
@@ -274,8 +261,8 @@ class ExpSchedule(SmoothingSchedule):
         self, eps: float, epochs: int, gamma: float = 0.5, final: float = 0.0, warmup_epochs: float = 0.0
     ) -> None:
         super().__init__(eps, epochs, warmup_epochs)
-        self.gamma = _check_gamma(gamma)
-        self.final = _check_unit(final, "ls_final")
+        self.gamma = ARG_TABLE["ls_gamma"](gamma)
+        self.final = ARG_TABLE["ls_final"](final)
 
     def _value(self, t: float, span: float) -> float:
         return _lerp(self.final, self.eps, self.gamma**t)
@@ -306,7 +293,7 @@ class TwoStageSchedule(SmoothingSchedule):
 
     def __init__(self, eps: float, epochs: int, off_epoch: float, warmup_epochs: float = 0.0) -> None:
         super().__init__(eps, epochs, warmup_epochs)
-        self.off_epoch = _check_real(off_epoch, "ls_off_epoch")
+        self.off_epoch = _check_epoch(off_epoch, "ls_off_epoch")
         if self.off_epoch <= 0:
             raise ValueError(f"ls_off_epoch must be > 0 (first 0-based epoch without smoothing), got {off_epoch!r}")
         if self.off_epoch <= self.warmup_epochs:
@@ -323,7 +310,7 @@ class TwoStageSchedule(SmoothingSchedule):
             )
 
     def __call__(self, epoch: float) -> float:
-        epoch = _check_real(epoch, "epoch")
+        epoch = _check_epoch(epoch)
         if epoch >= self.off_epoch:
             return 0.0
         return super().__call__(epoch)
@@ -359,10 +346,10 @@ class CallableSchedule(SmoothingSchedule):
         self.fn = fn
 
     def __call__(self, epoch: float) -> float:
-        epoch = _check_real(epoch, "epoch")
+        epoch = _check_epoch(epoch)
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch!r}")
-        v = self.fn(epoch, self.epochs)
+        v = _scalar(self.fn(epoch, self.epochs))  # torch.tensor(0.1) and np.float32(0.1) are numbers too
         where = f"at epoch {epoch!r} (epochs={self.epochs})"
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"ls_schedule callable returned {v!r} {where}; it must return a float in [0, 1)")
@@ -371,83 +358,8 @@ class CallableSchedule(SmoothingSchedule):
             raise ValueError(f"ls_schedule callable returned {v!r} {where}; it must return a finite float in [0, 1)")
         return v
 
-    def _value(self, t: float, span: float) -> float:  # pragma: no cover - __call__ is overridden
-        return self(t)
-
     def __repr__(self) -> str:
         return f"CallableSchedule(fn={self.fn!r}, epochs={self.epochs})"
-
-
-def auto_update(
-    eps: float, confidence: float, accuracy: float, num_classes: int, gain: float = 0.5, eps_max: float = 0.3
-) -> float:
-    """One step of ``ls_schedule=auto``: move ε so the smoothed target confidence follows the measured accuracy.
-
-    Uniform smoothing trains the top class towards ``1 - ε·(K-1)/K``, so a confidence gap ``g = confidence -
-    accuracy`` is closed by ``Δε = g·K/(K-1)`` if the model followed its target exactly. Models do not (augmentation
-    and short training leave them under-confident, long training on little data over-confident), so the controller
-    integrates: ``ε ← clip(ε + gain·g·K/(K-1), 0, eps_max)``, with ``gain`` < 1 as damping. Over-confidence (g > 0)
-    raises ε, under-confidence lowers it; a missing reading (NaN) keeps ε.
-
-    Args:
-        eps: Current ε.
-        confidence: Mean top-1 (or detection) confidence measured this epoch.
-        accuracy: Accuracy (or detection precision) measured this epoch.
-        num_classes: K (values below 2 use the factor 1).
-        gain: Damping in (0, 2].
-        eps_max: Upper bound (``ls_max``).
-    """
-    if not (math.isfinite(confidence) and math.isfinite(accuracy)):
-        return eps
-    scale = num_classes / (num_classes - 1) if num_classes > 1 else 1.0
-    return min(max(eps + gain * (confidence - accuracy) * scale, 0.0), eps_max)
-
-
-class AutoSchedule:
-    """``ls_schedule=auto``: ε is set after each validation by :func:`auto_update`; calling it returns the current ε.
-
-    Its state (the current ε and the history of readings) is a plain dict, saved in the checkpoint so that
-    ``resume=True`` continues from the same ε.
-    """
-
-    def __init__(self, eps: float, epochs: int, eps_max: float = 0.3, gain: float = 0.5) -> None:
-        self.eps = _check_unit(eps, "label_smoothing")
-        self.eps_max = _check_unit(eps_max, "ls_max")
-        if self.eps > self.eps_max:
-            raise ValueError(f"label_smoothing={eps} is above ls_max={eps_max}: auto starts inside [0, ls_max]")
-        self.gain = _check_real(gain, "ls_auto_gain")
-        self.epochs = epochs
-        self.current = self.eps
-        self.history: list[dict[str, float]] = []
-
-    def __call__(self, epoch: float) -> float:
-        """The ε in effect now (the epoch does not matter: the controller's state does)."""
-        return self.current
-
-    def update(self, epoch: int, confidence: float, accuracy: float, num_classes: int) -> float:
-        """Feed the calibration measured after ``epoch``; returns the ε for the next epoch."""
-        new = auto_update(self.current, confidence, accuracy, num_classes, self.gain, self.eps_max)
-        self.history.append({"epoch": epoch, "confidence": confidence, "accuracy": accuracy, "eps": self.current,
-                             "next_eps": new})
-        self.current = new
-        return new
-
-    def plan(self, points_per_epoch: int = 1) -> list[tuple[float, float]]:
-        """No plan exists ahead of time: the applied values so far (and the current ε for the next epoch)."""
-        pts = [(float(h["epoch"]), h["eps"]) for h in self.history]
-        return [*pts, (float(len(self.history)), self.current)]
-
-    def state_dict(self) -> dict:
-        """Plain-data state for checkpoints."""
-        return {"current": self.current, "history": list(self.history)}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
-        self.current = float(state["current"])
-        self.history = list(state.get("history", []))
-
-    def __repr__(self) -> str:
-        return f"AutoSchedule(current={self.current:.4g}, eps_max={self.eps_max}, gain={self.gain})"
 
 
 def build_schedule(
@@ -460,9 +372,7 @@ def build_schedule(
     step_size: float = 1,
     gamma: float = 0.5,
     off_epoch: float | None = None,
-    eps_max: float = 0.3,
-    gain: float = 0.5,
-) -> SmoothingSchedule | AutoSchedule:
+) -> SmoothingSchedule:
     """Build a schedule from config values.
 
     Args:
@@ -505,9 +415,10 @@ def build_schedule(
     if name == "exp":
         return ExpSchedule(eps, epochs, gamma=gamma, final=final, warmup_epochs=warmup_epochs)
     if name == "auto":
-        if warmup_epochs:
-            raise ValueError("ls_warmup_epochs does not apply to ls_schedule='auto' (the controller starts at ε)")
-        return AutoSchedule(eps, epochs, eps_max=eps_max, gain=gain)
+        raise ValueError(
+            "ls_schedule='auto' is steered by measured calibration, not a function of the epoch: "
+            "use yolo_ls.auto.AutoSchedule (or yolo_ls.config.build_schedule_from_args)"
+        )
     if name == "two_stage":
         if off_epoch is None:
             raise ValueError(

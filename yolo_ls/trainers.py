@@ -17,6 +17,7 @@ Ultralytics objects only. The plugin arguments ride in the checkpoint as a plain
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,20 +30,22 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
 from yolo_ls import __version__
+from yolo_ls.auto import AutoController, AutoSchedule
 from yolo_ls.callbacks import smoothing as smoothing_callbacks
-from yolo_ls.callbacks.calibration import CalibrationCallbacks, registered_calibration
+from yolo_ls.callbacks.calibration import CalibrationCallbacks
+from yolo_ls.checkpoints import atomic_checkpoint_paths, atomic_final_strip
 from yolo_ls.config import (
     PLUGIN_KEYS,
     PluginArgumentError,
     build_schedule_from_args,
     check_keys,
     check_num_classes,
+    inapplicable_args,
     resolve_plugin_args,
     split_plugin_args,
 )
 from yolo_ls.datasets import resolve_data
 from yolo_ls.losses import LabelSmoothingState, install_smoothing
-from yolo_ls.schedules import AutoSchedule
 from yolo_ls.utils import drop_rows_after
 
 PREFIX = colorstr("yolo-ls:")
@@ -176,7 +179,10 @@ class LabelSmoothingMixin:
         if not resuming:  # validate before Ultralytics creates the run folder
             plugin = resolve_plugin_args(given, self.ls_task)
             epochs = overrides.get("epochs", (cfg if isinstance(cfg, dict) else cfg2dict(cfg)).get("epochs"))
-            build_schedule_from_args(plugin, epochs)
+            build_schedule_from_args(plugin, epochs)  # a callable schedule is probed over every epoch here
+            if RANK in {-1, 0}:
+                for warning in inapplicable_args(given, plugin, self.ls_task, epochs):
+                    LOGGER.warning(f"{PREFIX} {warning}")
         if "data" in overrides:
             overrides["data"] = resolve_data(overrides["data"])
         if plugin is not None:
@@ -191,17 +197,24 @@ class LabelSmoothingMixin:
         if RANK in {-1, 0}:
             YAML.save(self.save_dir / "args.yaml", {k: _yaml_safe(v) for k, v in vars(self.args).items()})
             LOGGER.info(f"{PREFIX} " + ", ".join(f"{k}={v}" for k, v in serialize_plugin_args(plugin).items()))
-        self.ls_schedule = build_schedule_from_args(plugin, self.epochs)
-        if isinstance(self.ls_schedule, AutoSchedule) and self.ls_resume_state.get("auto"):
-            self.ls_schedule.load_state_dict(self.ls_resume_state["auto"])  # the controller continues where it was
-        self.ls_holdout = None
-        self.ls_state: LabelSmoothingState | None = None
-        self.ls_applied: list[tuple[float, float]] = []
+        self.ls_schedule = build_schedule_from_args(plugin, self.epochs)  # ε = ls_schedule(epoch)
+        self.ls_auto: AutoController | None = None
+        if isinstance(self.ls_schedule, AutoSchedule):
+            if self.ls_resume_state.get("auto"):
+                self.ls_schedule.load_state_dict(self.ls_resume_state["auto"])  # the controller continues where it was
+            self.ls_auto = AutoController(self.ls_schedule, plugin["ls_auto_split"])
+        self.ls_state: LabelSmoothingState | None = None  # ε on the device, read by the losses
+        atomic_checkpoint_paths(self)  # last.pt / best.pt are replaced atomically, never torn by a kill
+        self.ls_applied = smoothing_callbacks.AppliedEpsilon()  # what was applied, for the log and the plot
         for event, fn in smoothing_callbacks.CALLBACKS.items():
             if fn not in self.callbacks[event]:  # the DDP relaunch hands the parent's callbacks back in
                 self.add_callback(event, fn)
+        self.ls_calibration: CalibrationCallbacks | None = None
         if plugin["calibration"]:
-            CalibrationCallbacks(plugin["calib_bins"], plugin["calib_plots"], plugin["calib_conf"]).register(self)
+            calib = CalibrationCallbacks(plugin["calib_bins"], plugin["calib_plots"], plugin["calib_conf"])
+            self.ls_calibration = calib.attach(self)  # the instance registered (the relaunch may hand one back)
+        # Loggers (MLflow) upload the run folder at on_train_end: the plugin's end-of-training files are written first.
+        self.callbacks["on_train_end"].sort(key=lambda fn: not getattr(fn, "__module__", "").startswith("yolo_ls."))
 
     # ------------------------------------------------------------------------------------------------ arguments
     def _resume_plugin_args(self, given: dict[str, Any]) -> dict[str, Any]:
@@ -235,77 +248,49 @@ class LabelSmoothingMixin:
 
     def save_model(self):
         """Save stock checkpoints: plugin keys hidden from the pickled args, and kept as a plain dict on the EMA."""
-        state = {"auto": self.ls_schedule.state_dict()} if isinstance(self.ls_schedule, AutoSchedule) else {}
+        state = {"auto": self.ls_schedule.state_dict()} if self.ls_auto is not None else {}
         self.ema.ema.yolo_ls = {"version": __version__, "args": serialize_plugin_args(self.plugin_args), "state": state}
         with hidden_plugin_args(self.args):
             return super().save_model()
 
+    def final_eval(self):
+        """Stock final validation of best.pt; its rewrite of last.pt/best.pt (optimizer stripped) is atomic too."""
+        with atomic_final_strip():
+            return super().final_eval()
+
     def save_metrics(self, metrics: dict[str, Any]) -> None:
-        """Append the ε in effect this epoch to results.csv (so results.png, TensorBoard and MLflow show it).
+        """Log the ε in effect this epoch, then (``ls_schedule=auto``) set the next epoch's ε from this epoch's reading.
 
-        With ``ls_schedule=auto`` this is also where the controller reads the calibration just measured and sets the
-        next epoch's ε: after validation, before the checkpoint that must hold the controller's new state.
+        ε goes into ``trainer.metrics`` as ``label_smoothing``: results.csv gets it here, and every Ultralytics logger
+        (TensorBoard, MLflow, ClearML, Comet, W&B) reads ``trainer.metrics`` at ``on_fit_epoch_end``, which comes next.
+        The controller steps here, after validation and before the checkpoint that must hold its new state.
         """
-        super().save_metrics({**metrics, "label_smoothing": round(smoothing_callbacks.epoch_value(self), 6)})
-        if isinstance(self.ls_schedule, AutoSchedule):
-            self.auto_update()
+        eps = round(smoothing_callbacks.epoch_value(self), 6)
+        if isinstance(self.metrics, dict):
+            self.metrics["label_smoothing"] = eps
+        super().save_metrics({**metrics, "label_smoothing": eps})
+        next_eps = self.ls_auto.step(self) if self.ls_auto is not None else None
+        LOGGER.info(f"{PREFIX} {self.epoch_summary(eps, next_eps)}")
 
-    def auto_update(self) -> None:
-        """Feed this epoch's calibration reading to the ``ls_schedule=auto`` controller."""
-        if self.args.ls_auto_split == "train_holdout":
-            confidence, accuracy = self.holdout_calibration()
-        else:
-            calib = registered_calibration(self.callbacks)
-            result = calib.last if calib is not None else None
-            if result is None:  # no validation this epoch (val=False): nothing measured, ε stays
-                return
+    def epoch_summary(self, eps: float, next_eps: float | None = None) -> str:
+        """One line per epoch: the ε in effect and what calibration measured, i.e.
+        ``epoch 7/30  ε=0.083  ece 0.0410 (over-confident +0.030)  nll 0.290``."""
+        parts = [f"epoch {self.epoch + 1}/{self.epochs}", f"ε={eps:.3g}"]
+        if next_eps is not None:
+            parts[-1] += f" (auto: next {next_eps:.3g})"
+        result = self.ls_calibration.last if self.ls_calibration is not None else None
+        if result is not None:
             m = result["metrics"]
             key = "" if self.ls_task == "classify" else "d_"
-            confidence, accuracy = m[f"{key}confidence"], m[f"{key}accuracy"]
-        old = self.ls_schedule.current
-        new = self.ls_schedule.update(self.epoch, confidence, accuracy, int(self.data["nc"]))
-        LOGGER.info(
-            f"{PREFIX} auto ε {old:.4f} -> {new:.4f} (confidence {confidence:.4f}, accuracy {accuracy:.4f}, "
-            f"{self.args.ls_auto_split})"
-        )
-
-    def split_holdout(self) -> None:
-        """``ls_auto_split=train_holdout``: move a fixed, seeded fraction of the train samples into a held-out set."""
-        import copy
-
-        ds = self.train_loader.dataset
-        if getattr(ds, "cache_ram", False):
-            raise PluginArgumentError("'ls_auto_split=train_holdout' cannot be combined with cache=ram; use cache=disk")
-        rng = np.random.default_rng(self.args.seed)
-        order = rng.permutation(len(ds.samples))
-        n = max(1, round(self.args.ls_auto_holdout * len(ds.samples)))
-        hold = copy.copy(ds)
-        hold.samples = [ds.samples[i] for i in sorted(order[:n])]
-        hold.torch_transforms = self.test_loader.dataset.torch_transforms  # no augmentation
-        ds.samples = [ds.samples[i] for i in sorted(order[n:])]
-        self.ls_holdout = hold
-        LOGGER.info(f"{PREFIX} ls_auto_split=train_holdout: {n} train images held out to steer ε, {len(ds)} trained on")
-
-    def holdout_calibration(self) -> tuple[float, float]:
-        """Mean top-1 confidence and accuracy of the EMA model on the held-out train images."""
-        import torch
-        from torch.utils.data import DataLoader
-
-        model = self.ema.ema
-        was_training = model.training
-        model.eval()
-        conf = correct = n = 0.0
-        loader = DataLoader(self.ls_holdout, batch_size=max(int(self.batch_size), 1), shuffle=False, num_workers=0)
-        with torch.inference_mode():
-            for batch in loader:
-                out = model(batch["img"].to(self.device).float())
-                probs = out[0] if isinstance(out, (list, tuple)) else out
-                top, pred = probs.max(1)
-                conf += float(top.sum())
-                correct += float((pred.cpu() == batch["cls"]).sum())
-                n += len(pred)
-        model.train(was_training)
-        return conf / max(n, 1), correct / max(n, 1)
+            gap = m[f"{key}confidence"] - m[f"{key}accuracy"]
+            if math.isfinite(m[f"{key}ece"]):
+                kind = "over-confident" if gap > 0 else "under-confident"
+                parts.append(f"{key}ece {m[f'{key}ece']:.4f} ({kind} {gap:+.3f})")
+                if key == "":
+                    parts.append(f"nll {m['nll']:.3f}")
+            else:
+                parts.append(f"{key}ece: nothing measured")
+        return "  ".join(parts)
 
     def _setup_train(self):
         """Stock set-up, then smoothing into the criteria of the model and of its EMA (the val loss)."""
@@ -323,8 +308,8 @@ class LabelSmoothingMixin:
         if args["ls_mode"] == "prior" and prior is None:
             prior = self.class_frequencies()
         self.ls_state = LabelSmoothingState(self.ls_schedule(float(self.start_epoch)), device=self.device)
-        if isinstance(self.ls_schedule, AutoSchedule) and args["ls_auto_split"] == "train_holdout":
-            self.split_holdout()
+        if self.ls_auto is not None:
+            self.ls_auto.setup(self, args["ls_mode"], nc, prior=prior)
         models = [unwrap_model(self.model)] + ([self.ema.ema] if self.ema else [])
         for m in models:
             install_smoothing(m, self.ls_state, task=self.ls_task, mode=args["ls_mode"], num_classes=nc, prior=prior)

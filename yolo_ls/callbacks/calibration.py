@@ -72,11 +72,18 @@ class CalibrationCallbacks:
     # ------------------------------------------------------------------------------------------------ register
     def register(self, target: Any) -> Any:
         """Add the callbacks to a YOLO model, trainer or validator (anything with ``add_callback``), once."""
-        if registered_calibration(target.callbacks) is not None:
-            return target  # already registered (i.e. handed back in by the multi-GPU relaunch)
+        self.attach(target)
+        return target
+
+    def attach(self, target: Any) -> CalibrationCallbacks:
+        """Register on ``target`` unless an instance already is (the multi-GPU relaunch hands the parent's callbacks
+        back in); returns the instance that is registered, which the trainer then holds as ``ls_calibration``."""
+        existing = registered_calibration(target.callbacks)
+        if existing is not None:
+            return existing
         for event in self.EVENTS:
             target.add_callback(event, getattr(self, event))
-        return target
+        return self
 
     # ------------------------------------------------------------------------------------------- validator side
     def on_val_start(self, validator: Any) -> None:
@@ -233,8 +240,20 @@ class CalibrationCallbacks:
             plot_calibration_curves(df, save_dir / "calibration" / "calibration_curves.png", metrics=metrics)
 
     def on_train_end(self, trainer: Any) -> None:
-        """Training is over: a later plain ``val()`` on the same model writes its own diagram again."""
+        """Training is over: hand the diagrams to MLflow if it logs this run (it uploads only top-level files itself);
+        a later plain ``val()`` on the same model writes its own diagram again."""
         self.in_training = False
+        folder = Path(trainer.save_dir) / "calibration"
+        if getattr(trainer, "_mlflow_active", False) and folder.is_dir():
+            try:
+                import mlflow
+
+                if mlflow.active_run() is not None:  # still open: Ultralytics' own on_train_end has not closed it
+                    mlflow.log_artifacts(str(folder), artifact_path="calibration")
+            except Exception as e:  # a logger must never fail the run
+                from ultralytics.utils import LOGGER
+
+                LOGGER.warning(f"yolo-ls: could not log calibration/ to MLflow: {e}")
 
 
 def save_final_json(path: Path, result: dict[str, Any]) -> None:
@@ -259,8 +278,6 @@ def save_final_json(path: Path, result: dict[str, Any]) -> None:
 
 def _epoch_eps(trainer: Any) -> float:
     """The ε logged for the trainer's current epoch: the plugin's schedule, or 0 for a stock trainer."""
-    if getattr(trainer, "ls_schedule", None) is None:
-        return 0.0
     from yolo_ls.callbacks.smoothing import epoch_value
 
     return round(epoch_value(trainer), 6)
