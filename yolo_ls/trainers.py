@@ -160,6 +160,24 @@ def checkpoint_plugin_state(path: str | Path) -> dict[str, Any] | None:
     return dict(state) if isinstance(state, Mapping) else None
 
 
+def check_resume_checkpoint(resume: Any) -> None:
+    """A ``resume=PATH`` that exists must load: a truncated or foreign file is named as such, not as "not found".
+
+    Raises:
+        PluginArgumentError: Naming the file and what is wrong with it.
+    """
+    if not isinstance(resume, (str, Path)) or not Path(resume).is_file():
+        return  # resume=True (latest run) or a missing path: Ultralytics' own message says which
+    try:
+        checkpoint_plugin_state(resume)
+    except Exception as e:
+        raise PluginArgumentError(
+            f"'resume={resume}' cannot be resumed: the file is not a readable checkpoint ({type(e).__name__}: {e}). "
+            "A checkpoint torn by a kill during its write cannot be repaired; resume from another checkpoint "
+            "(e.g. weights/epochN.pt with save_period) or start a new run."
+        ) from None
+
+
 class LabelSmoothingMixin:
     """Plugin behaviour shared by every yolo-ls trainer. Subclasses set ``ls_task``."""
 
@@ -176,7 +194,10 @@ class LabelSmoothingMixin:
 
         resuming = bool(overrides.get("resume"))
         plugin = None
-        if not resuming:  # validate before Ultralytics creates the run folder
+        if resuming:  # values given now are checked too (a resume keeps the checkpoint's, see _resume_plugin_args)
+            resolve_plugin_args(given, self.ls_task)
+            check_resume_checkpoint(overrides["resume"])
+        else:  # validate before Ultralytics creates the run folder
             plugin = resolve_plugin_args(given, self.ls_task)
             epochs = overrides.get("epochs", (cfg if isinstance(cfg, dict) else cfg2dict(cfg)).get("epochs"))
             build_schedule_from_args(plugin, epochs)  # a callable schedule is probed over every epoch here
@@ -228,10 +249,13 @@ class LabelSmoothingMixin:
             return resolve_plugin_args(given, self.ls_task)
         self.ls_resume_state = state.get("state") or {}
         saved = resolve_plugin_args(deserialize_plugin_args(state["args"], given), self.ls_task)
-        ignored = [k for k, v in given.items() if k in saved and v != saved[k]]
-        if ignored:
+        given_now = resolve_plugin_args(given, self.ls_task)
+        differ = {k: (given_now[k], saved[k]) for k in given if given_now[k] != saved[k]}
+        if differ:
+            text = ", ".join(f"{k}={new!r} given now, {old!r} in the checkpoint" for k, (new, old) in differ.items())
             LOGGER.warning(
-                f"{PREFIX} Resume ignores {ignored}, using checkpoint values. Start a new run to change them."
+                f"{PREFIX} Resume continues the run as it was trained and keeps the checkpoint's values ({text}). "
+                "Start a new run (without resume) to train with other values."
             )
         return saved
 
