@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
 
+from yolo_ls.plots import PLOT_CHOICES, PLOT_CHOICES_HELP
+
 CLASSIFY_MODES = ("uniform", "exclusive", "prior")
 DETECT_MODES = ("fg", "all", "positive")
 DETECT_TASKS = ("detect", "segment", "pose", "obb")
@@ -225,8 +227,8 @@ ARGS: tuple[PluginArg, ...] = (
               _int_range(2, 1000), "an integer in [2, 1000]"),
     PluginArg("calib_conf", 0.25, "detection: predictions below this confidence are left out of d_ece",
               _float_in(0.0, 1.0, example=0.25), "a float in [0.0, 1.0]"),
-    PluginArg("calib_plots", "all", "reliability diagrams: all (every epoch + final), final, off",
-              _choice(("all", "final", "off")), "one of all, final, off"),
+    PluginArg("calib_plots", PLOT_CHOICES[0], PLOT_CHOICES_HELP, _choice(PLOT_CHOICES),
+              "one of " + ", ".join(PLOT_CHOICES)),
 )
 
 ARG_TABLE: dict[str, PluginArg] = {a.name: a for a in ARGS}
