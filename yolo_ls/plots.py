@@ -41,8 +41,8 @@ __all__ = (
 # ``calib_plots``: the one definition of its choices (config.py and the callbacks import it from here).
 PLOT_CHOICES = ("final", "all", "off")
 PLOT_CHOICES_HELP = (
-    "calibration figures: final (at the end of training; per-epoch bins kept, diagrams on demand with "
-    "'yolo-ls plot RUN'), all (also a diagram per epoch, drawn in the training loop), off"
+    "calibration figures: final (best.pt diagram and curves at the end; every epoch's bins kept in "
+    "calibration/epochs.json for 'yolo-ls plot RUN'), all (also each epoch's diagram as it ends), off (none)"
 )
 
 # Ultralytics palette (ultralytics.utils.plotting.Colors), hard-coded so this module never imports ultralytics.
