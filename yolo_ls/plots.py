@@ -413,7 +413,7 @@ def plot_compare_curves(
     acc_label = acc_label or acc_col.split("/")[-1]
     with _rc():
         fig = _figure(10.0, 4.0)
-        ax1, ax2 = (fig.add_axes((0.07, 0.13, 0.36, 0.77)), fig.add_axes((0.52, 0.13, 0.36, 0.77)))
+        ax1, ax2 = (fig.add_axes((0.1, 0.13, 0.33, 0.77)), fig.add_axes((0.555, 0.13, 0.33, 0.77)))
         epochs: list[float] = []
         for i, (label, (cal, res)) in enumerate(runs.items()):
             color = PALETTE[i % len(PALETTE)]
