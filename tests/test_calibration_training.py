@@ -51,8 +51,9 @@ def test_classification_training_writes_calibration(cls_run):
         assert res[f"calib/{k}"].tolist() == pytest.approx(df[k].tolist(), abs=1e-4)
     # the calibration accuracy is Ultralytics' own top-1 on the same val set
     assert res["calib/accuracy"].tolist() == pytest.approx(res["metrics/accuracy_top1"].tolist(), abs=1e-4)
-    for name in ("reliability_epoch001.png", "reliability_epoch002.png", "reliability.png", "calibration_curves.png"):
+    for name in ("reliability.png", "calibration_curves.png"):  # default calib_plots=final: the final figures
         _valid_png(run / "calibration" / name)
+    assert not list((run / "calibration").glob("reliability_epoch*.png"))  # per-epoch: on demand (yolo-ls plot)
 
 
 def test_logged_final_ece_matches_recomputation_from_last_pt(cls_run, digits_root):
@@ -80,7 +81,7 @@ def test_detection_training_writes_d_ece(tmp_path, digits_det_yaml):
     from yolo_ls import YOLO
 
     YOLO("yolo11n.yaml").train(**{**TINY_DET, "data": str(digits_det_yaml), "project": str(tmp_path), "name": "d",
-                                  "plots": True, "label_smoothing": 0.1, "calib_conf": 0.0})
+                                  "plots": True, "label_smoothing": 0.1, "calib_conf": 0.0, "calib_plots": "all"})
     run = tmp_path / "d"
     df = _csv(run / "calibration.csv")
     assert df["epoch"].tolist() == [1]

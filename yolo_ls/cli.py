@@ -22,7 +22,7 @@ from yolo_ls.config import ARGS, DEFAULTS, PluginArgumentError, check_keys
 
 MODES = ("train", "val", "predict", "export")
 TASKS = ("classify", "detect", "segment", "pose", "obb")
-SPECIAL = ("help", "version", "cfg", "compare", "datasets")
+SPECIAL = ("help", "version", "cfg", "compare", "datasets", "plot")
 
 
 def help_text() -> str:
@@ -118,6 +118,33 @@ def run_datasets(argv: Sequence[str]) -> Any:
     return built
 
 
+def run_plot(argv: Sequence[str]) -> list[Path]:
+    """``yolo-ls plot RUN``: draw every figure of a run folder from its files (per-epoch diagrams included).
+
+    Raises:
+        SyntaxError: Without exactly one RUN, or when RUN is not a folder a yolo-ls training wrote.
+    """
+    from ultralytics.utils import LOGGER
+
+    from yolo_ls.plots import RUN_FILES, is_run_folder, render_run
+
+    if len(argv) != 1 or "=" in argv[0]:
+        raise SyntaxError("usage: yolo-ls plot RUN, i.e. 'yolo-ls plot runs/classify/train' (one run folder)")
+    run = Path(argv[0])
+    if not is_run_folder(run):
+        what = "does not exist" if not run.exists() else "is not a folder" if not run.is_dir() else (
+            f"holds none of {', '.join(RUN_FILES)}")
+        found = [*run.glob("*/calibration.csv"), *run.glob("*/*/calibration.csv")] if run.is_dir() else []
+        runs = [str(p.parent) for p in found]
+        hint = f" Did you mean '{runs[0]}'?" if runs else ""
+        raise SyntaxError(f"'{run}' is not a yolo-ls run folder: it {what}.{hint}")
+    paths = render_run(run)
+    LOGGER.info(f"yolo-ls plot: {len(paths)} figures written in {run}")
+    for path in paths:
+        print(path)
+    return paths
+
+
 def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, Any]]:
     """Parse ``[task] mode key=value ...`` into (task, mode, overrides) with Ultralytics' own value parsing.
 
@@ -206,6 +233,8 @@ def entrypoint(argv: Sequence[str] | None = None) -> int:
             run_compare(argv[1:])
         elif first == "datasets":
             run_datasets(argv[1:])
+        elif first == "plot":
+            run_plot(argv[1:])
         else:
             task, mode, overrides = parse_args(argv)
             run(task, mode, overrides)

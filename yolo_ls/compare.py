@@ -181,7 +181,7 @@ def write_report(
     """
     import pandas as pd
 
-    from yolo_ls.calibration.plots import plot_reliability_overlay
+    from yolo_ls.plots import plot_reliability_overlay
 
     pd.DataFrame(rows).to_csv(out / "report.csv", index=False, float_format="%.6g")
     named_bins = {}
@@ -202,19 +202,9 @@ def write_report(
 
 
 def _plot_curves(out: Path, rows: list[dict[str, Any]], task: str) -> None:
-    from matplotlib.figure import Figure
+    from yolo_ls.plots import plot_compare_curves
 
     cal_key, acc_col = ("ece", "metrics/accuracy_top1") if task == "classify" else ("d_ece", "metrics/mAP50-95(B)")
-    fig = Figure(figsize=(10, 4), tight_layout=True)
-    ax1, ax2 = fig.subplots(1, 2)
-    for r in rows:
-        cal, res = read_csv(out / r["variant"] / "calibration.csv"), read_csv(out / r["variant"] / "results.csv")
-        label = _label(r)
-        ax1.plot(cal["epoch"], cal[cal_key], marker="o", markersize=3, label=label)
-        ax2.plot(res["epoch"], res[acc_col], marker="o", markersize=3, label=label)
-    ax1.set(xlabel="epoch", ylabel=cal_key, title=f"{cal_key} per epoch")
-    ax2.set(xlabel="epoch", ylabel=acc_col.split("/")[-1], title="accuracy per epoch")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.savefig(out / "curves.png", dpi=150)
+    runs = {_label(r): (read_csv(out / r["variant"] / "calibration.csv"), read_csv(out / r["variant"] / "results.csv"))
+            for r in rows}
+    plot_compare_curves(runs, out / "curves.png", cal_key, acc_col)

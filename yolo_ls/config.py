@@ -181,7 +181,11 @@ TASKS = ("classify", *DETECT_TASKS)
 PURE_SCHEDULES = ("constant", "linear", "cosine", "step", "exp", "two_stage")  # functions of the epoch alone
 SCHEDULES = (*PURE_SCHEDULES, "auto")  # auto: steered by measured calibration (yolo_ls/auto.py)
 AUTO_SPLITS = ("val", "train_holdout")
-PLOT_CHOICES = ("all", "final", "off")
+PLOT_CHOICES = ("final", "all", "off")  # calib_plots; the first is the default
+PLOT_CHOICES_HELP = (
+    "calibration figures: final (best.pt diagram and curves at the end; every epoch's bins kept in "
+    "calibration/epochs.json for 'yolo-ls plot RUN'), all (also each epoch's diagram as it ends), off (none)"
+)
 
 # The ranges that more than one argument shares.
 EPSILON = FloatRange(0.0, 1.0, hi_closed=False, example=0.1)  # a smoothing ε
@@ -252,8 +256,7 @@ ARGS: tuple[PluginArg, ...] = (
               IntRange(2, 1000, example=15)),
     PluginArg("calib_conf", 0.25, "detection: predictions below this confidence are left out of d_ece",
               FloatRange(0.0, 1.0, example=0.25)),
-    PluginArg("calib_plots", "all", "reliability diagrams: all (every epoch + final), final, off",
-              Choice(PLOT_CHOICES)),
+    PluginArg("calib_plots", PLOT_CHOICES[0], PLOT_CHOICES_HELP, Choice(PLOT_CHOICES)),
 )
 
 ARG_TABLE: dict[str, PluginArg] = {a.name: a for a in ARGS}

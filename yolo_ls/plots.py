@@ -1,54 +1,695 @@
-"""Plots that are not calibration plots: the ε schedule. matplotlib only, written beside Ultralytics' own PNGs."""
+"""Every yolo-ls figure, in one style: reliability diagrams, the compare overlay and curves, calibration curves, ε.
+
+One palette (Ultralytics' own), one font size, one dpi (:data:`DPI`), and one epoch convention: epochs are numbered
+from 1, as in results.csv, and epoch ``e`` occupies the x interval ``[e - 0.5, e + 0.5]``, so its metrics sit on the
+integer tick ``e`` and a value that changes inside the epoch (per-iteration ε) is drawn where in the epoch it applied.
+
+Figures are built with :class:`matplotlib.figure.Figure` (no pyplot state, no GUI backend, no ``matplotlib.use``) with
+fixed axes positions (no layout engine, whose extra draw passes were most of the render time) and saved once.
+Diagrams draw the per-bin data they are given (``reliability_bins`` / ``ClassificationCalibration.bins()``) and never
+re-bin raw predictions. Legends and metric boxes sit in a column beside the axes, where they cannot cover a bar.
+
+A diagram whose bins hold no sample, or whose metrics are NaN, says "nothing measured" (and why) instead of drawing an
+empty chart titled with an ECE: an empty diagram must not read as perfect calibration.
+
+:func:`render_run` redraws every figure of a run folder from its files (``yolo-ls plot RUN``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from yolo_ls.config import PLOT_CHOICES  # calib_plots' choices, defined once in the argument table
+
+__all__ = (
+    "DPI",
+    "BackgroundPlots",
+    "background",
+    "PLOT_CHOICES",
+    "is_run_folder",
+    "plot_calibration_curves",
+    "plot_compare_curves",
+    "plot_reliability_diagram",
+    "plot_reliability_overlay",
+    "plot_smoothing_schedule",
+    "render_run",
+)
 
 
+# Ultralytics palette (ultralytics.utils.plotting.Colors), hard-coded so this module never imports ultralytics.
+PALETTE = (
+    "#042aff",
+    "#ff444f",
+    "#00dfb7",
+    "#bd00ff",
+    "#fc6d2f",
+    "#0bdbeb",
+    "#111f68",
+    "#ff6fdd",
+    "#26c000",
+    "#7d24ff",
+)
+BLUE, RED, TEAL = PALETTE[0], PALETTE[1], PALETTE[2]
+GRAY = "#7f7f7f"
+DPI = 150
+FONT_SIZE = 10
+# A fixed title height: matplotlib otherwise measures every axis' tick labels to place each title (a third of the
+# render time of the curves figure).
+_RC = {"font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE + 1, "legend.fontsize": FONT_SIZE - 1, "axes.titley": 1.0}
+NOTHING = "nothing measured"
+# A bin with fewer samples than this (or than 1% of its variant's samples) is drawn hollow on the overlay.
+FEW_SAMPLES = 10
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+def _rc():
+    import matplotlib
+
+    return matplotlib.rc_context(_RC)
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def _save(fig: Any, path: str | Path, dpi: int = DPI) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.4f}" if math.isfinite(v) else "n/a"
+    return str(v)
+
+
+def _epoch_ticks(ax: Any, epochs: Sequence[float]) -> None:
+    """Integer epoch ticks (1-based) and the x range ``[first - 0.5, last + 0.5]``."""
+    from matplotlib.ticker import MaxNLocator
+
+    finite = [float(e) for e in epochs if _finite(e)]
+    lo, hi = (min(finite), max(finite)) if finite else (1.0, 1.0)
+    ax.set_xlim(lo - 0.5, hi + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlabel("epoch")
+
+
+def eps_limits(values: Sequence[float]) -> tuple[float, float]:
+    """The ε axis range: from 0 to a quarter above the largest ε (0.05 when all are 0), so a constant ε is a flat
+    line at its height, never an axis zoomed to a few thousandths around it."""
+    finite = [float(v) for v in values if _finite(v)]
+    top = max(finite, default=0.0)
+    return 0.0, (top * 1.25 if top > 0 else 0.05)
+
+
+def _unpack_bins(bins: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a bins dict and return ``(left, width, count, mean_conf, acc)``; empty bins get NaN conf/acc.
+
+    ``confidence`` is optional: the bin midpoint is used where it is missing or NaN. Missing (None) values, as in a
+    JSON round trip of NaN, read as NaN.
+    """
+    for key in ("edges", "count", "accuracy"):
+        if key not in bins:
+            raise KeyError(f"bins dict lacks {key!r} (expected the output of reliability_bins)")
+
+    def arr(v: Any) -> np.ndarray:
+        return np.array([np.nan if x is None else x for x in np.asarray(v, dtype=object).ravel()], dtype=float)
+
+    edges, count, acc = arr(bins["edges"]), arr(bins["count"]), arr(bins["accuracy"])
+    n = count.shape[0]
+    if edges.shape != (n + 1,) or acc.shape != (n,):
+        raise ValueError(f"inconsistent bins: {edges.shape[0]} edges, {n} counts, {acc.shape[0]} accuracies")
+    mid = (edges[:-1] + edges[1:]) / 2
+    conf = arr(bins["confidence"]) if bins.get("confidence") is not None else mid
+    conf = np.where(np.isnan(conf), mid, conf)
+    count = np.nan_to_num(count, nan=0.0)
+    empty = count <= 0
+    return edges[:-1], np.diff(edges), count, np.where(empty, np.nan, conf), np.where(empty, np.nan, acc)
+
+
+def headline(metrics: Mapping[str, Any] | None, bins: Mapping[str, Any] | None = None) -> tuple[str, Any]:
+    """The metric a diagram is titled with: ``ece`` (classification) or ``d_ece`` (detection), and its value."""
+    for source in (metrics or {}, bins or {}):
+        for key in ("ece", "d_ece"):
+            if key in source:
+                return key, source[key]
+    return "ece", None
+
+
+def nothing_measured(bins: Mapping[str, Any] | None, metrics: Mapping[str, Any] | None = None) -> bool:
+    """True when a diagram has nothing to show: no bins, bins that hold no sample, or NaN metrics."""
+    if bins is None:
+        return True
+    _, _, count, _, _ = _unpack_bins(bins)
+    if count.sum() <= 0:
+        return True
+    _, value = headline(metrics, bins)
+    if value is not None and not _finite(value):
+        return True
+    numeric = [v for v in (metrics or {}).values() if isinstance(v, (float, np.floating))]
+    return bool(numeric) and not any(_finite(v) for v in numeric)
+
+
+def empty_bins(n_bins: int) -> dict[str, Any]:
+    """Bins that hold no sample (``n_bins`` equal-width bins over [0, 1])."""
+    return {"edges": np.linspace(0.0, 1.0, n_bins + 1), "count": np.zeros(n_bins), "accuracy": np.full(n_bins, np.nan),
+            "confidence": np.full(n_bins, np.nan)}
+
+
+# ---------------------------------------------------------------------------------------------- reliability
+def plot_reliability_diagram(
+    bins: Mapping[str, Any] | None,
+    path: str | Path,
+    title: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    dpi: int = DPI,
+    reason: str | None = None,
+) -> Path:
+    """Plot a reliability diagram with a confidence histogram below it and the legend and metrics beside it.
+
+    Top panel: per-bin accuracy bars, red gap bars between each bin's accuracy and its mean confidence (its midpoint
+    when no mean is given), and the diagonal. Bottom panel (same x axis): samples per bin, with the average accuracy
+    and confidence. The legend and the metrics box are in a column to the right of both panels, so they never cover
+    a bar. When nothing was measured (see :func:`nothing_measured`), the diagram says so, with ``reason``, and shows
+    no ECE.
+
+    Args:
+        bins (Mapping | None): ``reliability_bins`` / ``ClassificationCalibration.bins()`` output: ``edges``,
+            ``count``, ``accuracy``, optionally ``confidence`` and ``ece``. Used as is, never re-binned. None: nothing
+            was measured.
+        path (str | Path): Output PNG path (parent directories are created).
+        title (str | None): Title prefix, ``"Reliability diagram"`` by default; ``ECE=...`` is appended when measured.
+        metrics (Mapping | None): Metrics to list beside the diagram (i.e. ``ClassificationCalibration.compute()``).
+        dpi (int): Resolution.
+        reason (str | None): Why nothing may have been measured, shown on an empty diagram (i.e. "no prediction with
+            confidence ≥ calib_conf=0.25").
+
+    Returns:
+        The saved path.
+    """
+    empty = nothing_measured(bins, metrics)
+    left, width, count, conf, acc = _unpack_bins(bins if bins is not None else empty_bins(15))
+    nonempty = ~np.isnan(acc)
+    key, value = headline(metrics, bins)
+    head = title or "Reliability diagram"
+
+    with _rc():
+        fig = _figure(8.4, 6.6)
+        ax = fig.add_axes((0.09, 0.35, 0.58, 0.57))
+        axh = fig.add_axes((0.09, 0.08, 0.58, 0.2), sharex=ax)
+        handles = []
+        if not empty:
+            handles.append(ax.bar(left, np.where(nonempty, acc, 0), width, align="edge", color=BLUE, alpha=0.85,
+                                  edgecolor="white", linewidth=0.5, label="Accuracy"))
+            handles.append(ax.bar(left[nonempty], np.abs(conf - acc)[nonempty], width[nonempty],
+                                  bottom=np.fmin(conf, acc)[nonempty], align="edge", color=RED, alpha=0.35,
+                                  edgecolor=RED, linewidth=0.5, label="Gap to confidence"))
+        (diag,) = ax.plot([0, 1], [0, 1], "--", color=GRAY, linewidth=1.5, label="Perfect calibration")
+        handles.append(diag)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("Accuracy")
+        ax.tick_params(labelbottom=False)
+        if empty:
+            ax.set_title(f"{head}: {NOTHING}")
+            ax.text(0.5, 0.62, NOTHING.capitalize(), transform=ax.transAxes, ha="center", va="center",
+                    fontsize=FONT_SIZE + 4, color=RED)
+            ax.text(0.5, 0.52, reason or "the bins hold no sample", transform=ax.transAxes, ha="center", va="center")
+        else:
+            ax.set_title(f"{head}  {key.upper()}={value:.4f}" if _finite(value) else head)
+
+        axh.bar(left, count, width, align="edge", color=TEAL, edgecolor="white", linewidth=0.5)
+        total = float(count.sum())
+        if total > 0:
+            mean_acc = float(np.nansum(acc * count) / total)
+            mean_conf = float(np.nansum(conf * count) / total)
+            handles.append(axh.axvline(mean_acc, color=BLUE, linewidth=1.5, label=f"Avg. accuracy {mean_acc:.3f}"))
+            handles.append(axh.axvline(mean_conf, color=RED, linestyle="--", linewidth=1.5,
+                                       label=f"Avg. confidence {mean_conf:.3f}"))
+        else:
+            axh.set_ylim(0, 1)
+        axh.set_xlabel("Confidence")
+        axh.set_ylabel("Count")
+
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.70, 0.92), frameon=False)
+        lines = [f"samples: {int(total)}"]
+        if empty:
+            lines.append(NOTHING)
+        elif metrics:
+            width_k = max(len(str(k)) for k in metrics)
+            lines += [f"{str(k).ljust(width_k)} {_fmt(v)}" for k, v in metrics.items()]
+        fig.text(0.71, 0.62, "\n".join(lines), ha="left", va="top", fontsize=FONT_SIZE - 1, family="monospace",
+                 bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "lightgray"})
+        return _save(fig, path, dpi)
+
+
+def plot_reliability_overlay(
+    named_bins: Mapping[str, Mapping[str, Any] | None], path: str | Path, title: str | None = None
+) -> Path:
+    """Overlay the reliability curves (mean confidence vs. accuracy of non-empty bins) of several variants.
+
+    Every point is labelled with its bin's sample count and its marker area grows with it; a bin holding fewer than
+    :data:`FEW_SAMPLES` samples or under 1% of its variant's is drawn hollow, so a point from a near-empty bin is not
+    read as a finding. A variant with nothing measured is listed as such in the legend.
+
+    Args:
+        named_bins (Mapping): ``{name: bins}``, each as in :func:`plot_reliability_diagram` (None: nothing measured).
+        path (str | Path): Output PNG path (parent directories are created).
+        title (str | None): Plot title; ``"Reliability comparison"`` by default.
+
+    Returns:
+        The saved path.
+    """
+    with _rc():
+        fig = _figure(8.4, 6.0)
+        ax = fig.add_axes((0.09, 0.09, 0.58, 0.83))
+        ax.plot([0, 1], [0, 1], "--", color=GRAY, linewidth=1.5, label="Perfect calibration")
+        for i, (name, bins) in enumerate(named_bins.items()):
+            color = PALETTE[i % len(PALETTE)]
+            if nothing_measured(bins):
+                ax.plot([], [], marker="o", linestyle="none", color=color, label=f"{name}: {NOTHING}")
+                continue
+            _, _, count, conf, acc = _unpack_bins(bins)
+            keep = ~np.isnan(acc)
+            x, y, n = conf[keep], acc[keep], count[keep]
+            key, value = headline(None, bins)
+            label = f"{name} ({key.upper()} {value:.3f})" if _finite(value) else str(name)
+            ax.plot(x, y, linewidth=1.5, color=color, label=label)
+            few = n < max(FEW_SAMPLES, 0.01 * n.sum())
+            size = 12 + 140 * np.sqrt(n / n.max())
+            ax.scatter(x[~few], y[~few], s=size[~few], color=color, zorder=3)
+            ax.scatter(x[few], y[few], s=size[few], facecolors="white", edgecolors=color, linewidths=1.2, zorder=3)
+            for xi, yi, ni in zip(x, y, n):  # each variant's labels at its own offset, so equal points stay legible
+                ax.annotate(f"{int(ni)}", (xi, yi), xytext=(6, 6 - 10 * (i % 3)), textcoords="offset points",
+                            fontsize=7, color=color)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("Confidence")
+        ax.set_ylabel("Accuracy")
+        ax.set_title(title or "Reliability comparison")
+        fig.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.69, 0.92), frameon=False)
+        fig.text(0.70, 0.45, f"numbers: samples per bin\nmarker area grows with them\nhollow: < {FEW_SAMPLES} "
+                 "samples\nor < 1% of the variant's", ha="left", va="top", fontsize=FONT_SIZE - 1, color="dimgray")
+        return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------- per-epoch curves
+def _grid(fig: Any, n: int, max_cols: int = 3, **margins: float) -> list[Any]:
+    """``n`` axes in balanced rows of at most ``max_cols`` with no empty cell (a shorter row has wider panels)."""
+    rows = max(math.ceil(n / max_cols), 1)
+    counts = [n // rows + (1 if r < n % rows else 0) for r in range(rows)]
+    cols = math.lcm(*counts)
+    gs = fig.add_gridspec(rows, cols, **margins)
+    axes = []
+    for r, k in enumerate(counts):
+        span = cols // k
+        axes += [fig.add_subplot(gs[r, j * span:(j + 1) * span]) for j in range(k)]
+    return axes
+
+
+def _numeric(df: Any, col: str) -> np.ndarray:
+    import pandas as pd
+
+    return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+
+
+def plot_calibration_curves(
+    df: Any,
+    path: str | Path,
+    metrics: Sequence[str | Sequence[str]] = (("ece", "mce", "ace", "cw_ece"), "brier", "nll"),
+    eps_column: str = "label_smoothing",
+) -> Path:
+    """Plot calibration metrics against the (1-based) epoch, one panel per metric or group of metrics, plus ε.
+
+    Panels fill balanced rows of at most three with no empty cell. Integer epoch ticks. A group (i.e. the calibration
+    errors ece, mce, ace, cw_ece, which share a unit) shares a panel, with a legend in head room kept free above the
+    lines. The ε panel (when ``eps_column`` holds a value) has a y axis from 0 (:func:`eps_limits`). A panel with no
+    finite value says "not measured".
+
+    Args:
+        df (pandas.DataFrame): ``epoch`` column (1-based, as calibration.csv; row number + 1 when missing) and metric
+            columns; column names are stripped of surrounding whitespace (as in Ultralytics ``results.csv``).
+        path (str | Path): Output PNG path (parent directories are created).
+        metrics (Sequence): Metric columns, or tuples of columns drawn in one panel; absent columns are skipped.
+        eps_column (str): Column with the label-smoothing ε per epoch.
+
+    Returns:
+        The saved path.
+    """
+    df = df.rename(columns=lambda c: str(c).strip())
+    x = _numeric(df, "epoch") if "epoch" in df else np.arange(1, len(df) + 1, dtype=float)
+    groups = [[m for m in ((g,) if isinstance(g, str) else g) if m in df.columns] for g in metrics]
+    panels: list[list[str]] = [g for g in groups if g]
+    eps = _numeric(df, eps_column) if eps_column in df.columns else None
+    if eps is not None and bool(np.isfinite(eps).any()):
+        panels.append([eps_column])
+    rows, cols = math.ceil(max(len(panels), 1) / 3), min(max(len(panels), 1), 3)
+    width, height = 3.6 * cols + 0.4, 2.9 * rows + 0.3
+
+    with _rc():
+        fig = _figure(width, height)
+        axes = _grid(fig, max(len(panels), 1), left=0.65 / width, right=1 - 0.15 / width, bottom=0.5 / height,
+                     top=1 - 0.35 / height, wspace=0.35, hspace=0.6)
+        if not panels:
+            axes[0].set_title("no calibration metrics")
+            axes[0].text(0.5, 0.5, "not measured", transform=axes[0].transAxes, ha="center", va="center", color=RED)
+        color = iter(PALETTE * 3)
+        for ax, names in zip(axes, panels):
+            if names == [eps_column]:
+                ax.step(x, eps, where="mid", color=GRAY, linewidth=1.5)
+                ax.plot(x, eps, "o", color=GRAY, markersize=4)
+                ax.set_ylim(*eps_limits(eps))
+                ax.set_title(f"label smoothing ε ({eps_column})")
+            else:
+                ys = [_numeric(df, m) for m in names]
+                for m, y in zip(names, ys):
+                    ax.plot(x, y, marker="o", markersize=4, linewidth=1.5, color=next(color), label=m)
+                finite = np.concatenate([y[np.isfinite(y)] for y in ys])
+                ax.set_title(" / ".join(names) if len(names) < 3 else "calibration error")
+                if not finite.size:
+                    ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", va="center", color=RED)
+                elif len(names) > 1:  # head room above the lines for the legend
+                    lo, hi = min(0.0, float(finite.min())), float(finite.max())
+                    ax.set_ylim(lo, hi + 0.5 * (hi - lo or 1.0))
+                    ax.legend(loc="upper left", ncols=min(len(names), 4), fontsize=FONT_SIZE - 2, frameon=False,
+                              handlelength=1.2, columnspacing=0.8)
+            ax.grid(alpha=0.3)
+            _epoch_ticks(ax, x)
+        return _save(fig, path)
+
+
+def plot_compare_curves(
+    runs: Mapping[str, tuple[Any, Any]], path: str | Path, cal_key: str, acc_col: str, acc_label: str | None = None
+) -> Path:
+    """The compare report's curves: one calibration metric and one accuracy metric per epoch, a line per variant.
+
+    Args:
+        runs (Mapping): ``{label: (calibration_df, results_df)}``, each with a 1-based ``epoch`` column.
+        path (str | Path): Output PNG path.
+        cal_key (str): Calibration column (``ece`` or ``d_ece``).
+        acc_col (str): Accuracy column of results.csv (``metrics/accuracy_top1``, ``metrics/mAP50-95(B)``).
+        acc_label (str | None): Its axis label; the part after the last ``/`` by default.
+
+    Returns:
+        The saved path.
+    """
+    acc_label = acc_label or acc_col.split("/")[-1]
+    with _rc():
+        fig = _figure(10.0, 4.0)
+        ax1, ax2 = (fig.add_axes((0.1, 0.13, 0.33, 0.77)), fig.add_axes((0.555, 0.13, 0.33, 0.77)))
+        epochs: list[float] = []
+        for i, (label, (cal, res)) in enumerate(runs.items()):
+            color = PALETTE[i % len(PALETTE)]
+            if cal is not None and cal_key in cal:
+                ax1.plot(_numeric(cal, "epoch"), _numeric(cal, cal_key), marker="o", markersize=3, color=color,
+                         label=label)
+                epochs += list(_numeric(cal, "epoch"))
+            if res is not None and acc_col in res:
+                ax2.plot(_numeric(res, "epoch"), _numeric(res, acc_col), marker="o", markersize=3, color=color,
+                         label=label)
+                epochs += list(_numeric(res, "epoch"))
+        ax1.set(ylabel=cal_key, title=f"{cal_key} per epoch")
+        ax2.set(ylabel=acc_label, title=f"{acc_label} per epoch")
+        for ax in (ax1, ax2):
+            ax.grid(alpha=0.3)
+            _epoch_ticks(ax, epochs)
+        fig.legend(*ax1.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.89, 0.9), frameon=False)
+        return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------------------- ε
 def plot_smoothing_schedule(
     plan: Sequence[tuple[float, float]],
-    results_csv: str | Path,
+    results_csv: str | Path | None,
     path: str | Path,
     iterations: Sequence[tuple[float, float]] | None = None,
     on_plot: Callable | None = None,
 ) -> Path:
-    """Plot the planned ε schedule against the ε applied per epoch (the ``label_smoothing`` column of results.csv).
+    """Plot the planned ε schedule against the ε applied (per epoch, and per iteration when given).
+
+    The x axis is the 1-based epoch (integer ticks): epoch ``e`` spans ``[e - 0.5, e + 0.5]``, so a value set at
+    fractional epoch ``f`` (0-based, as schedules and ``trainer.ls_applied`` count) is drawn at ``f + 0.5``. The plan
+    is drawn as a step line (each value holds until the next). The applied epoch value (results.csv's
+    ``label_smoothing``, the mean of the epoch's per-iteration values with ``ls_per_iter``) is drawn at the mean x of
+    that epoch's iterations when they are given, otherwise at the epoch's centre ``e``. The y axis starts at 0.
 
     Args:
-        plan (Sequence[tuple[float, float]]): (fractional epoch, ε) pairs of the schedule, i.e. ``schedule.plan()``.
-        results_csv (str | Path): The run's results.csv; its ``epoch`` column is 1-based as Ultralytics writes it.
+        plan (Sequence[tuple[float, float]]): (fractional 0-based epoch, ε) pairs, i.e. ``schedule.plan()``.
+        results_csv (str | Path | None): The run's results.csv (its ``epoch`` column is 1-based).
         path (str | Path): Where to save the PNG.
-        iterations (Sequence[tuple[float, float]] | None): Per-iteration applied values, drawn when given.
+        iterations (Sequence[tuple[float, float]] | None): Per-iteration (fractional 0-based epoch, ε) applied.
         on_plot (Callable | None): Ultralytics' ``trainer.on_plot`` to register the plot with loggers.
-    """
-    import pandas as pd
-    from matplotlib.figure import Figure  # object API: no pyplot state, no backend switching
 
-    path = Path(path)
-    fig = Figure(figsize=(6, 4), tight_layout=True)
-    ax = fig.subplots(1, 1)
-    if plan:
-        x, y = zip(*plan)
-        ax.plot(x, y, "-", color="#1f77b4", linewidth=2, label="planned")
-    if iterations:
-        x, y = zip(*iterations)
-        ax.plot(x, y, ".", color="#ff7f0e", markersize=2, alpha=0.6, label="applied (per iteration)")
-    csv = Path(results_csv)
-    if csv.exists():
-        df = pd.read_csv(csv)
-        df.columns = [c.strip() for c in df.columns]
-        if "label_smoothing" in df:
+    Returns:
+        The saved path.
+    """
+    from yolo_ls.utils import read_csv
+
+    values: list[float] = []
+    epochs: list[float] = []
+    with _rc():
+        fig = _figure(7.0, 4.0)
+        ax = fig.add_axes((0.1, 0.13, 0.58, 0.77))
+        if plan:
+            f, y = (np.asarray(v, dtype=float) for v in zip(*plan))
+            step = float(np.min(np.diff(f))) if len(f) > 1 and np.all(np.diff(f) > 0) else 1.0
+            xs, ys = np.append(f + 0.5, f[-1] + 0.5 + step), np.append(y, y[-1])
+            ax.plot(xs, ys, drawstyle="steps-post", color=BLUE, linewidth=2, label="planned")
+            values += list(y)
+            epochs += [float(np.floor(f[0])) + 1, float(np.ceil(f[-1] + step - 1e-9))]
+        it_x = it_y = None
+        if iterations:
+            f_it, it_y = (np.asarray(v, dtype=float) for v in zip(*iterations))
+            it_x = f_it + 0.5
+            ax.plot(it_x, it_y, ".", color=PALETTE[4], markersize=3, alpha=0.7, label="applied (per iteration)")
+            values += list(it_y)
+        df = read_csv(results_csv) if results_csv is not None else None
+        if df is not None and "label_smoothing" in df and "epoch" in df:
             df = df.drop_duplicates("epoch", keep="last")
-            ax.plot(df["epoch"] - 1, df["label_smoothing"], "o", color="#d62728", markersize=6, label="applied (epoch)")
-    ax.set_xlabel("epoch (0-based)")
-    ax.set_ylabel("label smoothing ε")
-    ax.set_title("Label smoothing schedule")
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=200)
+            e = _numeric(df, "epoch")
+            x = e.copy()
+            if it_x is not None:  # the epoch mean sits where its iterations' mean position is
+                for j, ej in enumerate(e):
+                    inside = (it_x >= ej - 0.5) & (it_x < ej + 0.5)
+                    if inside.any():
+                        x[j] = float(it_x[inside].mean())
+            ax.plot(x, _numeric(df, "label_smoothing"), "o", color=RED, markersize=6, label="applied (epoch)")
+            values += list(_numeric(df, "label_smoothing"))
+            epochs += list(e)
+        ax.set_ylim(*eps_limits(values))
+        _epoch_ticks(ax, epochs or [1.0])
+        ax.set_ylabel("label smoothing ε")
+        ax.set_title("Label smoothing schedule")
+        ax.grid(alpha=0.3)
+        fig.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.7, 0.9), frameon=False)
+        path = _save(fig, path)
     if on_plot:
         on_plot(path)
     return path
+
+
+# ------------------------------------------------------------------------------------------ off the training thread
+class BackgroundPlots:
+    """Figures drawn in forked child processes while the training process goes on; :meth:`join` waits for them.
+
+    A child is a ``fork`` of the training process: it has matplotlib and the data already, draws one figure with the
+    object API and exits with ``os._exit`` (no atexit handlers, no flush of the parent's buffers). Nothing is shared
+    back: the figure is a file. :meth:`join` waits for the children and draws in this process every figure whose child
+    failed or ran past the timeout, so a figure is never missing because of the background route. Where ``fork`` is
+    unavailable or unsafe (not Linux), or ``YOLO_LS_PLOT_FORK=0``, :meth:`submit` draws in this process at once.
+    On a 2-core machine the child competes with whatever runs meanwhile; bench/bench_training.py measures the net.
+    """
+
+    def __init__(self, timeout: float = 120.0) -> None:
+        self.timeout = timeout
+        self.jobs: list[tuple[int, Callable, tuple, dict]] = []
+
+    @staticmethod
+    def can_fork() -> bool:
+        """Whether figures go to a forked child (Linux, and ``YOLO_LS_PLOT_FORK`` is not 0)."""
+        import os
+        import sys
+
+        return hasattr(os, "fork") and sys.platform.startswith("linux") and os.environ.get("YOLO_LS_PLOT_FORK") != "0"
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
+        """Draw ``fn(*args, **kwargs)`` in a forked child (or here, at once, when forking is not used)."""
+        import os
+        import sys
+
+        if not self.can_fork():
+            fn(*args, **kwargs)
+            return
+        self._reap()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:  # child: draw, then leave without running anything of the parent's
+            code = 1
+            try:
+                fn(*args, **kwargs)
+                code = 0
+            except BaseException:  # reported by the parent, which draws the figure itself
+                pass
+            finally:
+                os._exit(code)
+        self.jobs.append((pid, fn, args, kwargs))
+
+    def _reap(self) -> None:
+        """Forget the children that already drew their figure (so a long ``calib_plots=all`` run keeps no zombies)."""
+        import os
+
+        running = []
+        for job in self.jobs:
+            done, code = os.waitpid(job[0], os.WNOHANG)
+            if not done:
+                running.append(job)
+            elif os.waitstatus_to_exitcode(code) != 0:
+                job[1](*job[2], **job[3])  # the child failed: draw it here
+        self.jobs = running
+
+    def join(self) -> list[str]:
+        """Wait for every child; draw here what a child did not. Returns one line per figure redrawn here."""
+        import os
+        import signal
+        import time
+
+        redrawn = []
+        jobs, self.jobs = self.jobs, []
+        deadline = time.monotonic() + self.timeout
+        for pid, fn, args, kwargs in jobs:
+            status = None
+            while status is None:
+                done, code = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = os.waitstatus_to_exitcode(code)
+                elif time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    status = "timeout"
+                else:
+                    time.sleep(0.005)
+            if status != 0:
+                redrawn.append(f"{getattr(fn, '__name__', fn)} (child {status})")
+                fn(*args, **kwargs)
+        return redrawn
+
+
+def background(trainer: Any) -> BackgroundPlots:
+    """The trainer's :class:`BackgroundPlots` (one per trainer, shared by the smoothing and calibration callbacks)."""
+    bg = getattr(trainer, "yolo_ls_plots", None)
+    if not isinstance(bg, BackgroundPlots):
+        bg = BackgroundPlots()
+        trainer.yolo_ls_plots = bg
+    return bg
+
+
+# ------------------------------------------------------------------------------------------------- run folders
+RUN_FILES = ("calibration.csv", "calibration/epochs.json", "calibration/final.json")
+
+
+def is_run_folder(run: str | Path) -> bool:
+    """Whether ``run`` is a folder a yolo-ls training (or calibration callbacks) wrote: it has one of RUN_FILES."""
+    run = Path(run)
+    return run.is_dir() and any((run / f).is_file() for f in RUN_FILES)
+
+
+def empty_reason(task: str | None, conf: float | None) -> str:
+    """Why a validation may have measured nothing, in words for an empty diagram."""
+    if task and task != "classify":
+        return f"no prediction with confidence ≥ calib_conf={conf:g}" if conf is not None else "no prediction"
+    return "no validation sample"
+
+
+def _schedule_plan(run: Path, epochs: int) -> list[tuple[float, float]]:
+    """The planned ε of a run, rebuilt from its args.yaml (empty when it cannot be: auto or a callable schedule)."""
+    import yaml
+
+    from yolo_ls.config import PLUGIN_KEYS, build_schedule_from_args, resolve_plugin_args
+
+    args_file = run / "args.yaml"
+    if not args_file.is_file():
+        return []
+    try:
+        args = yaml.safe_load(args_file.read_text()) or {}
+        plugin = {k: v for k, v in args.items() if k in PLUGIN_KEYS}
+        if "label_smoothing" not in plugin or str(plugin.get("ls_schedule")) == "auto":
+            return []
+        sched = build_schedule_from_args(resolve_plugin_args(plugin, args.get("task", "detect")), epochs)
+        return sched.plan(points_per_epoch=50 if plugin.get("ls_per_iter") else 1)
+    except Exception:  # a callable schedule that cannot be imported here, an args.yaml from another version
+        return []
+
+
+def render_run(run: str | Path) -> list[Path]:
+    """Redraw a run folder's figures from its files: what ``yolo-ls plot RUN`` does.
+
+    Writes ``calibration/reliability_epoch{E:03d}.png`` for every epoch in ``calibration/epochs.json``,
+    ``calibration/reliability.png`` from ``calibration/final.json``, ``calibration/calibration_curves.png`` from
+    ``calibration.csv`` and ``label_smoothing.png`` from results.csv (with the plan rebuilt from args.yaml when it can
+    be). Nothing is trained or validated.
+
+    Raises:
+        FileNotFoundError: When ``run`` is not a yolo-ls run folder (see :func:`is_run_folder`).
+
+    Returns:
+        The paths written.
+    """
+    import json
+
+    from yolo_ls.epoch_bins import load_epoch_bins
+    from yolo_ls.utils import read_csv
+
+    run = Path(run)
+    if not is_run_folder(run):
+        raise FileNotFoundError(f"{run} is not a yolo-ls run folder: it has none of {list(RUN_FILES)}")
+    out: list[Path] = []
+    log = load_epoch_bins(run / "calibration" / "epochs.json")
+    task, conf = log.get("task"), log.get("calib_conf")
+    reason = empty_reason(task, conf)
+    for entry in log.get("epochs", []):
+        e = int(entry["epoch"])
+        eps = entry.get("label_smoothing")
+        eps_text = f", ε={eps:g}" if _finite(eps) else ""
+        out.append(plot_reliability_diagram(entry.get("bins"), run / "calibration" / f"reliability_epoch{e:03d}.png",
+                                            title=f"Epoch {e}{eps_text}", metrics=entry.get("metrics"),
+                                            reason=reason))
+    final = run / "calibration" / "final.json"
+    if final.is_file():
+        data = json.loads(final.read_text())
+        metrics = {k: (math.nan if v is None else v) for k, v in (data.get("metrics") or {}).items()}
+        out.append(plot_reliability_diagram(data.get("bins"), run / "calibration" / "reliability.png",
+                                            title="Reliability diagram (best.pt)", metrics=metrics, reason=reason))
+    cal = read_csv(run / "calibration.csv")
+    if cal is not None and len(cal):
+        out.append(plot_calibration_curves(cal, run / "calibration" / "calibration_curves.png",
+                                           metrics=curve_metrics(cal)))
+    res = read_csv(run / "results.csv")
+    if res is not None and "label_smoothing" in res and len(res):
+        epochs = int(_numeric(res, "epoch").max())
+        out.append(plot_smoothing_schedule(_schedule_plan(run, epochs), run / "results.csv",
+                                           run / "label_smoothing.png"))
+    return out
+
+
+# The panels of calibration_curves.png: a tuple shares one panel (same unit), a string has its own.
+CURVE_METRICS = (("ece", "mce", "ace", "cw_ece"), "brier", "nll", ("d_ece", "d_mce"), ("d_accuracy", "d_confidence"))
+
+
+def curve_metrics(df: Any) -> list[tuple[str, ...]]:
+    """The panels :func:`plot_calibration_curves` draws for a run: the groups of CURVE_METRICS its csv has."""
+    groups = [tuple(m for m in ((g,) if isinstance(g, str) else g) if m in df) for g in CURVE_METRICS]
+    return [g for g in groups if g]

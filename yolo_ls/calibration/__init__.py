@@ -7,8 +7,8 @@
 >>> round(float(ece(probs, labels)), 4)  # bins of width 1/15: |1 - 0.9| / 2 + |0 - 0.6| / 2
 0.35
 
-The plot functions (``plot_reliability_diagram``, ``plot_reliability_overlay``, ``plot_calibration_curves``) are
-imported lazily, so importing the metrics does not import matplotlib.
+The plot functions (``plot_reliability_diagram``, ``plot_reliability_overlay``, ``plot_calibration_curves``) live
+in :mod:`yolo_ls.plots` and are re-exported here lazily, so importing the metrics does not import matplotlib.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ __all__ = (
 def __getattr__(name: str) -> Any:
     """Import the matplotlib-based plot functions on first access."""
     if name in _LAZY_PLOTS:
-        from yolo_ls.calibration import plots
+        from yolo_ls import plots
 
         return getattr(plots, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,9 +8,11 @@ What it hooks (all from callbacks; nothing is subclassed):
       is how they reach ``trainer.metrics``, results.csv, TensorBoard and MLflow.
     - ``on_pretrain_routine_end``: seeds ``trainer.metrics`` with the ``calib/*`` keys so results.csv has them from
       its first row.
-    - ``on_fit_epoch_end``: one row per validated epoch in ``calibration.csv`` (written atomically) and
-      ``calibration/reliability_epoch{E:03d}.png``; after the final validation of ``best.pt``,
-      ``calibration/reliability.png`` and ``calibration/calibration_curves.png``.
+    - ``on_fit_epoch_end``: one row per validated epoch in ``calibration.csv`` and one entry (the bins) in
+      ``calibration/epochs.json``, both written atomically; with ``calib_plots=all`` also
+      ``calibration/reliability_epoch{E:03d}.png``. After the final validation of ``best.pt``,
+      ``calibration/reliability.png`` and ``calibration/calibration_curves.png`` (unless ``calib_plots=off``).
+      ``yolo-ls plot RUN`` draws every epoch's diagram from ``epochs.json`` on demand.
     - ``on_val_end`` of a plain ``model.val()``: ``reliability.png`` in the val folder, metrics logged and attached to
       the returned metrics object as ``.calibration``.
 
@@ -27,12 +29,11 @@ from typing import Any
 import torch
 
 from yolo_ls.calibration import ClassificationCalibration, DetectionCalibration, apply_temperature, ece, fit_temperature
+from yolo_ls.config import PLOT_CHOICES
 
 CLS_KEYS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "accuracy", "confidence", "overconfidence", "entropy")
 DET_KEYS = ("d_ece", "d_mce", "d_accuracy", "d_confidence")
-PLOT_CHOICES = ("all", "final", "off")
 PREFIX = "calib/"
-EPOCH_DPI = 90  # per-epoch diagrams: small and fast to render (the final ones use the plots module's 200 dpi)
 
 
 def metric_keys(task: str) -> tuple[str, ...]:
@@ -54,14 +55,15 @@ class CalibrationCallbacks:
 
     Args:
         bins (int): Equal-width confidence bins (``calib_bins``).
-        plots (str): ``all`` (a diagram per epoch and the final ones), ``final`` (final ones only) or ``off``.
+        plots (str): One of ``PLOT_CHOICES``: ``final`` (the final figures; per-epoch bins kept for ``yolo-ls plot``),
+            ``all`` (also a diagram per epoch, drawn in the training loop) or ``off`` (no figures).
         conf (float): Detection predictions with confidence below this are ignored (``calib_conf``).
     """
 
     EVENTS = ("on_pretrain_routine_end", "on_train_epoch_end", "on_val_start", "on_val_end", "on_fit_epoch_end",
               "on_train_end")
 
-    def __init__(self, bins: int = 15, plots: str = "all", conf: float = 0.25) -> None:
+    def __init__(self, bins: int = 15, plots: str = "final", conf: float = 0.25) -> None:
         if plots not in PLOT_CHOICES:
             raise ValueError(f"plots='{plots}' is invalid, expected one of {list(PLOT_CHOICES)}")
         self.bins, self.plots, self.conf = int(bins), plots, float(conf)
@@ -175,11 +177,11 @@ class CalibrationCallbacks:
             validator.metrics.calibration_bins = result["bins"]
         if self.in_training:  # final_eval() of a training run: on_fit_epoch_end writes calibration/reliability.png
             return
-        if self.plots != "off" and result["bins"] is not None and getattr(validator, "save_dir", None):
-            from yolo_ls.calibration.plots import plot_reliability_diagram
+        if self.plots != "off" and getattr(validator, "save_dir", None):
+            from yolo_ls.plots import plot_reliability_diagram
 
             plot_reliability_diagram(result["bins"], Path(validator.save_dir) / "reliability.png",
-                                     title="Reliability diagram", metrics=values)
+                                     title="Reliability diagram", metrics=values, reason=self._empty_reason())
 
     # --------------------------------------------------------------------------------------------- trainer side
     def on_pretrain_routine_end(self, trainer: Any) -> None:
@@ -188,10 +190,14 @@ class CalibrationCallbacks:
             trainer.metrics.update(dict.fromkeys((PREFIX + k for k in metric_keys(trainer.args.task)), 0.0))
         self.final_epoch = False
         self.in_training = True
+        self._curves_submitted = False
         if getattr(trainer, "resume", False):
             from yolo_ls.utils import drop_rows_after
 
             drop_rows_after(Path(trainer.save_dir) / "calibration.csv", trainer.start_epoch)
+            from yolo_ls.epoch_bins import drop_epochs_after
+
+            drop_epochs_after(Path(trainer.save_dir) / "calibration" / "epochs.json", trainer.start_epoch)
 
     def on_train_epoch_end(self, trainer: Any) -> None:
         """Remember whether the coming validation is the last epoch's (it then also fits the temperature)."""
@@ -207,7 +213,7 @@ class CalibrationCallbacks:
             return
         save_dir = Path(trainer.save_dir)
         if not result["training"]:  # final_eval() on best.pt
-            self._final_plots(save_dir, result)
+            self._final_plots(save_dir, result, trainer)
             return
         eps = _epoch_eps(trainer)
         row = {"epoch": trainer.epoch + 1, "label_smoothing": eps, **result["metrics"]}
@@ -217,34 +223,66 @@ class CalibrationCallbacks:
         from yolo_ls.utils import append_csv_row
 
         append_csv_row(save_dir / "calibration.csv", row)
-        if self.plots == "all" and result["bins"] is not None:
-            from yolo_ls.calibration.plots import plot_reliability_diagram
+        from yolo_ls.epoch_bins import save_epoch_bins
 
-            path = save_dir / "calibration" / f"reliability_epoch{trainer.epoch + 1:03d}.png"
-            plot_reliability_diagram(result["bins"], path, title=f"Epoch {trainer.epoch + 1}, ε={eps:g}",
-                                     metrics=result["metrics"], dpi=EPOCH_DPI)
+        epoch = trainer.epoch + 1
+        save_epoch_bins(save_dir / "calibration" / "epochs.json",
+                        {"epoch": epoch, "label_smoothing": eps, "metrics": result["metrics"], "bins": result["bins"]},
+                        task=self.task, calib_conf=self.conf, calib_bins=self.bins)
+        from yolo_ls.plots import background, plot_reliability_diagram
 
-    def _final_plots(self, save_dir: Path, result: dict[str, Any]) -> None:
+        if self.plots == "all":
+            background(trainer).submit(plot_reliability_diagram, result["bins"],
+                                       save_dir / "calibration" / f"reliability_epoch{epoch:03d}.png",
+                                       title=f"Epoch {epoch}, ε={eps:g}", metrics=result["metrics"],
+                                       reason=self._empty_reason())
+        if self.plots != "off" and (self.final_epoch or getattr(trainer, "stop", False)):
+            self._curves_submitted = True  # the last epoch: calibration.csv is complete, draw its curves meanwhile
+            background(trainer).submit(self._plot_curves, save_dir)
+
+    def _final_plots(self, save_dir: Path, result: dict[str, Any], trainer: Any = None) -> None:
+        """final.json, then (unless ``calib_plots=off``) the best.pt diagram and the curves, off the training thread
+        when a trainer is given (:class:`yolo_ls.plots.BackgroundPlots`; ``on_train_end`` waits for them)."""
         save_final_json(save_dir / "calibration" / "final.json", result)
         if self.plots == "off":
             return
-        from yolo_ls.calibration.plots import plot_calibration_curves, plot_reliability_diagram
+        from yolo_ls.plots import BackgroundPlots, background, plot_reliability_diagram
+
+        bg = background(trainer) if trainer is not None else BackgroundPlots()
+        bg.submit(plot_reliability_diagram, result["bins"], save_dir / "calibration" / "reliability.png",
+                  title="Reliability diagram (best.pt)", metrics=result["metrics"], reason=self._empty_reason())
+        if not getattr(self, "_curves_submitted", False):
+            bg.submit(self._plot_curves, save_dir)
+        if trainer is None:
+            bg.join()
+
+    def _plot_curves(self, save_dir: Path) -> None:
+        """calibration/calibration_curves.png from calibration.csv."""
+        from yolo_ls.plots import curve_metrics, plot_calibration_curves
         from yolo_ls.utils import read_csv
 
-        if result["bins"] is not None:
-            plot_reliability_diagram(result["bins"], save_dir / "calibration" / "reliability.png",
-                                     title="Reliability diagram (best.pt)", metrics=result["metrics"])
         df = read_csv(save_dir / "calibration.csv")
         if df is not None and len(df):
-            metrics = [k for k in (*metric_keys(self.task), "ece_ts") if k in df and k not in ("accuracy",)][:6]
-            plot_calibration_curves(df, save_dir / "calibration" / "calibration_curves.png", metrics=metrics)
+            plot_calibration_curves(df, save_dir / "calibration" / "calibration_curves.png", metrics=curve_metrics(df))
+
+    def _empty_reason(self) -> str:
+        """What an empty diagram says: why this validation may have measured nothing."""
+        from yolo_ls.plots import empty_reason
+
+        return empty_reason(getattr(self, "task", None), self.conf)
 
     def on_train_end(self, trainer: Any) -> None:
-        """Training is over: hand the diagrams to MLflow if it logs this run (it uploads only top-level files itself);
-        a later plain ``val()`` on the same model writes its own diagram again."""
+        """Wait for the figures drawn off the training thread; a later plain ``val()`` writes its own diagram."""
         self.in_training = False
+        self._curves_submitted = False
+        from yolo_ls.plots import background
+
+        for line in background(trainer).join():
+            from ultralytics.utils import LOGGER
+
+            LOGGER.warning(f"yolo-ls: {line}: drawn in the training process instead")
         folder = Path(trainer.save_dir) / "calibration"
-        if getattr(trainer, "_mlflow_active", False) and folder.is_dir():
+        if getattr(trainer, "_mlflow_active", False) and folder.is_dir():  # MLflow uploads top-level files only
             try:
                 import mlflow
 
@@ -283,13 +321,13 @@ def _epoch_eps(trainer: Any) -> float:
     return round(epoch_value(trainer), 6)
 
 
-def add_calibration_callbacks(model: Any, bins: int = 15, plots: str = "all", conf: float = 0.25) -> Any:
+def add_calibration_callbacks(model: Any, bins: int = 15, plots: str = "final", conf: float = 0.25) -> Any:
     """Measure calibration at every validation of a stock ``ultralytics.YOLO`` (training or plain ``val()``).
 
     Args:
         model (Any): An ``ultralytics.YOLO`` (or a trainer/validator): anything with ``add_callback``.
         bins (int): Equal-width confidence bins.
-        plots (str): ``all``, ``final`` or ``off``.
+        plots (str): One of ``PLOT_CHOICES`` (``final``, ``all``, ``off``), as ``calib_plots``.
         conf (float): Detection confidence threshold for ``d_ece``.
 
     Returns:
