@@ -124,6 +124,27 @@ def test_match_equals_ultralytics_match_predictions_column0():
 # ------------------------------------------------------------------ callbacks in real validators, fake model outputs
 
 
+@pytest.fixture(scope="module")
+def digits_pose_yaml(digits_det_yaml, tmp_path_factory):
+    """The detection set as a pose set: 17 visible keypoints at each box's centre (the shape yolo11n-pose builds)."""
+    import yaml
+
+    src, dst = digits_det_yaml.parent, tmp_path_factory.mktemp("data") / "digits-pose-64"
+    for split in ("train", "val"):
+        (dst / "labels" / split).mkdir(parents=True)
+        (dst / "images" / split).mkdir(parents=True)
+        for img in (src / "images" / split).iterdir():
+            (dst / "images" / split / img.name).symlink_to(img)
+        for lbl in (src / "labels" / split).glob("*.txt"):
+            lines = [f"{line} " + " ".join([" ".join(line.split()[1:3]) + " 2"] * 17)
+                     for line in lbl.read_text().splitlines()]
+            (dst / "labels" / split / lbl.name).write_text("\n".join(lines) + "\n")
+    data = {**yaml.safe_load(digits_det_yaml.read_text()), "path": str(dst), "kpt_shape": [17, 3]}
+    (dst / "data.yaml").write_text(yaml.safe_dump(data))
+    return dst / "data.yaml"
+
+
+
 class _Spy:
     """Records what the callbacks feed to ``DetectionCalibration.update``."""
 
@@ -184,7 +205,8 @@ def _fake_outputs(model, img: torch.Tensor, batch: dict | None, task: str, end2e
         return torch.cat([boxes, top[..., None], (index % nc)[..., None].float()], -1), {}
     # segment: flat prototypes and random coefficients, so about half the masks are empty (predict() drops those)
     coef = torch.randn(b, anchors, 32, generator=g)
-    parts = [xywh, scores] + ([angle] if task == "obb" else []) + ([coef] if task == "segment" else [])
+    extra = {"obb": [angle], "segment": [coef], "pose": [torch.rand(b, anchors, 17 * 3, generator=g) * 64]}
+    parts = [xywh, scores, *extra.get(task, [])]
     y = torch.cat(parts, -1).permute(0, 2, 1).contiguous()
     if task == "segment":
         return (y, torch.ones(b, 32, h // 4, w // 4)), {}
@@ -241,6 +263,7 @@ def _reference(yolo, batches: list[dict], task: str, conf: float, end2end: bool,
         ("yolo26n.yaml", "detect", "digits_det_yaml", None),  # default: YOLO26's one-to-many head with NMS
         ("yolo11n-seg.yaml", "segment", "digits_seg_yaml", None),
         ("yolo11n-obb.yaml", "obb", "digits_seg_yaml", None),
+        ("yolo11n-pose.yaml", "pose", "digits_pose_yaml", None),
     ],
 )
 def test_scored_set_is_what_predict_keeps(tmp_path, monkeypatch, request, model_yaml, task, data_fixture, nms_free):

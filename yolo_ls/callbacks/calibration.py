@@ -2,10 +2,11 @@
 
 What it hooks (all from callbacks; nothing is subclassed):
     - ``on_val_start``: a fresh streaming accumulator on the validator's device. Classification wraps the validator's
-      ``update_metrics`` to feed the softmax probabilities of each batch; detection wraps ``metrics.update_stats`` to
-      feed the validator's own match statistics (``tp[:, 0]`` at IoU 0.5, ``conf``, ``pred_cls``): no second
-      matching pass. The validator's ``get_stats`` is wrapped so the returned metrics carry ``calib/<name>``, which
-      is how they reach ``trainer.metrics``, results.csv, TensorBoard and MLflow.
+      ``update_metrics`` to feed the softmax probabilities of each batch; detection wraps ``postprocess`` to run
+      predict()'s single-label NMS at ``calib_conf`` on the same raw outputs (no second forward pass) and
+      ``update_metrics`` to match those boxes to the batch's ground truth at IoU 0.5. The validator's ``get_stats``
+      is wrapped so the returned metrics carry ``calib/<name>``, which is how they reach ``trainer.metrics``,
+      results.csv, TensorBoard and MLflow.
     - ``on_pretrain_routine_end``: seeds ``trainer.metrics`` with the ``calib/*`` keys so results.csv has them from
       its first row.
     - ``on_fit_epoch_end``: one row per validated epoch in ``calibration.csv`` (written atomically) and
