@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from yolo_ls.calibration.accumulator import ClassificationCalibration, DetectionCalibration
+from yolo_ls.calibration.detection import box_iou, match_predictions
 from yolo_ls.calibration.metrics import (
     accuracy,
     ace,
@@ -44,6 +45,7 @@ __all__ = (
     "apply_temperature",
     "binary_ece",
     "binary_mce",
+    "box_iou",
     "brier",
     "calibration_errors",
     "confidence",
@@ -51,6 +53,7 @@ __all__ = (
     "ece",
     "entropy",
     "fit_temperature",
+    "match_predictions",
     "mce",
     "nll",
     "overconfidence",

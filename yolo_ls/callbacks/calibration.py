@@ -2,10 +2,11 @@
 
 What it hooks (all from callbacks; nothing is subclassed):
     - ``on_val_start``: a fresh streaming accumulator on the validator's device. Classification wraps the validator's
-      ``update_metrics`` to feed the softmax probabilities of each batch; detection wraps ``metrics.update_stats`` to
-      feed the validator's own match statistics (``tp[:, 0]`` at IoU 0.5, ``conf``, ``pred_cls``): no second
-      matching pass. The validator's ``get_stats`` is wrapped so the returned metrics carry ``calib/<name>``, which
-      is how they reach ``trainer.metrics``, results.csv, TensorBoard and MLflow.
+      ``update_metrics`` to feed the softmax probabilities of each batch; detection wraps ``postprocess`` to run
+      predict()'s single-label NMS at ``calib_conf`` on the same raw outputs (no second forward pass) and
+      ``update_metrics`` to match those boxes to the batch's ground truth at IoU 0.5. The validator's ``get_stats``
+      is wrapped so the returned metrics carry ``calib/<name>``, which is how they reach ``trainer.metrics``,
+      results.csv, TensorBoard and MLflow.
     - ``on_pretrain_routine_end``: seeds ``trainer.metrics`` with the ``calib/*`` keys so results.csv has them from
       its first row.
     - ``on_fit_epoch_end``: one row per validated epoch in ``calibration.csv`` and one entry (the bins) in
@@ -105,16 +106,22 @@ class CalibrationCallbacks:
 
             update_metrics.__wrapped_calibration__ = orig
             validator.update_metrics = update_metrics
-        else:
-            metrics = validator.metrics
-            orig_stats = getattr(metrics.update_stats, "__wrapped_calibration__", metrics.update_stats)
+        else:  # score what predict() keeps: single-label NMS at calib_conf over the validator's own raw outputs
+            self._det_kept: list[dict[str, torch.Tensor]] | None = None
+            orig_post = getattr(validator.postprocess, "__wrapped_calibration__", validator.postprocess)
+            orig_update = getattr(validator.update_metrics, "__wrapped_calibration__", validator.update_metrics)
 
-            def update_stats(stat, _orig=orig_stats):
-                self._update_detect(stat, len(validator.names) if hasattr(validator, "names") else None)
-                return _orig(stat)
+            def postprocess(preds, _orig=orig_post):
+                self._det_kept = self._predict_style(validator, preds)
+                return _orig(preds)
 
-            update_stats.__wrapped_calibration__ = orig_stats
-            metrics.update_stats = update_stats
+            def update_metrics(preds, batch, _orig=orig_update):
+                self._update_detect(validator, batch)
+                return _orig(preds, batch)
+
+            postprocess.__wrapped_calibration__ = orig_post
+            update_metrics.__wrapped_calibration__ = orig_update
+            validator.postprocess, validator.update_metrics = postprocess, update_metrics
         orig_get = getattr(validator.get_stats, "__wrapped_calibration__", validator.get_stats)
 
         def get_stats(_orig=orig_get):
@@ -135,13 +142,67 @@ class CalibrationCallbacks:
             self._probs.append(probs.detach())
             self._labels.append(labels.detach())
 
-    def _update_detect(self, stat: dict[str, Any], nc: int | None) -> None:
-        conf = torch.as_tensor(stat["conf"], dtype=torch.float32)
+    def _predict_style(self, validator: Any, preds: Any) -> list[dict[str, torch.Tensor]]:
+        """The boxes ``predict(conf=calib_conf)`` keeps from this batch's raw outputs, in the validator's image space.
+
+        Same call as ``DetectionPredictor.postprocess``: one class per box (``multi_label=False``), confidence above
+        ``calib_conf``, the validator's ``iou`` (predict's default 0.7), ``max_det`` and ``agnostic_nms``; end-to-end
+        heads (YOLO26) only filter their one-box-per-query output, rotated NMS for OBB; segmentation drops boxes with
+        an empty mask as ``SegmentationPredictor`` does.
+        """
+        from ultralytics.utils import nms
+
+        args, task = validator.args, validator.args.task
+        raw = preds
+        while isinstance(raw, (list, tuple)):  # (y, raw dict); segment: ((y, proto), raw dict)
+            raw = raw[0]
+        out = nms.non_max_suppression(
+            raw, self.conf, args.iou, agnostic=bool(args.single_cls or args.agnostic_nms), multi_label=False,
+            max_det=args.max_det, nc=0 if task == "detect" else len(validator.names),
+            end2end=bool(getattr(validator, "end2end", False)), rotated=task == "obb",
+        )
+        proto = None
+        if task == "segment":  # predict() drops boxes whose mask is empty (SegmentationPredictor.construct_result)
+            proto = preds[0][1] if isinstance(preds[0], (list, tuple)) else preds[1]
+        kept = []
+        for i, x in enumerate(out):
+            if proto is not None and x.shape[0]:
+                from ultralytics.utils import ops
+
+                shape = [4 * s for s in proto.shape[2:]]  # the input size, as the segment validator derives it
+                x = x[ops.process_mask(proto[i], x[:, 6:], x[:, :4], shape, upsample=True).amax((-2, -1)) > 0]
+            boxes = torch.cat([x[:, :4], x[:, 6:7]], 1) if task == "obb" else x[:, :4]  # OBB: xywh + angle (last)
+            kept.append(validator._prepare_pred({"bboxes": boxes, "conf": x[:, 4], "cls": x[:, 5]}))  # single_cls
+        return kept
+
+    def _update_detect(self, validator: Any, batch: dict[str, Any]) -> None:
+        """Match this batch's predict-style boxes to its ground truth (IoU 0.5, greedy) and feed the accumulator."""
+        kept, self._det_kept = self._det_kept, None
+        if kept is None or len(kept) != len(batch["im_file"]):
+            raise RuntimeError("yolo-ls calibration: the validator's update_metrics ran without its postprocess on the "
+                               "same batch, so the detections to score are unknown")
+        from ultralytics.models.yolo.detect import DetectionValidator
+        from ultralytics.utils.metrics import batch_probiou
+
+        from yolo_ls.calibration.detection import box_iou, match_predictions
+
+        obb = validator.args.task == "obb"
+        # ground truth in the space the validator matches in; the base detect scaling skips segment/pose extras
+        prepare = validator._prepare_batch if obb else DetectionValidator._prepare_batch.__get__(validator)
+        conf, correct, cls = [], [], []
+        for si, pred in enumerate(kept):
+            gt = prepare(si, batch)
+            if gt["cls"].shape[0] and pred["cls"].shape[0]:
+                iou = batch_probiou(gt["bboxes"], pred["bboxes"]) if obb else box_iou(gt["bboxes"], pred["bboxes"])
+            else:
+                iou = torch.zeros((gt["cls"].shape[0], pred["cls"].shape[0]), device=pred["conf"].device)
+            correct.append(match_predictions(iou, pred["cls"], gt["cls"], pred["conf"]))
+            conf.append(pred["conf"].float())
+            cls.append(pred["cls"].long())
+        conf_t = torch.cat(conf)
         if self.acc is None:
-            self.acc = DetectionCalibration(int(nc or 1), self.bins, self.conf, device=conf.device)
-        tp = torch.as_tensor(stat["tp"])
-        correct = tp[:, 0] if tp.ndim == 2 and tp.shape[0] else torch.zeros(conf.shape[0], dtype=torch.bool)
-        self.acc.update(conf, correct.bool(), torch.as_tensor(stat["pred_cls"]).long())
+            self.acc = DetectionCalibration(len(validator.names), self.bins, self.conf, device=conf_t.device)
+        self.acc.update(conf_t, torch.cat(correct).to(conf_t.device), torch.cat(cls).to(conf_t.device))
 
     def _finish(self, validator: Any) -> dict[str, Any]:
         """Compute this validation's metrics (one host transfer) and the data behind its diagram."""
@@ -150,6 +211,8 @@ class CalibrationCallbacks:
             return {"metrics": dict.fromkeys(keys, math.nan), "bins": None, "per_class": {}, "ece_ts": math.nan,
                     "training": validator.training}
         metrics = self.acc.compute()
+        if self.task != "classify" and int(self.acc.bins()["count"].sum()) == 0:
+            metrics = dict.fromkeys(metrics, math.nan)  # no detection scored: nothing measured, not a perfect 0
         out = {"metrics": {k: metrics[k] for k in keys}, "bins": self.acc.bins(), "per_class": {},
                "ece_ts": math.nan, "training": validator.training}
         if self.task != "classify":
