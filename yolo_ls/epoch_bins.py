@@ -65,6 +65,11 @@ def save_epoch_bins(path: str | Path, entry: Mapping[str, Any], **header: Any) -
     _write(path, data)
 
 
+def reset_epoch_bins(path: str | Path) -> None:
+    """Start the file afresh (no epochs)."""
+    Path(path).unlink(missing_ok=True)
+
+
 def drop_epochs_after(path: str | Path, epoch: int) -> bool:
     """Keep only the entries whose 1-based ``epoch`` is <= ``epoch`` (what a resume from that epoch keeps).
 

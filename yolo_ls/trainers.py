@@ -272,7 +272,9 @@ class LabelSmoothingMixin:
 
     def save_model(self):
         """Save stock checkpoints: plugin keys hidden from the pickled args, and kept as a plain dict on the EMA."""
-        state = {"auto": self.ls_schedule.state_dict()} if self.ls_auto is not None else {}
+        state: dict[str, Any] = {"auto": self.ls_schedule.state_dict()} if self.ls_auto is not None else {}
+        if self.ls_calibration is not None:  # the calibration rows written so far: a resume rewrites them exactly
+            state["calibration"] = dict(self.ls_calibration.committed)
         self.ema.ema.yolo_ls = {"version": __version__, "args": serialize_plugin_args(self.plugin_args), "state": state}
         with hidden_plugin_args(self.args):
             return super().save_model()

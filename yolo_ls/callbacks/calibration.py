@@ -7,13 +7,16 @@ What it hooks (all from callbacks; nothing is subclassed):
       ``update_metrics`` to match those boxes to the batch's ground truth at IoU 0.5. The validator's ``get_stats``
       is wrapped so the returned metrics carry ``calib/<name>``, which is how they reach ``trainer.metrics``,
       results.csv, TensorBoard and MLflow.
-    - ``on_pretrain_routine_end``: seeds ``trainer.metrics`` with the ``calib/*`` keys so results.csv has them from
-      its first row.
-    - ``on_fit_epoch_end``: one row per validated epoch in ``calibration.csv`` and one entry (the bins) in
-      ``calibration/epochs.json``, both written atomically; with ``calib_plots=all`` also
-      ``calibration/reliability_epoch{E:03d}.png``. After the final validation of ``best.pt``,
-      ``calibration/reliability.png`` and ``calibration/calibration_curves.png`` (unless ``calib_plots=off``).
-      ``yolo-ls plot RUN`` draws every epoch's diagram from ``epochs.json`` on demand.
+    - ``on_pretrain_routine_end``: seeds ``trainer.metrics`` with the ``calib/*`` keys (NaN until measured) so
+      results.csv has them from its first row. A fresh run into an existing folder removes the previous run's
+      ``calibration.csv`` and ``calibration/``; a resume rewrites them from the checkpoint's record (yolo-ls trainers)
+      or trims them to the resume epoch (stock trainers).
+    - Inside each training validation (``get_stats``), before Ultralytics saves the epoch's checkpoint: the epoch's row
+      in ``calibration.csv`` and its bins in ``calibration/epochs.json``, both written atomically
+      (:meth:`CalibrationCallbacks.commit_epoch`). So the checkpoint of epoch E implies E's rows on disk.
+    - ``on_fit_epoch_end``: with ``calib_plots=all``, ``calibration/reliability_epoch{E:03d}.png``. After the final
+      validation of ``best.pt``, ``calibration/reliability.png`` and ``calibration/calibration_curves.png`` (unless
+      ``calib_plots=off``). ``yolo-ls plot RUN`` draws every epoch's diagram from ``epochs.json`` on demand.
     - ``on_val_end`` of a plain ``model.val()``: ``reliability.png`` in the val folder, metrics logged and attached to
       the returned metrics object as ``.calibration``.
 
@@ -35,6 +38,7 @@ from yolo_ls.config import PLOT_CHOICES
 CLS_KEYS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "accuracy", "confidence", "overconfidence", "entropy")
 DET_KEYS = ("d_ece", "d_mce", "d_accuracy", "d_confidence")
 PREFIX = "calib/"
+EPOCHS_JSON = Path("calibration") / "epochs.json"  # per-epoch bins, relative to the run folder
 
 
 def metric_keys(task: str) -> tuple[str, ...]:
@@ -71,6 +75,8 @@ class CalibrationCallbacks:
         self.final_epoch = False
         self.in_training = False  # set once a trainer runs these callbacks: its final val writes the final plots
         self.last: dict[str, Any] | None = None  # result of the latest validation
+        self._trainer: Any = None  # the trainer whose epoch is being validated (set at on_train_epoch_end)
+        self.committed: dict[int, dict[str, Any]] = {}  # epoch -> its calibration.csv row and epochs.json entry
 
     # ------------------------------------------------------------------------------------------------ register
     def register(self, target: Any) -> Any:
@@ -127,6 +133,8 @@ class CalibrationCallbacks:
         def get_stats(_orig=orig_get):
             stats = _orig()
             self.last = self._finish(validator)
+            if self.last["training"] and self._trainer is not None:  # before Ultralytics saves this epoch's checkpoint
+                self.commit_epoch(self._trainer, self.last)
             return {**stats, **{PREFIX + k: self.last["metrics"][k] for k in metric_keys(task)}}
 
         get_stats.__wrapped_calibration__ = orig_get
@@ -248,27 +256,92 @@ class CalibrationCallbacks:
 
     # --------------------------------------------------------------------------------------------- trainer side
     def on_pretrain_routine_end(self, trainer: Any) -> None:
-        """Put the ``calib/*`` keys into ``trainer.metrics`` so results.csv carries them from the first epoch."""
+        """Seed ``calib/*`` in ``trainer.metrics`` (NaN: nothing measured yet) so results.csv has them from its first
+        row; make the run folder's calibration files this run's own (fresh run) or the checkpoint's (resume)."""
         if isinstance(getattr(trainer, "metrics", None), dict):
-            trainer.metrics.update(dict.fromkeys((PREFIX + k for k in metric_keys(trainer.args.task)), 0.0))
+            trainer.metrics.update(dict.fromkeys((PREFIX + k for k in metric_keys(trainer.args.task)), math.nan))
         self.final_epoch = False
         self.in_training = True
         self._curves_submitted = False
+        from ultralytics.utils import RANK
+
+        if RANK not in {-1, 0}:
+            return
+        save_dir = Path(trainer.save_dir)
         if getattr(trainer, "resume", False):
-            from yolo_ls.utils import drop_rows_after
+            saved = (getattr(trainer, "ls_resume_state", None) or {}).get("calibration")
+            if saved is not None:  # the checkpoint's own record: exactly the epochs it holds
+                self.restore(save_dir, saved, trainer.start_epoch)
+            else:  # a stock trainer: keep what is on disk up to the resume epoch
+                from yolo_ls.epoch_bins import drop_epochs_after
+                from yolo_ls.utils import drop_rows_after
 
-            drop_rows_after(Path(trainer.save_dir) / "calibration.csv", trainer.start_epoch)
-            from yolo_ls.epoch_bins import drop_epochs_after
-
-            drop_epochs_after(Path(trainer.save_dir) / "calibration" / "epochs.json", trainer.start_epoch)
+                drop_rows_after(save_dir / "calibration.csv", trainer.start_epoch)
+                drop_epochs_after(save_dir / EPOCHS_JSON, trainer.start_epoch)
+        else:  # a fresh run into an existing folder (exist_ok=True) starts its calibration record afresh
+            reset_calibration_files(save_dir)
+            self.committed = {}
 
     def on_train_epoch_end(self, trainer: Any) -> None:
         """Remember whether the coming validation is the last epoch's (it then also fits the temperature)."""
         self.final_epoch = trainer.epoch + 1 >= trainer.epochs
         self.last = None
+        self._trainer = trainer
+
+    def commit_epoch(self, trainer: Any, result: dict[str, Any]) -> None:
+        """Write the epoch's ``calibration.csv`` row and ``epochs.json`` entry as soon as the epoch is measured.
+
+        This runs inside the validation, before Ultralytics saves the epoch's checkpoint, so "epoch E is in the
+        checkpoint" implies "epoch E's rows are on disk"; a kill in between resumes from epoch E-1 and the resume
+        (:meth:`restore`) drops the extra row. The rows are also kept in :attr:`committed`, which the yolo-ls trainers
+        save in the checkpoint so a resume can rewrite both files exactly.
+        """
+        from ultralytics.utils import RANK
+
+        if RANK not in {-1, 0}:
+            return
+        from yolo_ls.epoch_bins import save_epoch_bins
+        from yolo_ls.utils import append_csv_row
+
+        save_dir = Path(trainer.save_dir)
+        epoch = trainer.epoch + 1
+        eps = _epoch_eps(trainer)
+        row = {"epoch": epoch, "label_smoothing": eps, **result["metrics"]}
+        if trainer.args.task == "classify":
+            row["ece_ts"] = result["ece_ts"]
+        row.update({f"d_ece/{name}": v for name, v in result["per_class"].items()})
+        entry = {"epoch": epoch, "label_smoothing": eps, "metrics": result["metrics"], "bins": result["bins"]}
+        append_csv_row(save_dir / "calibration.csv", row)
+        save_epoch_bins(save_dir / EPOCHS_JSON, entry, **self._bins_header())
+        from yolo_ls.epoch_bins import _plain
+
+        self.committed[epoch] = _plain({"row": row, "entry": entry})
+
+    def _bins_header(self) -> dict[str, Any]:
+        return {"task": getattr(self, "task", None), "calib_conf": self.conf, "calib_bins": self.bins}
+
+    def restore(self, save_dir: Path, committed: dict[Any, dict[str, Any]], epoch: int) -> None:
+        """Rewrite ``calibration.csv`` and ``epochs.json`` from a checkpoint's record, up to its (1-based) ``epoch``."""
+        import pandas as pd
+
+        from yolo_ls.epoch_bins import reset_epoch_bins, save_epoch_bins
+        from yolo_ls.utils import write_csv_atomic
+
+        self.committed = {int(k): v for k, v in committed.items() if int(k) <= epoch}
+        rows = [self.committed[e]["row"] for e in sorted(self.committed)]
+        csv = save_dir / "calibration.csv"
+        if rows:
+            write_csv_atomic(pd.DataFrame(rows), csv)
+        else:
+            csv.unlink(missing_ok=True)
+        reset_epoch_bins(save_dir / EPOCHS_JSON)
+        for e in sorted(self.committed):
+            save_epoch_bins(save_dir / EPOCHS_JSON, self.committed[e]["entry"], **self._bins_header())
 
     def on_fit_epoch_end(self, trainer: Any) -> None:
-        """Write the epoch's calibration row and diagram, or after the final ``best.pt`` validation the final plots."""
+        """Draw the epoch's diagram (``calib_plots=all``), or after the final ``best.pt`` validation the final plots.
+
+        The epoch's rows were already written by :meth:`commit_epoch`, inside the validation."""
         from ultralytics.utils import RANK
 
         result, self.last = self.last, None
@@ -278,20 +351,8 @@ class CalibrationCallbacks:
         if not result["training"]:  # final_eval() on best.pt
             self._final_plots(save_dir, result, trainer)
             return
-        eps = _epoch_eps(trainer)
-        row = {"epoch": trainer.epoch + 1, "label_smoothing": eps, **result["metrics"]}
-        if trainer.args.task == "classify":
-            row["ece_ts"] = result["ece_ts"]
-        row.update({f"d_ece/{name}": v for name, v in result["per_class"].items()})
-        from yolo_ls.utils import append_csv_row
-
-        append_csv_row(save_dir / "calibration.csv", row)
-        from yolo_ls.epoch_bins import save_epoch_bins
-
         epoch = trainer.epoch + 1
-        save_epoch_bins(save_dir / "calibration" / "epochs.json",
-                        {"epoch": epoch, "label_smoothing": eps, "metrics": result["metrics"], "bins": result["bins"]},
-                        task=self.task, calib_conf=self.conf, calib_bins=self.bins)
+        eps = _epoch_eps(trainer)
         from yolo_ls.plots import background, plot_reliability_diagram
 
         if self.plots == "all":
@@ -338,6 +399,7 @@ class CalibrationCallbacks:
         """Wait for the figures drawn off the training thread; a later plain ``val()`` writes its own diagram."""
         self.in_training = False
         self._curves_submitted = False
+        self._trainer = None
         from yolo_ls.plots import background
 
         for line in background(trainer).join():
@@ -355,6 +417,14 @@ class CalibrationCallbacks:
                 from ultralytics.utils import LOGGER
 
                 LOGGER.warning(f"yolo-ls: could not log calibration/ to MLflow: {e}")
+
+
+def reset_calibration_files(save_dir: Path) -> None:
+    """Remove a previous run's calibration record from a run folder: ``calibration.csv`` and ``calibration/``."""
+    import shutil
+
+    (Path(save_dir) / "calibration.csv").unlink(missing_ok=True)
+    shutil.rmtree(Path(save_dir) / "calibration", ignore_errors=True)
 
 
 def save_final_json(path: Path, result: dict[str, Any]) -> None:
