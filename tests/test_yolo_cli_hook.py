@@ -142,6 +142,7 @@ def test_cli_errors_are_one_line(tmp_path):
         (["train", "resume", "model=last.pt"], "yolo-ls"),
         (["classify", "val", "model=best.pt"], "yolo-ls"),
         (["predict", "model=a.pt", "ls_mode=fg"], "yolo-ls"),  # so the plugin argument is refused in one line
+        (["predict", "model=a.pt", "label_smoothing", "=", "0.1"], "yolo-ls"),
         (["predict", "model=a.pt", "source=x.jpg"], "stock"),
         (["export", "model=a.pt"], "stock"),
         (["version"], "stock"),

@@ -60,16 +60,16 @@ class YoloCliHookError(RuntimeError):
 # ------------------------------------------------------------------------------------------------- the entry point
 def entrypoint() -> int:
     """What a re-pointed ``yolo`` runs: ``train``/``val`` (and plugin arguments) through yolo-ls, all else stock."""
+    from yolo_ls.cli import _normalised_tokens, find_mode
     from yolo_ls.cli import entrypoint as yolo_ls_entrypoint
-    from yolo_ls.cli import find_mode
     from yolo_ls.config import PLUGIN_KEYS
 
     argv = sys.argv[1:]
     try:
         mode = find_mode(argv)
+        plugin_given = any(a.split("=", 1)[0].strip() in PLUGIN_KEYS for a in _normalised_tokens(argv) if "=" in a)
     except Exception:  # a malformed command: Ultralytics reports it in its own words
-        mode = None
-    plugin_given = any(a.split("=", 1)[0].lstrip("-").strip() in PLUGIN_KEYS for a in argv if "=" in a)
+        mode, plugin_given = None, False
     if mode in ("train", "val") or plugin_given:
         return yolo_ls_entrypoint(argv)  # plugin arguments with another mode are refused there, in one line
     from ultralytics.cfg import entrypoint as stock_entrypoint
