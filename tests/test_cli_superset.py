@@ -223,3 +223,15 @@ def test_find_mode_reads_a_cfg_file_and_the_command_line_wins(tmp_path):
     cfg.write_text("mode: export\n")
     assert find_mode([f"cfg={cfg}"]) == "export"
     assert find_mode([f"cfg={cfg}", "predict"]) == "predict"
+
+
+def test_run_hands_a_parsed_stock_mode_to_ultralytics(assets, recorded):
+    """``run()`` (the Python entry of a parsed command) takes the same road for predict/export as the command line."""
+    from ultralytics import YOLO as StockYOLO
+
+    from yolo_ls.cli import run
+
+    run("detect", "export", {"model": str(assets / "det.pt"), "format": "torchscript", "imgsz": 64})
+    [(name, cls, kwargs, argv)] = recorded
+    assert (name, cls, kwargs["format"]) == ("export", StockYOLO, "torchscript")
+    assert argv[:3] == ["yolo", "detect", "export"]
