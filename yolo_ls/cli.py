@@ -4,7 +4,12 @@
     yolo-ls val model=runs/classify/train/weights/best.pt data=digits
     yolo-ls compare model=yolo11n-cls.yaml data=digits label_smoothing=0,0.05,0.1 epochs=20 imgsz=32
     yolo-ls datasets digits out=data/digits noise=0.2 noise_kind=symmetric seed=0
-    yolo-ls help | version | cfg
+    yolo-ls predict model=best.pt source=video.mp4      # predict, track, export, benchmark: exactly as with 'yolo'
+    yolo-ls help | version | cfg | doctor | enable-yolo-cli | disable-yolo-cli
+
+``train`` and ``val`` run through :class:`yolo_ls.YOLO`. ``predict``, ``track``, ``export``, ``benchmark`` and the
+stock special commands (``checks``, ``settings``, ``solutions``, ...) are handed to Ultralytics' own ``yolo``
+entrypoint, after the plugin arguments are refused and the keys checked, so they behave and save as with ``yolo``.
 
 Arguments are parsed by Ultralytics' own helpers (``merge_equals_args``, ``parse_key_value_pair``), so values have the
 same types as with ``yolo``. Bad input ends with one error line and exit code 2, never a traceback.
@@ -13,16 +18,20 @@ same types as with ``yolo``. Bad input ends with one error line and exit code 2,
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from yolo_ls import __version__
-from yolo_ls.config import ARGS, DEFAULTS, PluginArgumentError, check_keys
+from yolo_ls.config import ARGS, DEFAULTS, TASKS, PluginArgumentError, check_keys
 
-MODES = ("train", "val", "predict", "export")
-TASKS = ("classify", "detect", "segment", "pose", "obb")
-SPECIAL = ("help", "version", "cfg", "compare", "datasets", "plot")
+MODES = ("train", "val", "predict", "export", "track", "benchmark")
+SPECIAL = ("help", "version", "cfg", "compare", "datasets", "plot", "doctor", "enable-yolo-cli", "disable-yolo-cli")
+# Modes and special commands that Ultralytics' own entrypoint runs (run_stock), and the yolo-ls commands for the hook.
+STOCK_MODES = ("predict", "track", "export", "benchmark")
+STOCK_SPECIAL = ("checks", "settings", "solutions", "copy-cfg", "login", "logout")
+HOOK_COMMANDS = ("doctor", "enable-yolo-cli", "disable-yolo-cli")
 
 
 def help_text() -> str:
@@ -191,7 +200,7 @@ def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, A
 
 
 def run(task: str | None, mode: str | None, overrides: dict[str, Any]) -> Any:
-    """Execute one parsed command through :class:`yolo_ls.YOLO`."""
+    """Execute one parsed command: train and val through :class:`yolo_ls.YOLO`, the other modes through ``yolo``."""
     from ultralytics.cfg import TASK2MODEL
     from ultralytics.utils import LOGGER
 
@@ -199,6 +208,8 @@ def run(task: str | None, mode: str | None, overrides: dict[str, Any]) -> Any:
 
     if mode is None:
         raise SyntaxError(f"'mode' is missing. Valid modes are {list(MODES)}, i.e. 'yolo-ls train ...'.")
+    if mode in STOCK_MODES:  # i.e. mode: predict in a cfg= file: the same road as 'yolo-ls predict ...'
+        return run_stock([*([task] if task else []), mode, *(f"{k}={v}" for k, v in overrides.items())])
     if mode not in MODES:
         raise SyntaxError(f"Invalid 'mode={mode}'. Valid modes are {list(MODES)}.")
     if task is not None and task not in TASKS:
@@ -207,12 +218,146 @@ def run(task: str | None, mode: str | None, overrides: dict[str, Any]) -> Any:
     if model is None:
         model = TASK2MODEL[task or "detect"]
         LOGGER.warning(f"'model' argument is missing. Using default 'model={model}'.")
-    if mode in ("predict", "export"):
-        plugin = [k for k in overrides if k in DEFAULTS]
-        if plugin:
-            raise PluginArgumentError(f"{plugin} only apply to 'train' and 'val', not to '{mode}'.")
     yolo = YOLO(model, task=task)
     return getattr(yolo, mode)(**overrides)
+
+
+def _normalised_tokens(argv: Sequence[str]) -> list[str]:
+    """The arguments as Ultralytics reads them: '=' merged, leading '--' and trailing ',' dropped."""
+    from ultralytics.cfg import merge_equals_args
+
+    out = []
+    for a in merge_equals_args(list(argv)):
+        a = a[2:] if a.startswith("--") else a
+        out.append(a[:-1] if a.endswith(",") else a)
+    return out
+
+
+def _key_values(tokens: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the ``k=v`` tokens, the keys of a ``cfg=file.yaml``) parsed with Ultralytics' helpers (bad pairs skipped)."""
+    from ultralytics.cfg import parse_key_value_pair
+    from ultralytics.utils import YAML, checks
+
+    given: dict[str, Any] = {}
+    for a in tokens:
+        if "=" in a:
+            try:
+                k, v = parse_key_value_pair(a)
+            except (NameError, SyntaxError, ValueError, AssertionError):
+                continue  # Ultralytics reports it with its own message
+            given[k] = v
+    cfg_file: dict[str, Any] = {}
+    if given.get("cfg") is not None:
+        cfg_file = {k: v for k, v in YAML.load(checks.check_yaml(given["cfg"])).items() if k != "cfg"}
+    return given, cfg_file
+
+
+def find_mode(argv: Sequence[str]) -> str | None:
+    """The mode a ``yolo``-grammar command names (a bare mode, ``mode=...`` or a ``cfg=`` file's mode), else None.
+
+    Only the modes Ultralytics knows count as bare words; the last one named wins, as in ``yolo``.
+    """
+    from ultralytics.cfg import MODES as ULTRALYTICS_MODES
+
+    tokens = _normalised_tokens(argv)
+    given, cfg_file = _key_values(tokens)
+    mode = given.get("mode", cfg_file.get("mode"))
+    for a in tokens:
+        if a in ULTRALYTICS_MODES:
+            mode = a
+    return mode if isinstance(mode, str) else None
+
+
+def check_stock_args(argv: Sequence[str]) -> list[str]:
+    """Check a command for Ultralytics' own entrypoint before it runs; return the arguments to hand it.
+
+    The plugin arguments are refused (they apply to train and val only), every key is checked with one "did you mean"
+    over the Ultralytics and plugin keys, and ``data=digits`` / ``data=digits-det`` become the built datasets' paths.
+
+    Raises:
+        PluginArgumentError: For a plugin argument, given on the command line or in a ``cfg=`` file.
+        SyntaxError: For an unknown key or bare word.
+    """
+    from difflib import get_close_matches
+
+    from ultralytics.cfg import MODES as ULTRALYTICS_MODES
+    from ultralytics.cfg import TASKS as ULTRALYTICS_TASKS
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    from yolo_ls.datasets import DATASET_ALIASES, resolve_data
+
+    tokens = _normalised_tokens(argv)
+    given, cfg_file = _key_values(tokens)
+    mode = find_mode(argv) or "predict"
+    plugin = [k for k in {**cfg_file, **given} if k in DEFAULTS]
+    if plugin:
+        raise PluginArgumentError(f"{plugin} only apply to 'train' and 'val', not to '{mode}'.")
+    check_keys([k for k in {**cfg_file, **given} if k not in ("task", "mode")])
+    flags = {k for k, v in DEFAULT_CFG_DICT.items() if isinstance(v, bool)} | {"half", "int8", "end2end", "nms"}
+    bare_ok = {*ULTRALYTICS_MODES, *ULTRALYTICS_TASKS, *flags}
+    for a in tokens:
+        if "=" not in a and a not in bare_ok:
+            if a in DEFAULT_CFG_DICT:
+                raise SyntaxError(f"'{a}' is a valid argument but is missing an '=' sign to set it, i.e. "
+                                  f"'{a}={DEFAULT_CFG_DICT[a]}'")
+            similar = get_close_matches(a, sorted(bare_ok | set(DEFAULT_CFG_DICT)))
+            hint = f" Similar arguments are i.e. {similar}." if similar else ""
+            raise SyntaxError(f"'{a}' is not a valid mode, task or key=value argument for '{mode}'.{hint}")
+    out = []
+    for a in tokens:
+        if a.startswith("data=") and given.get("data") in DATASET_ALIASES:
+            a = f"data={resolve_data(given['data'])}"
+        out.append(a)
+    return out
+
+
+@contextmanager
+def stock_cli_argv(argv: Sequence[str]) -> Iterator[None]:
+    """Make Ultralytics see ``yolo ARGS...`` as the program's command line for the duration of the block.
+
+    Ultralytics decides from ``ARGV`` (``sys.argv`` as imported) what the CLI does: ``cfg.entrypoint`` reads the
+    arguments from it, and ``Model.predict`` saves results and streams (``predict_cli``) only when ``ARGV[0]`` ends in
+    ``yolo``. Both modules' ``ARGV`` are swapped and restored, so nothing else in the process changes.
+    """
+    import ultralytics.cfg
+    import ultralytics.engine.model
+
+    modules = (ultralytics.cfg, ultralytics.engine.model)
+    saved = [m.ARGV for m in modules]
+    for m in modules:
+        m.ARGV = ["yolo", *argv]
+    try:
+        yield
+    finally:
+        for m, old in zip(modules, saved):
+            m.ARGV = old
+
+
+def run_stock(argv: Sequence[str]) -> None:
+    """Run a non-plugin command (predict, track, export, benchmark, checks, settings, ...) with ``yolo``'s own code.
+
+    The arguments are checked first (:func:`check_stock_args`; special commands are passed as they are), then
+    Ultralytics' ``cfg.entrypoint`` runs them as the ``yolo`` program, so results are saved and streamed exactly
+    as ``yolo`` saves and streams them.
+    """
+    from ultralytics.cfg import entrypoint as yolo_entrypoint
+
+    first = argv[0].lstrip("-").lower() if argv else ""
+    args = list(argv) if _stock_special(first) else check_stock_args(argv)
+    with stock_cli_argv(args):
+        yolo_entrypoint()
+
+
+def _stock_special(word: str) -> bool:
+    """Whether a first argument names one of Ultralytics' special commands (``checks``, ``settings``, ...)."""
+    return word in STOCK_SPECIAL or f"{word}s" in STOCK_SPECIAL
+
+
+def run_hook_command(command: str, argv: Sequence[str]) -> int:
+    """``yolo-ls doctor | enable-yolo-cli | disable-yolo-cli [bin=DIR]``; returns the exit code."""
+    from yolo_ls import yolo_cli
+
+    return yolo_cli.main(command, argv)
 
 
 def entrypoint(argv: Sequence[str] | None = None) -> int:
@@ -235,6 +380,10 @@ def entrypoint(argv: Sequence[str] | None = None) -> int:
             run_datasets(argv[1:])
         elif first == "plot":
             run_plot(argv[1:])
+        elif first in HOOK_COMMANDS:
+            return run_hook_command(first, argv[1:])
+        elif _stock_special(first) or find_mode(argv) in STOCK_MODES:
+            run_stock(argv)
         else:
             task, mode, overrides = parse_args(argv)
             run(task, mode, overrides)
@@ -256,4 +405,5 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-__all__ = ("entrypoint", "help_text", "cfg_text", "version_text", "parse_args", "run")
+__all__ = ("entrypoint", "help_text", "cfg_text", "version_text", "parse_args", "run", "run_stock", "find_mode",
+           "check_stock_args")

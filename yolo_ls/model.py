@@ -55,3 +55,27 @@ class YOLO(_UltralyticsYOLO):
         finally:
             for event in callbacks.EVENTS:
                 self.callbacks[event].remove(getattr(callbacks, event))
+
+    def tune(self, use_ray: bool = False, iterations: int = 300, *args: Any, **kwargs: Any) -> Any:
+        """Tune hyperparameters with Ultralytics' Tuner, every iteration trained through yolo-ls.
+
+        Plugin arguments may be fixed (``ls_schedule="cosine"``) or tuned (``space={"label_smoothing": (0.0, 0.2)}``);
+        ``space`` ranges are checked with the plugin's own checks before the first iteration, the embedded dataset
+        names resolve, and ``tune_results.ndjson`` / ``best_hyperparameters.yaml`` record the tuned plugin values.
+        The arguments are those of :meth:`ultralytics.engine.model.Model.tune`.
+
+        ``use_ray=True`` is handed to Ultralytics unchanged (its trials call this model's ``train``); yolo-ls does
+        not check plugin keys in a Ray search space.
+        """
+        if use_ray:
+            return super().tune(use_ray, iterations, *args, **kwargs)
+        from yolo_ls.tuner import Tuner
+
+        # The same steps as Model.tune in ultralytics 8.4.190, with yolo_ls.tuner.Tuner in place of its Tuner.
+        self._check_is_pytorch_model()
+        if args:
+            raise TypeError(f"Positional arguments {args} require use_ray=True, pass Tuner options as keywords.")
+        if "optimizer" not in (kwargs.get("space") or {}):
+            kwargs.setdefault("optimizer", "AdamW")
+        tune_args = {**self.overrides, **kwargs, "mode": "train"}
+        return Tuner(args=tune_args, model=self.model, _callbacks=self.callbacks)(iterations=iterations)

@@ -1,0 +1,134 @@
+"""``yolo_ls.YOLO.tune()``: Ultralytics' Tuner with plugin arguments fixed or in ``space``, every iteration trained
+through yolo-ls, plugin ranges checked before the first iteration."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT, results
+from yolo_ls.config import PluginArgumentError
+
+
+def _tune(tmp_path, **kwargs):
+    from yolo_ls import YOLO
+
+    args = dict(data="unused", epochs=2, imgsz=32, project=str(tmp_path / "runs"), name="tune", device="cpu")
+    return YOLO("yolo11n-cls.yaml").tune(iterations=1, **{**args, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"space": {"label_smoothing": (0.0, 1.2)}}, PluginArgumentError,
+         "space['label_smoothing']=(0.0, 1.2) reaches outside what 'label_smoothing' allows: 'label_smoothing=1.2'"),
+        ({"space": {"label_smoothing": (-0.1, 0.2)}}, PluginArgumentError, "'label_smoothing=-0.1' is an invalid"),
+        ({"space": {"label_smoothing": (0.2, 0.1)}}, PluginArgumentError, "min 0.2 is above max 0.1"),
+        ({"space": {"label_smoothing": "0.1"}}, PluginArgumentError, "Give (min, max) or (min, max, gain)"),
+        ({"space": {"ls_schedule": (0, 1)}}, PluginArgumentError, "'ls_schedule' is not numeric"),
+        ({"space": {"ls_step_size": (1.2, 1.8)}, "ls_schedule": "step"}, PluginArgumentError, "no integer value"),
+        ({"space": {"ls_step_size": (0, 3)}, "ls_schedule": "step"}, PluginArgumentError, "'ls_step_size=0' is an"),
+        ({"space": {"label_smothing": (0.0, 0.1)}}, SyntaxError, "Similar arguments are i.e. ['label_smoothing"),
+        ({"ls_schedule": "two_stage"}, PluginArgumentError, "off_epoch"),
+        ({"ls_mode": "fg"}, PluginArgumentError, "'ls_mode=fg' is a detection mode"),
+        ({"ls_schedule": "cosnie"}, PluginArgumentError, "Did you mean 'cosine'?"),
+        ({"ls_schedule": lambda e, n: 0.1}, PluginArgumentError, "callable 'ls_schedule' cannot reach"),
+        ({"space": {"ls_gamma": (0.0, 0.9)}, "ls_schedule": "exp"}, PluginArgumentError, "'ls_gamma=0.0' is an"),
+    ],
+)
+def test_bad_plugin_tuning_arguments_are_refused_before_anything_is_written(tmp_path, kwargs, error, message):
+    with pytest.raises(error) as e:
+        _tune(tmp_path, **kwargs)
+    assert message in str(e.value)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_plugin_keys_reach_the_tuner_and_int_keys_are_rounded(tmp_path):
+    from ultralytics import YOLO as StockYOLO
+
+    from yolo_ls.tuner import Tuner
+
+    model = StockYOLO("yolo11n-cls.yaml")
+    args = {**model.overrides, "data": "x", "epochs": 4, "project": str(tmp_path), "mode": "train",
+            "space": {"label_smoothing": (0.0, 0.2), "ls_step_size": (0.5, 3.5), "lr0": (1e-4, 1e-2)},
+            "ls_schedule": "step", "ls_gamma": 0.7}
+    tuner = Tuner(args=args, model=model.model)
+    assert tuner.args.label_smoothing == 0.0 and tuner.args.ls_step_size == 1  # the defaults iteration 1 uses
+    assert tuner.args.ls_schedule == "step" and tuner.args.ls_gamma == 0.7
+    assert tuner._mutate() == {"label_smoothing": 0.0, "ls_step_size": 1, "lr0": tuner.args.lr0}
+    hyp = tuner._constrain({"label_smoothing": 0.31, "ls_step_size": 2.6, "lr0": 0.5})
+    assert hyp == {"label_smoothing": 0.2, "ls_step_size": 3, "lr0": 1e-2} and isinstance(hyp["ls_step_size"], int)
+    assert tuner._constrain({"label_smoothing": 0.0, "ls_step_size": 0.6, "lr0": 1e-3})["ls_step_size"] == 1
+
+
+def test_every_iteration_is_a_yolo_ls_subprocess(tmp_path, digits_root, monkeypatch):
+    """Ultralytics' MultiTrainer runs each iteration as a CLI subprocess: it must be 'python -m yolo_ls train ...'."""
+    import ultralytics.engine.trainer as engine_trainer
+
+    from yolo_ls import YOLO
+
+    commands = []
+
+    def fake_run(cmd, check):
+        commands.append(list(cmd))
+        assert engine_trainer._YOLO_CLI_COMMAND[:3] == [sys.executable, "-m", "yolo_ls"]
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(engine_trainer.subprocess, "run", fake_run)
+    stock_command = list(engine_trainer._YOLO_CLI_COMMAND)
+    YOLO("yolo11n-cls.yaml").tune(data=str(digits_root), epochs=2, imgsz=32, iterations=1, plots=False,
+                                  project=str(tmp_path), name="tune", space={"label_smoothing": (0.0, 0.2)},
+                                  ls_schedule="cosine")
+    [cmd] = commands
+    assert cmd[:4] == [sys.executable, "-m", "yolo_ls", "train"]
+    assert {"label_smoothing=0.0", "ls_schedule=cosine", f"data={digits_root}", "epochs=2"} <= set(cmd)
+    assert engine_trainer._YOLO_CLI_COMMAND == stock_command  # restored after the tune
+
+
+@pytest.mark.training
+def test_two_iteration_tune_trains_every_iteration_through_the_plugin(tmp_path):
+    """A real 2-iteration tune on the embedded 'digits' name; iteration dirs are kept (cleanup=False) to check each."""
+    home = tmp_path
+    code = (
+        "from functools import partialmethod\n"
+        "from ultralytics.utils import SETTINGS\n"
+        f"SETTINGS.update(datasets_dir={str(home / 'datasets')!r}, runs_dir={str(home / 'runs')!r}, sync=False)\n"
+        "import yolo_ls.tuner\n"
+        "yolo_ls.tuner.Tuner.__call__ = partialmethod(yolo_ls.tuner.Tuner.__call__, cleanup=False)\n"
+        "from yolo_ls import YOLO\n"
+        "YOLO('yolo11n-cls.yaml').tune(data='digits', epochs=2, iterations=2, imgsz=32, batch=64, fraction=0.1,\n"
+        "    workers=0, plots=False, device='cpu', seed=0, space={'label_smoothing': (0.0, 0.2)},\n"
+        f"    ls_schedule='cosine', project={str(home / 'runs')!r}, name='tune')\n"
+    )
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(home / "cfg"), "PYTHONPATH": str(ROOT), "YOLO_OFFLINE": "1"}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=home, env=env, capture_output=True, text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "'label_smoothing' is deprecated" not in log
+    assert (home / "datasets" / "yolo-ls" / "digits-32" / "train").is_dir()  # data='digits' resolved
+
+    records = [json.loads(line) for line in (home / "runs" / "tune" / "tune_results.ndjson").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [1, 2]
+    assert records[0]["hyperparameters"] == {"label_smoothing": 0.0}  # iteration 1: the default, as for stock keys
+    for r in records:
+        eps = r["hyperparameters"]["label_smoothing"]
+        assert 0.0 <= eps <= 0.2
+        [run] = [Path(d) for d in r["save_dirs"].values()]
+        df = results(run)
+        # cosine from the tuned ε to ls_final=0 over epochs 0..1: the tuned value, then 0
+        assert df["label_smoothing"].tolist() == pytest.approx([eps, 0.0], abs=1e-6)
+        assert df["calib/ece"].between(0, 1).all() and df["calib/nll"].map(math.isfinite).all()
+        args = yaml.safe_load((run / "args.yaml").read_text())
+        assert args["label_smoothing"] == pytest.approx(eps) and args["ls_schedule"] == "cosine"
+        recorded = r["datasets"]["digits-32"]["calib/ece"]  # the best epoch's metrics, read from best.pt
+        assert any(abs(recorded - v) <= 1e-5 for v in df["calib/ece"]), (recorded, df["calib/ece"].tolist())
+    best = yaml.safe_load((home / "runs" / "tune" / "best_hyperparameters.yaml").read_text())
+    assert set(best) == {"label_smoothing"}

@@ -1,0 +1,173 @@
+"""``model.tune()`` through the plugin: Ultralytics' own Tuner, with the plugin arguments fixed or in ``space``.
+
+Ultralytics' :class:`~ultralytics.engine.tuner.Tuner` runs ``get_cfg`` on its arguments (which drops
+``label_smoothing`` and rejects ``ls_*``) and trains each iteration as a CLI subprocess (``_YOLO_CLI_COMMAND train
+k=v ...``, i.e. ``python -m ultralytics.cfg.__init__``), which would train stock. This subclass changes three things
+and nothing else:
+
+* the plugin keys are taken out before ``get_cfg`` and put back on ``tuner.args``, so the mutation, the history
+  (``tune_results.ndjson``), ``best_hyperparameters.yaml`` and each iteration's arguments carry them like any other;
+* every iteration's subprocess is ``python -m yolo_ls train k=v ...``, so it trains through the plugin trainers
+  (ε in the loss, the schedule, calibration in results.csv) and resolves ``data="digits"``;
+* the plugin's integer arguments (``ls_step_size``, ``ls_off_epoch``, ``calib_bins``) are rounded like Ultralytics'
+  own integer keys.
+
+Plugin values in ``space`` are checked with the plugin's own checks, at both bounds, before the first iteration.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from ultralytics.engine.tuner import Tuner as _UltralyticsTuner
+
+from yolo_ls.config import (
+    ARG_TABLE,
+    PLUGIN_KEYS,
+    PluginArgumentError,
+    build_schedule_from_args,
+    check_keys,
+    resolve_plugin_args,
+    split_plugin_args,
+)
+from yolo_ls.datasets import resolve_data
+
+YOLO_LS_CLI_COMMAND = [sys.executable, "-m", "yolo_ls"]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_plugin_space(space: Mapping[str, Any], fixed: Mapping[str, Any], task: str, epochs: int) -> set[str]:
+    """Check the plugin entries of a Tuner ``space`` (and the fixed plugin arguments) before anything trains.
+
+    Each plugin entry must be ``(min, max)`` or ``(min, max, gain)`` with numbers that the argument's own check
+    accepts at both ends; the fixed plugin arguments combined with either end must make a valid run (mode for the
+    task, schedule that builds).
+
+    Args:
+        space (Mapping[str, Any]): The Tuner search space (Ultralytics and plugin keys).
+        fixed (Mapping[str, Any]): The plugin arguments given as fixed keywords.
+        task (str): The model's task.
+        epochs (int): Epochs per iteration (a schedule is built for each end).
+
+    Returns:
+        (set[str]): The plugin keys in ``space`` whose values are integers.
+
+    Raises:
+        SyntaxError: For a ``space`` key that neither Ultralytics nor yolo-ls knows.
+        PluginArgumentError: For a plugin entry that is not a numeric range, or a bound the argument refuses.
+    """
+    check_keys(space)
+    ints: set[str] = set()
+    plugin = {k: v for k, v in space.items() if k in PLUGIN_KEYS}
+    for k, bounds in plugin.items():
+        arg = ARG_TABLE[k]
+        if isinstance(arg.default, (bool, str)) or k == "ls_prior":
+            raise PluginArgumentError(
+                f"space['{k}']: '{k}' is not numeric ({arg.allowed}) and the Tuner mutates numbers only. "
+                f"Fix it instead, i.e. model.tune({k}={arg.default!r}, ...), and tune once per value."
+            )
+        if (not isinstance(bounds, (tuple, list)) or len(bounds) not in (2, 3)
+                or not all(_is_number(b) for b in bounds)):
+            raise PluginArgumentError(
+                f"space['{k}']={bounds!r} is invalid. Give (min, max) or (min, max, gain), i.e. "
+                f"space={{'{k}': (0.0, 0.2)}}."
+            )
+        lo, hi = bounds[:2]
+        if lo > hi:
+            raise PluginArgumentError(f"space['{k}']={tuple(bounds)}: min {lo} is above max {hi}.")
+        if _checked_bounds(k, lo, hi, bounds):
+            ints.add(k)
+    for end in (0, 1):
+        ends = {k: (math.ceil(b[0]), math.floor(b[1]))[end] if k in ints else b[end] for k, b in plugin.items()}
+        corner = {**fixed, **ends}
+        try:
+            build_schedule_from_args(resolve_plugin_args(corner, task), epochs)
+        except PluginArgumentError as e:
+            where = f" with space at its {'min' if end == 0 else 'max'} {corner}" if plugin else ""
+            raise PluginArgumentError(f"model.tune(){where}: {e}") from None
+    return ints
+
+
+def _checked_bounds(k: str, lo: float, hi: float, bounds: Any) -> bool:
+    """Check both bounds with the argument's own check; return whether the argument is an integer one.
+
+    An integer argument may have fractional bounds: like Ultralytics' integer keys it is then tuned over the integers
+    in ``[ceil(min), floor(max)]``, which must hold at least one.
+    """
+    arg = ARG_TABLE[k]
+    try:
+        return isinstance(arg.check(k, lo), int) & isinstance(arg.check(k, hi), int)
+    except PluginArgumentError as e:
+        refused = PluginArgumentError(f"space['{k}']={tuple(bounds)} reaches outside what '{k}' allows: {e}")
+    try:
+        is_int = isinstance(arg.check(k, math.ceil(lo)), int) and isinstance(arg.check(k, math.floor(hi)), int)
+    except PluginArgumentError:
+        is_int = False
+    if not is_int:
+        raise refused
+    if math.ceil(lo) > math.floor(hi):
+        raise PluginArgumentError(f"space['{k}']={tuple(bounds)} contains no integer value for '{k}'.")
+    return True
+
+
+@contextmanager
+def _iterations_through_yolo_ls():
+    """Make MultiTrainer's per-iteration CLI subprocess ``python -m yolo_ls`` instead of the stock ``yolo``."""
+    import ultralytics.engine.trainer as engine_trainer
+
+    saved = engine_trainer._YOLO_CLI_COMMAND
+    engine_trainer._YOLO_CLI_COMMAND = YOLO_LS_CLI_COMMAND
+    try:
+        yield
+    finally:
+        engine_trainer._YOLO_CLI_COMMAND = saved
+
+
+class Tuner(_UltralyticsTuner):
+    """Ultralytics' Tuner whose iterations train through yolo-ls, with plugin arguments fixed or in ``space``."""
+
+    def __init__(self, args: dict[str, Any], _callbacks: Any = None, *, model: Any = None):
+        """Split the plugin arguments out, check them, resolve ``data``, then build Ultralytics' Tuner.
+
+        Raises:
+            SyntaxError: For an unknown key, in the arguments or in ``space``.
+            PluginArgumentError: For a plugin value or ``space`` range the plugin refuses; nothing is written then.
+        """
+        args = dict(args)
+        space = args.get("space") or {}
+        stock, fixed = split_plugin_args(args)
+        if callable(fixed.get("ls_schedule")):
+            raise PluginArgumentError(
+                "model.tune() trains every iteration in a subprocess, which a callable 'ls_schedule' cannot reach. "
+                "Use a named schedule (constant, linear, cosine, step, exp, two_stage, auto)."
+            )
+        task = stock.get("task") or getattr(model, "task", None) or "detect"
+        epochs = int(stock.get("epochs") or 100)
+        self.plugin_int_keys = check_plugin_space(space, fixed, task, epochs)
+        data = stock.get("data")
+        if data is not None:
+            stock["data"] = [resolve_data(d) for d in data] if isinstance(data, (list, tuple)) else resolve_data(data)
+        super().__init__(stock, _callbacks, model=model)
+        # iteration 1 starts from the default, as Ultralytics does for its keys (a None default: from the minimum)
+        defaults = {k: d if _is_number(d := ARG_TABLE[k].default) else space[k][0] for k in space if k in PLUGIN_KEYS}
+        vars(self.args).update({**defaults, **fixed})  # what iteration 1 starts from, and what every iteration gets
+
+    def _constrain(self, hyp: dict[str, float]) -> dict[str, float]:
+        """Ultralytics' bounds and rounding, and plugin integer arguments rounded into their bounds."""
+        hyp = super()._constrain(hyp)
+        for k in self.plugin_int_keys:
+            lo, hi = self.space[k][:2]
+            hyp[k] = min(max(round(hyp[k]), math.ceil(lo)), math.floor(hi))
+        return hyp
+
+    def __call__(self, iterations: int = 300, cleanup: bool = True):
+        """Ultralytics' evolution loop, each iteration trained by ``python -m yolo_ls train ...``."""
+        with _iterations_through_yolo_ls():
+            return super().__call__(iterations=iterations, cleanup=cleanup)
