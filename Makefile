@@ -24,10 +24,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
-# The pure-function and API tests only (no real trainings): under a minute.
+# The pure-function and API tests only (no real trainings, no end-to-end subprocess runs).
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -m "not training" tests
+	$(PY) -m pytest -q -m "not training and not slow" tests
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

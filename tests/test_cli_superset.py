@@ -69,6 +69,7 @@ def _tree(runs: Path) -> dict[str, str]:
             if p.is_file()}
 
 
+@pytest.mark.slow
 def test_predict_saves_exactly_what_yolo_saves(assets):
     args = (f"model={assets / 'det.pt'}", f"source={assets / 'src'}", "imgsz=64", "conf=0.000001", "save_txt=True")
     stock, stock_runs = _run(assets, "stock-predict", [str(STOCK_YOLO), "predict"], *args)
@@ -80,6 +81,7 @@ def test_predict_saves_exactly_what_yolo_saves(assets):
     assert _tree(ours_runs) == expected  # same files, same bytes, same default folder
 
 
+@pytest.mark.slow
 def test_track_streams_a_video_and_saves_what_yolo_saves(assets):
     args = (f"model={assets / 'det.pt'}", f"source={assets / 'clip.mp4'}", "imgsz=64", "conf=0.000001", "save_txt=True")
     stock, stock_runs = _run(assets, "stock-track", [str(STOCK_YOLO), "track"], *args)
