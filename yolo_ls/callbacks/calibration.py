@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
+from yolo_ls.calibration import CLASSIFICATION_METRICS as CLS_KEYS
+from yolo_ls.calibration import DETECTION_METRICS as DET_KEYS
 from yolo_ls.calibration import ClassificationCalibration, DetectionCalibration, apply_temperature, ece, fit_temperature
 
-CLS_KEYS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "accuracy", "confidence", "overconfidence", "entropy")
-DET_KEYS = ("d_ece", "d_mce", "d_accuracy", "d_confidence")
 PLOT_CHOICES = ("all", "final", "off")
 PREFIX = "calib/"
 EPOCH_DPI = 90  # per-epoch diagrams: small and fast to render (the final ones use the plots module's 200 dpi)
