@@ -1,13 +1,14 @@
 """Loss overhead of yolo-ls against stock Ultralytics, as ratios measured interleaved in one process.
 
-    python bench/bench_losses.py [--device cpu|cuda] [--reps 15] [--json out.json] [--profile]
+    python bench/bench_losses.py [--device cpu|cuda] [--reps 15] [--only cls|det] [--json out.json] [--profile]
 
 1. Classification, forward + backward, B=256, K=1000: stock ``v8ClassificationLoss`` vs the plugin's
-   ``SmoothedClassificationLoss`` at ε=0.1 and ε=0 vs ``F.cross_entropy(label_smoothing=0.1)``. Target: plugin/stock
-   <= 1.10.
+   ``SmoothedClassificationLoss`` (public torch ops only) at ε=0.1 and ε=0 vs ``F.cross_entropy(label_smoothing=0.1)``.
+   Target: plugin/stock <= 1.10 at both ε. Checks: ε=0 loss equals stock bit for bit, its gradient to
+   about one ulp (stock's fused log-softmax backward evaluates exp its own way); ε=0.1 equals the built-in.
 2. Detection, forward + backward of the loss only (head outputs computed once, then detached into leaf tensors),
    B=8, 320 px, nc=10: stock criterion vs the plugin-installed one (``ls_mode=fg``, ε=0.1) for ``yolo11n.yaml``
-   (v8DetectionLoss) and ``yolo26n.yaml`` (E2ELoss). Target: plugin/stock <= 1.03.
+   (v8DetectionLoss) and ``yolo26n.yaml`` (E2ELoss). Target: plugin/stock <= 1.05.
 3. ``--device cuda`` only: host-sync check. Each plugin loss is run under ``torch.cuda.set_sync_debug_mode("error")``
    after its stock counterpart; when stock itself synchronises, the synchronising calls of stock and plugin are
    counted under ``"warn"`` instead and the plugin must not add any.
@@ -34,7 +35,7 @@ from _timing import environment, interleaved_samples, ratio_table, report  # noq
 CLS_B, CLS_K, EPS = 256, 1000, 0.1
 DET_B, DET_IMGSZ, DET_NC = 8, 320, 10
 DET_MODELS = ("yolo11n.yaml", "yolo26n.yaml")
-CLS_TARGET, DET_TARGET = 1.10, 1.03
+CLS_TARGET, DET_TARGET = 1.10, 1.05
 AA = "stock again (A/A)"
 SYNC_MSG = "synchronizing CUDA operation"
 
@@ -110,16 +111,17 @@ def bench_classification(device: torch.device, reps: int, number: int) -> dict[s
     print(ratio_table(times, names[0], title, samples))
     for k, v in checks.items():
         print(f"  check {k}: {v:.2e}")
-    ratio = times[names[1]] / stock
-    print(f"  plugin/stock = {ratio:.3f}: {_verdict(ratio, CLS_TARGET)}; A/A control {times[AA] / stock:.3f}")
-    print(f"  plugin eps=0/stock = {times[names[2]] / stock:.3f}, builtin/stock = {times[names[3]] / stock:.3f}")
+    ratio, ratio0 = times[names[1]] / stock, times[names[2]] / stock
+    print(f"  plugin eps={EPS}/stock = {ratio:.3f}: {_verdict(ratio, CLS_TARGET)}; A/A control {times[AA] / stock:.3f}")
+    print(f"  plugin eps=0/stock = {ratio0:.3f}: {_verdict(ratio0, CLS_TARGET)}; builtin/stock = "
+          f"{times[names[3]] / stock:.3f}")
     return {
         "times_s": times,
         "ratios_vs_stock": {n: t / stock for n, t in times.items()},
         "samples_s": samples,
         "number": number,
         "target": CLS_TARGET,
-        "met": ratio <= CLS_TARGET,
+        "met": ratio <= CLS_TARGET and ratio0 <= CLS_TARGET,
         "checks": checks,
     }
 
@@ -373,6 +375,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--threads", type=int, default=1, help="torch intra-op threads on CPU (0: torch's default); ignored on CUDA"
     )
     ap.add_argument("--profile", action="store_true", help="also print the top operators of the classification losses")
+    ap.add_argument("--only", choices=("cls", "det"), default=None, help="run only the classification or detection")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -387,21 +390,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = environment(str(device))
     print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
     results: dict[str, Any] = {"environment": env, "reps": args.reps}
-    results["classification"] = bench_classification(device, args.reps, args.number or 50)
-    if args.profile:
-        profile_classification(device)
-    results["detection"] = bench_detection(device, args.reps, args.number or 20)
-    if device.type == "cuda":
+    misses: list[str] = []
+    if args.only != "det":
+        cls = results["classification"] = bench_classification(device, args.reps, args.number or 50)
+        if args.profile:
+            profile_classification(device)
+        misses += [
+            f"classification {n}/stock {r:.3f}"
+            for n, r in cls["ratios_vs_stock"].items()
+            if n.startswith("plugin") and r > CLS_TARGET
+        ]
+    if args.only != "cls":
+        results["detection"] = bench_detection(device, args.reps, args.number or 20)
+        misses += [f"{y} plugin/stock {r['ratio']:.3f}" for y, r in results["detection"].items() if not r["met"]]
+        misses += [
+            f"{y} implied by the bce term {r['implied_ratio_from_bce']:.4f}"
+            for y, r in results["detection"].items()
+            if r["implied_ratio_from_bce"] > DET_TARGET
+        ]
+    if device.type == "cuda" and args.only is None:
         results["host_syncs"] = bench_syncs(device)
 
-    cls = results["classification"]
-    misses = [] if cls["met"] else [f"classification plugin/stock {cls['ratios_vs_stock'][f'plugin eps={EPS}']:.3f}"]
-    misses += [f"{y} plugin/stock {r['ratio']:.3f}" for y, r in results["detection"].items() if not r["met"]]
-    misses += [
-        f"{y} implied by the bce term {r['implied_ratio_from_bce']:.4f}"
-        for y, r in results["detection"].items()
-        if r["implied_ratio_from_bce"] > DET_TARGET
-    ]
     misses += [f"host syncs: {k}" for k, r in results.get("host_syncs", {}).items() if not r["ok"]]
     return report(results, misses, args.json)
 

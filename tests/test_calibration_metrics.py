@@ -6,6 +6,7 @@ import ast
 import math
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from yolo_ls.calibration import (
     overconfidence,
     reliability_bins,
 )
-from yolo_ls.calibration.metrics import _bin_index
+from yolo_ls.calibration.metrics import _bin_edges, _bin_index
 
 CAL_DIR = Path(__file__).resolve().parents[1] / "yolo_ls" / "calibration"
 KEYS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "accuracy", "confidence", "overconfidence", "entropy")
@@ -222,21 +223,32 @@ def test_nll_clamp_and_entropy_zero_prob() -> None:
     assert f(brier(probs, labels)) == pytest.approx(2.0)
 
 
-def test_empty_inputs_return_zero() -> None:
+def test_empty_inputs_are_nan_never_zero() -> None:
+    # No samples: nothing was measured, so every metric is NaN (a 0 would claim perfect calibration), and the bins
+    # show count 0. Detection with nothing at or above calib_conf is the same: NaN metrics, d_count 0.
     probs, labels = torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)
-    assert all(v == 0.0 for v in one_shot(probs, labels).values())
+    assert all(math.isnan(v) for v in one_shot(probs, labels).values())
     conf, correct = torch.zeros(0), torch.zeros(0, dtype=torch.bool)
-    assert f(binary_ece(conf, correct)) == 0.0 and f(binary_mce(conf, correct)) == 0.0
+    assert math.isnan(f(binary_ece(conf, correct))) and math.isnan(f(binary_mce(conf, correct)))
     bins = reliability_bins(conf, correct)
-    assert bins["count"].sum() == 0 and np.isnan(bins["accuracy"]).all() and bins["ece"] == 0.0 and bins["n"] == 0
+    assert bins["count"].tolist() == [0] * 15 and bins["n"] == 0
+    assert np.isnan(bins["accuracy"]).all() and math.isnan(bins["ece"]) and math.isnan(bins["mce"])
     cal = ClassificationCalibration(3)
-    assert cal.compute() == dict.fromkeys(KEYS, 0.0)
-    cal.update(probs, labels)
-    assert cal.compute() == dict.fromkeys(KEYS, 0.0)
-    det = DetectionCalibration(2)
-    assert det.compute() == {"d_ece": 0.0, "d_mce": 0.0, "d_accuracy": 0.0, "d_confidence": 0.0, "d_count": 0}
+    assert tuple(cal.compute()) == KEYS and all(math.isnan(v) for v in cal.compute().values())
+    cal.update(probs, labels)  # an empty batch changes nothing
+    assert all(math.isnan(v) for v in cal.compute().values())
+    assert cal.bins()["count"].sum() == 0 and math.isnan(cal.bins()["ece"])
+    det = DetectionCalibration(2, conf_thres=0.5)
+    det.update(torch.tensor([0.1, 0.49]), torch.tensor([True, False]), torch.tensor([0, 1]))  # all below calib_conf
+    got = det.compute()
+    assert got["d_count"] == 0 and isinstance(got["d_count"], int)
+    assert all(math.isnan(got[k]) for k in ("d_ece", "d_mce", "d_accuracy", "d_confidence"))
+    assert det.bins()["count"].tolist() == [0] * 15 and math.isnan(det.bins()["ece"])
     assert all(math.isnan(v) for v in det.per_class_d_ece().values())
-    assert fit_temperature(torch.zeros(0, 3), labels) == 1.0
+    assert fit_temperature(torch.zeros(0, 3), labels) == 1.0  # the identity: no data, no rescaling
+    # one sample makes them finite again
+    cal.update(torch.tensor([[0.7, 0.2, 0.1]]), torch.tensor([0]))
+    assert cal.compute()["ece"] == pytest.approx(0.3)
 
 
 def test_shape_validation() -> None:
@@ -283,7 +295,7 @@ def test_classification_accumulator_equals_one_shot(k: int) -> None:
     assert bins["ece"] == pytest.approx(got["ece"], abs=1e-12)
 
     cal.reset()
-    assert cal.compute() == dict.fromkeys(KEYS, 0.0)
+    assert all(math.isnan(v) for v in cal.compute().values())
 
 
 def test_classification_accumulator_never_stores_n_by_k() -> None:
@@ -437,6 +449,9 @@ def test_properties(data: tuple[torch.Tensor, torch.Tensor, int], split: int) ->
     probs, labels, n_bins = data
     k = probs.shape[1]
     m = one_shot(probs, labels, n_bins)
+    if probs.shape[0] == 0:
+        assert all(math.isnan(v) for v in m.values())
+        return
     assert 0.0 <= m["ece"] <= 1.0 + 1e-12
     assert m["ece"] - 1e-12 <= m["mce"] <= 1.0 + 1e-12
     assert 0.0 <= m["ace"] <= 1.0 + 1e-12 and 0.0 <= m["cw_ece"] <= 1.0 + 1e-12
@@ -464,7 +479,7 @@ def test_import_does_not_load_matplotlib() -> None:
     code = (
         "import sys, yolo_ls.calibration as c; "
         "assert 'matplotlib' not in sys.modules, 'matplotlib loaded'; "
-        "assert callable(c.plot_reliability_diagram) and 'matplotlib' in sys.modules"
+        "import yolo_ls.plots as p; assert c.plot_reliability_diagram is p.plot_reliability_diagram"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=CAL_DIR.parents[1])
 
@@ -478,3 +493,196 @@ def test_calibration_errors_one_pass_equals_separate_calls():
     both = calibration_errors(probs, labels, 12)
     assert float(both["ece"]) == float(ece(probs, labels, 12))
     assert float(both["mce"]) == float(mce(probs, labels, 12))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Exact binning: one rule for every dtype
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_bin_edges_are_correctly_rounded_and_each_edge_opens_its_bin(dtype: torch.dtype) -> None:
+    for n_bins in [*range(1, 101), 255, 1000]:
+        edges = _bin_edges(n_bins, dtype)
+        up = torch.nextafter(edges, torch.tensor(2.0, dtype=dtype))
+        down = torch.nextafter(edges, torch.tensor(-1.0, dtype=dtype))
+        for k in range(n_bins + 1):
+            exact = Fraction(k, n_bins)
+            e, hi, lo = Fraction(float(edges[k])), Fraction(float(up[k])), Fraction(float(down[k]))
+            assert abs(e - exact) <= min(abs(hi - exact), abs(lo - exact)), (n_bins, k)  # the nearest value
+        idx = _bin_index(edges, n_bins).tolist()
+        assert idx == [*range(n_bins), n_bins - 1]  # e_k opens bin k; 1.0 is in the last bin
+        below = _bin_index(down[1:], n_bins).tolist()  # the value just below e_k is in bin k - 1
+        assert below == list(range(n_bins))
+        assert _bin_index(up[:-1], n_bins).tolist() == list(range(n_bins))
+
+
+def test_same_value_same_bin_in_every_dtype() -> None:
+    # i / 100 against edges k / n_bins: either equal (then the edge's bin) or at least 1 / (100 n_bins) apart, far more
+    # than half an ulp of float16, so every dtype must agree with the exact rational bin floor(i * n_bins / 100).
+    values = [i / 100 for i in range(101)]
+    for n_bins in (4, 5, 10, 15, 20):
+        exact = [min(i * n_bins // 100, n_bins - 1) for i in range(101)]
+        for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            if dtype == torch.bfloat16 and n_bins > 4:
+                continue  # bfloat16's 8 bits cannot hold i / 100 within 1 / (100 n_bins)
+            got = _bin_index(torch.tensor(values, dtype=dtype), n_bins).tolist()
+            assert got == exact, (n_bins, dtype)
+
+
+def test_edge_confidences_give_the_same_ece_in_float32_and_float64() -> None:
+    # The issue's case: confidences exactly 0.2, 0.4, 0.6, 0.8 with 15 bins (0.2 = 3/15, 0.4 = 6/15, ...). float32
+    # linspace edges put them one bin low; here each opens its bin in both dtypes.
+    # rows: conf .2 (right), .4 (wrong), .6 (right), .8 (right); one sample per bin, so
+    # ECE = (|1 - .2| + |0 - .4| + |1 - .6| + |1 - .8|) / 4 = 1.8 / 4 = 0.45 whatever the dtype.
+    conf = [0.2, 0.4, 0.6, 0.8]
+    probs64 = torch.tensor([[c, (1 - c) / 4, (1 - c) / 4, (1 - c) / 4, (1 - c) / 4] for c in conf], dtype=torch.float64)
+    labels = torch.tensor([0, 1, 0, 0])
+    for probs in (probs64, probs64.float()):
+        assert f(ece(probs, labels, 15)) == pytest.approx(0.45, abs=1e-6)
+        assert reliability_bins(probs, labels, 15)["count"].tolist() == [0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0]
+    cal = ClassificationCalibration(5)
+    cal.update(probs64.float(), labels)
+    assert cal.compute()["ece"] == pytest.approx(0.45, abs=1e-6)
+    det = DetectionCalibration(1, conf_thres=0.0)
+    det.update(torch.tensor(conf), torch.tensor([True, False, True, True]), torch.zeros(4, dtype=torch.long))
+    assert det.compute()["d_ece"] == pytest.approx(0.45, abs=1e-6)
+
+
+def test_classwise_sparse_path_equals_dense_reference() -> None:
+    # K >= 4 * n_bins takes the CPU path that bins only the entries >= the first edge; it must equal the per-class
+    # binary ECE of torchmetrics (whose float32 edges agree with ours away from the edges; random data is never on one).
+    probs, labels = random_probs(400, 64, seed=4, scale=4.0)
+    ref = np.mean([float(binary_calibration_error(probs[:, c].contiguous(), (labels == c).long())) for c in range(64)])
+    assert f(cw_ece(probs, labels)) == pytest.approx(ref, abs=1e-6)
+    assert f(cw_ece(probs.double(), labels)) == pytest.approx(ref, abs=1e-6)
+    cal = ClassificationCalibration(64)
+    for i in range(0, 400, 150):
+        cal.update(probs[i : i + 150], labels[i : i + 150])
+    assert cal.compute()["cw_ece"] == pytest.approx(ref, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# ACE: tied confidences stay together
+# ----------------------------------------------------------------------------------------------------------------------
+def test_ace_keeps_ties_together_hand_case() -> None:
+    # conf .6 (right), .7 (wrong), .7 (right), .8 (right), 2 bins. Ranks would split the two .7s (and give .2 or .3
+    # depending on which comes first); the tie rule puts both in bin 0: L = #smaller = 1 for both -> floor(1*2/4) = 0.
+    # bin 0 {.6, .7, .7}: |2 - 2.0| = 0; bin 1 {.8}: |1 - .8| = .2; ACE = .2 / 4 = 0.05 in either order.
+    probs = torch.tensor([[0.6, 0.4], [0.3, 0.7], [0.7, 0.3], [0.2, 0.8]])
+    labels = torch.tensor([0, 0, 0, 1])
+    assert f(ace(probs, labels, 2)) == pytest.approx(0.05, abs=1e-6)
+    swap = torch.tensor([0, 2, 1, 3])
+    assert f(ace(probs[swap], labels[swap], 2)) == pytest.approx(0.05, abs=1e-6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    tops=st.lists(st.sampled_from([0.5, 0.625, 0.75, 0.875, 1.0]), min_size=1, max_size=60),
+    data=st.data(),
+    n_bins=st.integers(1, 12),
+)
+def test_property_ace_does_not_depend_on_order(tops: list[float], data: st.DataObject, n_bins: int) -> None:
+    n = len(tops)
+    labels = torch.tensor(data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+    perm = torch.tensor(data.draw(st.permutations(list(range(n)))))
+    conf = torch.tensor(tops, dtype=torch.float64)
+    probs = torch.stack([conf, 1 - conf], 1)  # exact in binary: heavy ties, also at bin boundaries
+    value = f(ace(probs, labels, n_bins))
+    assert f(ace(probs[perm], labels[perm], n_bins)) == pytest.approx(value, abs=1e-12)
+    cal = ClassificationCalibration(2, n_bins)  # the accumulator, fed in a different order and split
+    cal.update(probs[perm][: n // 2], labels[perm][: n // 2])
+    cal.update(probs[perm][n // 2 :], labels[perm][n // 2 :])
+    assert cal.compute()["ace"] == pytest.approx(value, abs=1e-12)
+    # reference: group by value; a group with L smaller samples goes to bin floor(L * n_bins / n)
+    sums: dict[int, list[float]] = {}
+    correct = (torch.where(conf == 0.5, 0, probs.argmax(1)) == labels).double()
+    for c in sorted(set(tops)):
+        members = conf == c
+        b = int((conf < c).sum()) * n_bins // n
+        acc_conf = sums.setdefault(b, [0.0, 0.0])
+        acc_conf[0] += float(correct[members].sum())
+        acc_conf[1] += float(conf[members].sum())
+    assert value == pytest.approx(sum(abs(a - c) for a, c in sums.values()) / n, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Multi-process sync (torch.distributed, gloo on the CPU)
+# ----------------------------------------------------------------------------------------------------------------------
+# The data and batches of the two ranks, shared by the workers and the reference. Float32 inputs are summed per batch in
+# float32, so the one-process reference is fed the same batches.
+SYNC_DATA = """
+import torch
+g = torch.Generator().manual_seed(11)
+probs = (3 * torch.randn(701, 6, generator=g)).softmax(1)
+probs[::7, 0] = 0.75  # some exact ties for ACE
+probs = probs / probs.sum(1, keepdim=True)
+labels = torch.randint(0, 6, (701,), generator=g)
+conf = torch.rand(503, generator=g)
+tp = torch.rand(503, generator=g) < conf
+cls = torch.randint(0, 3, (503,), generator=g)
+BATCHES = (((0, 120), (120, 240), (240, 300)), ((300, 420), (420, 540), (540, 660), (660, 701)))
+DET = (slice(0, 100), slice(100, None))
+"""
+
+SYNC_WORKER = """
+import sys
+import torch
+import torch.distributed as dist
+from yolo_ls.calibration import ClassificationCalibration, DetectionCalibration
+
+rank, init, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dist.init_process_group("gloo", init_method="file://" + init, rank=rank, world_size=2)
+cal = ClassificationCalibration(6)
+for lo, hi in BATCHES[rank]:  # uneven shards
+    cal.update(probs[lo:hi], labels[lo:hi])
+det = DetectionCalibration(3, conf_thres=0.2)
+det.update(conf[DET[rank]], tp[DET[rank]], cls[DET[rank]])
+assert cal.sync() is cal and det.sync() is det
+try:
+    cal.sync()
+    raise AssertionError("a second sync must raise")
+except RuntimeError:
+    pass
+result = {"cls": cal.compute(), "bins": cal.bins()["count"], "det": det.compute(), "per": det.per_class_d_ece()}
+torch.save(result, out + f"/rank{rank}.pt")
+dist.destroy_process_group()
+"""
+
+
+def test_sync_across_two_processes_equals_one_accumulator(tmp_path: Path) -> None:
+    # Two real processes in a gloo group (plain interpreters that import only torch and yolo_ls.calibration).
+    code = SYNC_DATA + SYNC_WORKER
+    args = [str(tmp_path / "init"), str(tmp_path)]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(r), *args], cwd=CAL_DIR.parents[1]) for r in (0, 1)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    ns: dict = {}
+    exec(SYNC_DATA, ns)
+    cal = ClassificationCalibration(6)  # one accumulator over the union, the same batches, one process
+    for lo, hi in (*ns["BATCHES"][1], *ns["BATCHES"][0]):
+        cal.update(ns["probs"][lo:hi], ns["labels"][lo:hi])
+    det = DetectionCalibration(3, conf_thres=0.2)
+    det.update(ns["conf"], ns["tp"], ns["cls"])
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
+        assert got["cls"] == pytest.approx(cal.compute(), abs=1e-12, rel=0)
+        assert got["bins"].tolist() == cal.bins()["count"].tolist()
+        assert got["det"] == pytest.approx(det.compute(), abs=1e-12, rel=0)
+        assert got["per"] == pytest.approx(det.per_class_d_ece(), abs=1e-12, rel=0)
+
+
+def test_sync_is_a_no_op_without_a_process_group() -> None:
+    probs, labels = random_probs(50, 3, seed=2)
+    cal = ClassificationCalibration(3)
+    cal.update(probs, labels)
+    before = cal.compute()
+    assert cal.sync() is cal and cal.sync() is cal  # nothing to combine, nothing refused
+    assert cal.compute() == before
+    det = DetectionCalibration(2)
+    assert det.sync() is det
+
+
+def test_metric_names_are_defined_once() -> None:
+    from yolo_ls.calibration import CLASSIFICATION_METRICS, DETECTION_METRICS
+    from yolo_ls.callbacks.calibration import CLS_KEYS, DET_KEYS
+
+    assert CLS_KEYS is CLASSIFICATION_METRICS is ClassificationCalibration.KEYS and CLS_KEYS == KEYS
+    assert DET_KEYS is DETECTION_METRICS and DetectionCalibration.KEYS == (*DETECTION_METRICS, "d_count")

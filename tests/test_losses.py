@@ -151,3 +151,52 @@ def test_property_eps_zero_is_identity_and_loss_is_affine_in_eps(k, seed, mode):
     steps = losses.diff()
     # L(ε) = (1-ε)·CE(y) + ε·CE(b): equal steps, so the loss is monotone in ε on a fixed batch
     torch.testing.assert_close(steps, steps[:1].expand(3), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode,prior", [("uniform", None), ("exclusive", None), ("prior", [3.0, 1, 2, 1, 1, 2])])
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.5])
+def test_gradient_equals_closed_form_softmax_minus_targets(mode, prior, eps):
+    # Independent formula, in float64: d/dz [g * mean_i CE(t_i, z_i)] = g * (softmax(z) - t) / N, upstream g != 1.
+    torch.manual_seed(5)
+    logits = (2.5 * torch.randn(40, 6)).requires_grad_(True)
+    labels = torch.randint(0, 6, (40,))
+    upstream = 3.7
+    (grad,) = torch.autograd.grad(upstream * smoothed_cross_entropy(logits, labels, eps, mode, prior), logits)
+    t = smooth_targets(labels, 6, eps, mode, prior).double()
+    expected = upstream * (torch.softmax(logits.detach().double(), 1) - t) / 40
+    torch.testing.assert_close(grad.double(), expected, rtol=1e-5, atol=1e-8)
+    # and rows of the gradient sum to 0 (Σ softmax = Σ t = 1), as the public-op backward relies on
+    torch.testing.assert_close(grad.double().sum(1), torch.zeros(40, dtype=torch.float64), rtol=0, atol=1e-7)
+
+
+def test_eps_zero_equals_stock_bit_for_bit_loss_and_within_an_ulp_gradient():
+    # The loss reuses stock's log_softmax and nll_loss, so at ε=0 it is stock's value exactly. The gradient is
+    # softmax·s - s·onehot from public ops; stock's fused log-softmax backward evaluates exp its own way, so entries
+    # may differ in the last bit (relative 2.4e-7 at most here), never more.
+    torch.manual_seed(6)
+    logits = (2 * torch.randn(256, 1000)).requires_grad_(True)
+    batch = {"cls": torch.randint(0, 1000, (256,))}
+    stock, _ = v8ClassificationLoss()(logits, batch)
+    ours, _ = SmoothedClassificationLoss(LabelSmoothingState(0.0), 1000)(logits, batch)
+    assert torch.equal(ours, stock)
+    (g_stock,) = torch.autograd.grad(stock, logits)
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    torch.testing.assert_close(g_ours, g_stock, rtol=2.4e-7, atol=1e-12)
+
+
+def test_no_private_torch_calls_in_the_package():
+    # `torch._name` (a private API) anywhere in yolo_ls; dunders such as torch.__version__ are public.
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "yolo_ls"
+    found = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                base = node.value
+                while isinstance(base, ast.Attribute):
+                    base = base.value
+                if isinstance(base, ast.Name) and base.id in ("torch", "F", "nn"):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, found

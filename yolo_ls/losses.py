@@ -7,7 +7,7 @@ Classification (``ls_mode``):
 
     All three are t = ε·b + a·onehot with a fixed vector b and a = 1 - ε·Σb, so the loss has the closed form
     ``logsumexp(z) - ε·(z·b) - a·z_y`` and the gradient ``softmax(z) - t``. :class:`_SmoothedCrossEntropy` computes both
-    directly, which is cheaper than PyTorch's built-in smoothing.
+    directly with public torch ops, which is cheaper than PyTorch's built-in smoothing.
 
 Detection family (``ls_mode``), applied to the task-aligned assigner's soft ``target_scores`` t of shape (B, A, nc):
     - ``fg``: t' = (1-ε)·t + ε·s/nc with s = Σ_c t the anchor's own target mass. Background anchors (s = 0) stay at 0
@@ -96,11 +96,13 @@ def smooth_targets(
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy against t = ε·b + a·onehot with a closed-form gradient (softmax(z) - t) / N.
+    """Mean cross-entropy against t = ε·b + a·onehot with a closed-form gradient (softmax(z) - t)·g/N, public ops only.
 
-    Forward is one fused ``log_softmax`` (as in stock cross-entropy) plus a gather and a mat-vec; backward feeds
-    -t·g/N to PyTorch's fused log-softmax backward, which returns g/N·(softmax(z)·Σt - t) = g/N·(softmax(z) - t)
-    because Σt = 1. No N×K target matrix is built in the forward.
+    Forward: one fused ``log_softmax`` (as in stock cross-entropy), ``a·nll_loss`` for the true class (stock's own
+    reduction, so ε=0 gives stock's loss bit for bit) and a mat-vec for the ε·b term. No N×K target matrix is built.
+    Backward: because Σt = 1 the log-softmax backward ``go - softmax·Σgo`` collapses to ``softmax·s - t·s`` with
+    s = g/N, computed as ``exp(lsm)·s - ε·b·s`` (one fused ``addcmul``) plus ``-a·s`` scattered onto the true class.
+    At ε=0 that is stock's arithmetic exactly: ``fl(p·s) + (-s)`` on the true class and ``fl(p·s)`` elsewhere.
     """
 
     @staticmethod
@@ -108,18 +110,18 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         lsm = torch.log_softmax(logits.float(), dim=1)
         w = eps * base  # ε·b, (K,)
         a = 1.0 - w.sum()  # weight of the true class, Σt = 1
-        per_sample = torch.addmv(a * lsm.gather(1, labels[:, None]).squeeze(1), lsm, w)  # Σ_k t_k·log p_k
+        loss = a * F.nll_loss(lsm, labels) - torch.mv(lsm, w).mean()  # -mean Σ_k t_k·log p_k
         ctx.save_for_backward(lsm, labels, w, a)
         ctx.in_dtype = logits.dtype
-        return -per_sample.mean()
+        return loss
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         lsm, labels, w, a = ctx.saved_tensors
-        scale = grad * (-1.0 / lsm.shape[0])
-        go = (w * scale).expand_as(lsm).contiguous()  # -g/N·ε·b on every row
-        go.scatter_add_(1, labels[:, None], (a * scale).expand(labels.shape[0], 1))  # -g/N·a on the true class
-        g = torch._log_softmax_backward_data(go, lsm, 1, lsm.dtype)
+        scale = grad / lsm.shape[0]  # s = g/N
+        g = lsm.exp()  # softmax
+        torch.addcmul(-(w * scale), g, scale, out=g)  # softmax·s - ε·b·s on every row, in place
+        g.scatter_add_(1, labels[:, None], (-a * scale).expand(labels.shape[0], 1))  # - a·s on the true class
         return g.to(ctx.in_dtype), None, None, None
 
 

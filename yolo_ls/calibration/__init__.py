@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from yolo_ls.calibration.accumulator import ClassificationCalibration, DetectionCalibration
+from yolo_ls.calibration.accumulator import (
+    CLASSIFICATION_METRICS,
+    DETECTION_METRICS,
+    ClassificationCalibration,
+    DetectionCalibration,
+)
 from yolo_ls.calibration.detection import box_iou, match_predictions
 from yolo_ls.calibration.metrics import (
     accuracy,
@@ -38,6 +43,8 @@ from yolo_ls.calibration.temperature import apply_temperature, fit_temperature
 _LAZY_PLOTS = ("plot_calibration_curves", "plot_reliability_diagram", "plot_reliability_overlay")
 
 __all__ = (
+    "CLASSIFICATION_METRICS",
+    "DETECTION_METRICS",
     "ClassificationCalibration",
     "DetectionCalibration",
     "accuracy",

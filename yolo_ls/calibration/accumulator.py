@@ -6,7 +6,12 @@ per-sample terms, ``compute`` applies the same ``_ece_from_sums``/``_mce_from_su
 host transfer. Accumulated results equal the one-shot functions on the concatenated data.
 
 Memory: :class:`ClassificationCalibration` keeps O(K * n_bins) sums plus the N top-1 confidences and correctness
-flags (two scalars per sample, needed only for the adaptive ECE); it never keeps an N x K matrix.
+flags (two scalars per sample, needed only for the adaptive ECE); it never keeps an N x K matrix, and ``update`` makes
+no float64 copy of one (on the CPU it works through row chunks that stay in the cache).
+
+Multi-process (DDP) validation: each process feeds its shard, then :meth:`~ClassificationCalibration.sync` reduces the
+sums with one ``all_reduce`` of a flattened state tensor (and gathers the top-1 confidences the adaptive ECE needs), so
+every metric afterwards equals what one process would compute on all the data.
 """
 
 from __future__ import annotations
@@ -21,20 +26,30 @@ from yolo_ls.calibration.metrics import (
     _as_float,
     _bin_sums,
     _bins_to_dict,
-    _brier_terms,
+    _brier_sum,
     _check_n_bins,
     _check_probs,
-    _classwise_targets,
+    _classwise_acc_sums,
+    _cw_ece_from_sums,
     _ece_from_sums,
-    _entropy_terms,
+    _label_probs,
+    _matrix_sums,
     _mce_from_sums,
     _mean,
-    _nll_terms,
+    _nll_sum,
     _sum_dtype,
     _top_label,
 )
 
-__all__ = ("ClassificationCalibration", "DetectionCalibration")
+__all__ = ("CLASSIFICATION_METRICS", "DETECTION_METRICS", "ClassificationCalibration", "DetectionCalibration")
+
+#: The metrics of :meth:`ClassificationCalibration.compute`, in order (the ``calib/<name>`` columns of a training).
+CLASSIFICATION_METRICS = (
+    *("ece", "mce", "ace", "cw_ece", "brier", "nll"),
+    *("accuracy", "confidence", "overconfidence", "entropy"),
+)
+#: The detection calibration metrics logged per epoch; :meth:`DetectionCalibration.compute` adds ``d_count``.
+DETECTION_METRICS = ("d_ece", "d_mce", "d_accuracy", "d_confidence")
 
 DeviceLike = Union[str, torch.device, None]
 
@@ -59,6 +74,7 @@ class _SumState:
             k: torch.zeros(shape, dtype=dtype, device=self.device) for k, shape in self._shapes().items()
         }
         self._seen = False
+        self._synced = False
 
     def _adopt(self, x: Tensor) -> None:
         """On the first update without an explicit device, move the (empty) state to the input's device."""
@@ -69,6 +85,26 @@ class _SumState:
 
     def _add(self, key: str, value: Tensor) -> None:
         self._state[key] += value.to(self._state[key].dtype)
+
+    def _flat_state(self) -> Tensor:
+        return torch.cat([v.reshape(-1) for v in self._state.values()])
+
+    def _load_flat_state(self, flat: Tensor) -> None:
+        i = 0
+        for k, v in self._state.items():
+            self._state[k] = flat[i : i + v.numel()].view_as(v).clone()
+            i += v.numel()
+
+    def _begin_sync(self) -> bool:
+        """Whether a process group is up (else ``sync`` is a no-op); refuses to add the other processes' data twice."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return False
+        if getattr(self, "_synced", False):
+            raise RuntimeError(f"{type(self).__name__}.sync() was already called; reset() before accumulating again")
+        self._synced = True
+        return True
 
     def _merge_sums(self, other: dict[str, Tensor]) -> None:
         for k, v in self._state.items():
@@ -96,7 +132,7 @@ class ClassificationCalibration(_SumState):
         >>> cal.compute()["ece"]  # doctest: +SKIP
     """
 
-    KEYS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "accuracy", "confidence", "overconfidence", "entropy")
+    KEYS = CLASSIFICATION_METRICS
 
     def __init__(self, num_classes: int, n_bins: int = 15, device: DeviceLike = None, eps: float = 1e-12) -> None:
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -114,7 +150,6 @@ class ClassificationCalibration(_SumState):
             "bin_count": (b,),
             "bin_conf": (b,),
             "bin_acc": (b,),
-            "cw_count": (k, b),
             "cw_conf": (k, b),
             "cw_acc": (k, b),
             **{s: () for s in scalars},
@@ -128,10 +163,11 @@ class ClassificationCalibration(_SumState):
 
     @torch.no_grad()
     def update(self, probs: Tensor, labels: Tensor) -> None:
-        """Add a batch.
+        """Add a batch (no host synchronisation on a GPU).
 
         Args:
-            probs: ``(B, K)`` probabilities (any device; moved to the state's device).
+            probs: ``(B, K)`` probabilities (any device and float dtype; moved to the state's device, never copied to
+                float64 as a whole).
             labels: ``(B,)`` integer labels.
         """
         _check_probs(probs, labels)
@@ -144,14 +180,15 @@ class ClassificationCalibration(_SumState):
         conf, correct = _top_label(probs, labels)
         for key, v in zip(("bin_count", "bin_conf", "bin_acc"), _bin_sums(conf, correct, self.n_bins)):
             self._add(key, v)
-        targets = _classwise_targets(labels, self.num_classes, self.device)  # batch-local (B, K), not kept
-        for key, v in zip(("cw_count", "cw_conf", "cw_acc"), _bin_sums(probs, targets, self.n_bins)):
-            self._add(key, v)
-        self._add("brier", _brier_terms(probs, labels).sum())
-        self._add("nll", _nll_terms(probs, labels, self.eps).sum())
-        self._add("entropy", _entropy_terms(probs).sum())
+        p_y = _label_probs(probs, labels)
+        sums = _matrix_sums(probs, self.n_bins)  # one pass over the (B, K) matrix for all three
+        self._add("cw_conf", sums["cw_conf"])
+        self._add("cw_acc", _classwise_acc_sums(p_y, labels, self.num_classes, self.n_bins))
+        self._add("brier", _brier_sum(sums["squares"], p_y, probs.shape[0]))
+        self._add("nll", _nll_sum(p_y, self.eps))
+        self._add("entropy", sums["entropy"])
         self._add("correct", correct.sum())
-        self._add("confidence", conf.sum())
+        self._add("confidence", conf.sum(dtype=self._state["confidence"].dtype))
         self._state["n"] += probs.shape[0]
         self._top_conf.append(conf)
         self._top_correct.append(correct)
@@ -159,7 +196,10 @@ class ClassificationCalibration(_SumState):
     def _top(self) -> tuple[Tensor, Tensor]:
         if not self._top_conf:
             return torch.zeros(0, device=self.device), torch.zeros(0, dtype=torch.bool, device=self.device)
-        return torch.cat(self._top_conf), torch.cat(self._top_correct)  # cat promotes mixed float dtypes
+        if len(self._top_conf) > 1:  # concatenate once and keep the result (compute() may be called again)
+            self._top_conf = [torch.cat(self._top_conf)]  # cat promotes mixed float dtypes
+            self._top_correct = [torch.cat(self._top_correct)]
+        return self._top_conf[0], self._top_correct[0]
 
     def compute_tensors(self) -> dict[str, Tensor]:
         """Like :meth:`compute` but returns 0-d tensors on the state's device (no host transfer)."""
@@ -171,7 +211,7 @@ class ClassificationCalibration(_SumState):
             "ece": _ece_from_sums(s["bin_count"], s["bin_conf"], s["bin_acc"]),
             "mce": _mce_from_sums(s["bin_count"], s["bin_conf"], s["bin_acc"]),
             "ace": _ace_from_top(*self._top(), self.n_bins).to(n.dtype),
-            "cw_ece": _ece_from_sums(s["cw_count"], s["cw_conf"], s["cw_acc"]).mean(),
+            "cw_ece": _cw_ece_from_sums(n, s["cw_conf"], s["cw_acc"]),
             "brier": _mean(s["brier"], n),
             "nll": _mean(s["nll"], n),
             "accuracy": acc,
@@ -186,7 +226,7 @@ class ClassificationCalibration(_SumState):
 
         Returns:
             Dict with exactly the keys ``ece, mce, ace, cw_ece, brier, nll, accuracy, confidence, overconfidence,
-            entropy`` (all 0.0 when nothing was accumulated).
+            entropy`` (:data:`CLASSIFICATION_METRICS`); every value is NaN when nothing was accumulated.
         """
         t = self.compute_tensors()
         return dict(zip(self.KEYS, torch.stack([t[k] for k in self.KEYS]).tolist()))
@@ -199,8 +239,8 @@ class ClassificationCalibration(_SumState):
     def state_dict(self) -> dict[str, Tensor]:
         """Summable state (clones) plus the concatenated top-1 ``top_conf``/``top_correct`` (for ACE).
 
-        For DDP: all-reduce (sum) every key except ``top_conf``/``top_correct``, which must be all-gathered and
-        concatenated; or gather whole state dicts and :meth:`merge` them.
+        Every key except ``top_conf``/``top_correct`` adds up across shards; those two concatenate. :meth:`sync` does
+        this across processes; :meth:`merge` does it for state dicts gathered by other means.
         """
         top_conf, top_correct = self._top()
         return {**{k: v.clone() for k, v in self._state.items()}, "top_conf": top_conf, "top_correct": top_correct}
@@ -220,6 +260,45 @@ class ClassificationCalibration(_SumState):
         self._top_correct.append(state["top_correct"].to(self.device, torch.bool))
         return self
 
+    @torch.no_grad()
+    def sync(self, group: Any = None) -> ClassificationCalibration:
+        """Combine the state of every process of a ``torch.distributed`` group, in place (a no-op when not distributed).
+
+        The sums travel in one ``all_reduce`` of a flattened float64 state tensor; the top-1 confidences and
+        correctness flags (the adaptive ECE needs every sample) in one ``all_gather`` of the padded per-process
+        arrays, after one of their lengths. Afterwards every process holds the totals, so every metric equals what a
+        single accumulator fed all the data computes. Call it once, after the last ``update``, on every process.
+
+        Args:
+            group: The process group (``None``: the default group).
+
+        Returns:
+            ``self``.
+        """
+        if not self._begin_sync():
+            return self
+        import torch.distributed as dist
+
+        flat = self._flat_state()
+        dist.all_reduce(flat, group=group)
+        self._load_flat_state(flat)
+
+        conf, correct = self._top()
+        dtype = flat.dtype
+        world = dist.get_world_size(group)
+        length = torch.tensor([conf.shape[0]], device=self.device)
+        lengths = [torch.zeros_like(length) for _ in range(world)]
+        dist.all_gather(lengths, length, group=group)
+        sizes = [int(x) for x in torch.cat(lengths).tolist()]
+        mine = torch.zeros(2, max(sizes), dtype=dtype, device=self.device)
+        mine[0, : conf.shape[0]] = conf.to(dtype)
+        mine[1, : conf.shape[0]] = correct.to(dtype)
+        parts = [torch.empty_like(mine) for _ in range(world)]
+        dist.all_gather(parts, mine, group=group)
+        self._top_conf = [torch.cat([p[0, :m] for p, m in zip(parts, sizes)]).to(conf.dtype)]
+        self._top_correct = [torch.cat([p[1, :m] for p, m in zip(parts, sizes)]).bool()]
+        return self
+
 
 class DetectionCalibration(_SumState):
     """Streaming detection calibration: confidence of kept predictions vs. being a true positive.
@@ -234,7 +313,7 @@ class DetectionCalibration(_SumState):
         device: Device for the state; ``None`` adopts the device of the first ``update``.
     """
 
-    KEYS = ("d_ece", "d_mce", "d_accuracy", "d_confidence", "d_count")
+    KEYS = (*DETECTION_METRICS, "d_count")
 
     def __init__(self, num_classes: int, n_bins: int = 15, conf_thres: float = 0.25, device: DeviceLike = None) -> None:
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -301,12 +380,34 @@ class DetectionCalibration(_SumState):
 
         Returns:
             Dict with ``d_ece``, ``d_mce``, ``d_accuracy`` (precision of kept predictions), ``d_confidence`` (their
-            mean confidence) and ``d_count`` (number kept); all 0 when nothing was kept.
+            mean confidence) and ``d_count`` (number kept). When nothing was kept, ``d_count`` is 0 and the four
+            metrics are NaN (there is nothing to measure, which is not a calibration error of 0).
         """
         t = self.compute_tensors()
         out = dict(zip(self.KEYS, torch.stack([t[k] for k in self.KEYS]).tolist()))
         out["d_count"] = int(round(out["d_count"]))
         return out
+
+    @torch.no_grad()
+    def sync(self, group: Any = None) -> DetectionCalibration:
+        """Sum the state of every process of a ``torch.distributed`` group, in place, with one ``all_reduce``.
+
+        A no-op when not distributed. Afterwards every process holds the totals, so every metric equals what one
+        accumulator fed all the predictions computes. Call it once, after the last ``update``, on every process.
+
+        Args:
+            group: The process group (``None``: the default group).
+
+        Returns:
+            ``self``.
+        """
+        if self._begin_sync():
+            import torch.distributed as dist
+
+            flat = self._flat_state()
+            dist.all_reduce(flat, group=group)
+            self._load_flat_state(flat)
+        return self
 
     def per_class_d_ece(self) -> dict[int, float]:
         """D-ECE per predicted class (binning within each class); NaN for classes with no kept predictions."""

@@ -7,16 +7,17 @@ streaming accumulators in :mod:`yolo_ls.calibration.accumulator` reuse (the torc
 Conventions:
     * Inputs: ``probs`` is ``(N, K)`` probabilities, ``labels`` is ``(N,)`` integer class indices. Top-label metrics
       use ``conf, pred = probs.max(1)`` and ``correct = pred == labels`` (the same tie-breaking as torchmetrics).
-    * Equal-width binning (ECE, MCE, classwise ECE, reliability diagrams): edges ``linspace(0, 1, n_bins + 1)`` in the
-      confidence dtype, bins are half-open ``[e_i, e_{i+1})`` (``torch.bucketize(conf, edges, right=True) - 1``, as
-      in torchmetrics), so a confidence equal to an inner edge goes to the bin on its right. The index is clamped to
-      ``[0, n_bins - 1]``: a confidence of exactly ``1.0`` belongs to the last bin ``[1 - 1/n_bins, 1]``.
-      torchmetrics instead gives ``conf == 1.0`` a degenerate extra bin; the results agree exactly whenever no
-      confidence equals ``1.0`` and differ (by design) otherwise.
+    * Equal-width binning (ECE, MCE, classwise ECE, reliability diagrams, detection ECE): bins are half-open
+      ``[e_k, e_{k+1})`` with ``e_k = k / n_bins`` correctly rounded to the confidence's own dtype, so a confidence
+      equal to an inner edge goes to the bin on its right (as in torchmetrics) and a value such as ``0.2`` lands in the
+      same bin whether it is float16, float32 or float64 (:func:`_bin_index`, the one rule used everywhere). A
+      confidence of exactly ``1.0`` belongs to the last bin ``[1 - 1/n_bins, 1]``; torchmetrics instead gives it a
+      degenerate extra bin, and its float32 ``linspace`` edges are a little off some ``k / n_bins``, so the results
+      agree whenever no confidence is ``1.0`` or sits exactly on an edge, and differ (by design) otherwise.
     * ECE is ``sum_b |acc_sum_b - conf_sum_b| / N`` (= ``sum_b (n_b / N) |acc_b - conf_b|``); empty bins contribute
       nothing. MCE is the largest ``|acc_b - conf_b|`` over non-empty bins.
     * Adaptive ECE (``ace``): see :func:`ace`.
-    * ``N == 0``: every metric returns ``0`` (a 0-d tensor), never NaN and never an error.
+    * ``N == 0``: every metric returns NaN (a 0-d tensor), never a made-up ``0`` and never an error.
     * Sums are accumulated in float64 (float32 on MPS, which has no float64).
 """
 
@@ -93,25 +94,51 @@ def _top_label(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _bin_edges(n_bins: int, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> Tensor:
-    """The ``n_bins + 1`` equal-width bin edges over [0, 1]."""
-    return torch.linspace(0, 1, n_bins + 1, dtype=dtype, device=device)
+    """The ``n_bins + 1`` equal-width bin edges ``k / n_bins``, each correctly rounded to ``dtype``.
+
+    ``arange / n_bins`` in float64 is one correctly rounded division per edge; rounding that once more to float32,
+    float16 or bfloat16 is still the correctly rounded value for any ``n_bins < 2**28`` (a double rounding can only
+    go wrong when the float64 value sits exactly on a midpoint of the narrower type, and ``k / n_bins`` is never that
+    close to one). ``linspace`` in float32 is not: it puts some edges one ulp off, which moved confidences that are
+    exactly ``0.2, 0.4, ...`` into the lower bin.
+    """
+    edges = torch.arange(n_bins + 1, dtype=torch.float64, device=device) / n_bins
+    return edges.to(dtype)
 
 
 def _bin_index(conf: Tensor, n_bins: int) -> Tensor:
-    """Equal-width bin index of each confidence (any shape), torchmetrics convention, clamped to [0, n_bins - 1].
+    """Equal-width bin index of each confidence (any shape), clamped to ``[0, n_bins - 1]``: the one binning rule.
 
-    Edges are ``linspace(0, 1, n_bins + 1)`` in the confidence dtype; ``bucketize(conf, edges, right=True) - 1`` puts a
-    value equal to an inner edge into the bin on its right (half-open ``[e_i, e_{i+1})``); ``1.0`` goes to the last bin.
+    Rule: ``conf`` is in bin ``k`` when ``e_k <= conf < e_{k+1}``, where ``e_k`` is ``k / n_bins`` correctly rounded to
+    the dtype of ``conf`` (:func:`_bin_edges`). So a confidence equal to an inner edge goes to the bin on its right (the
+    torchmetrics convention), ``1.0`` goes to the last bin, and a value such as ``0.2`` or ``0.7`` written in float16,
+    float32 or float64 lands in the same bin in all three.
+
+    It is computed without a search: ``r = round(conf * n_bins)`` is within one half of the true ``conf * n_bins``,
+    so the only edge that can matter is ``e_r``, and the bin is ``r - (conf < e_r)``. ``e_r = r / n_bins`` is one
+    correctly rounded division in float32/float64 (and rounded to the input's own precision for float16/bfloat16,
+    which are binned in float32), so the comparison is exact.
     """
-    conf = _as_float(conf)
-    edges = _bin_edges(n_bins, conf.dtype, conf.device)
-    return (torch.bucketize(conf.contiguous(), edges, right=True) - 1).clamp_(0, n_bins - 1)
+    return _bin_float(conf, n_bins).to(torch.long)
+
+
+def _bin_float(conf: Tensor, n_bins: int) -> Tensor:
+    """:func:`_bin_index` as whole numbers in a float tensor (at least float32), for adding offsets before the cast."""
+    src = conf.dtype
+    x = _as_float(conf)
+    r = torch.mul(x, n_bins).round_()
+    if src in (torch.float32, torch.float64):
+        edge = r / n_bins
+    else:  # the edge in the input's precision, compared in float32 (exact: float16/bfloat16 values are float32 values)
+        edge = (r.to(torch.float64) / n_bins).to(src).to(x.dtype)
+    torch.lt(x, edge, out=edge)  # 1.0 where conf < e_r
+    return r.sub_(edge).clamp_(0, n_bins - 1)
 
 
 def _scatter_sums(
     index: Tensor, conf: Tensor, correct: Tensor, size: int, weight: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Scatter-add count, confidence and correctness into ``size`` slots (deterministic ``index_add_``, on device).
+    """Scatter-add count, confidence and correctness into ``size`` slots (``bincount``/``index_add_``, on device).
 
     Args:
         index: ``(M,)`` long slot index in ``[0, size)``.
@@ -126,7 +153,12 @@ def _scatter_sums(
     device = conf.device
     dtype = _sum_dtype(device)
     index = index.reshape(-1)
-    ones = torch.ones(index.shape[0], dtype=dtype, device=device) if weight is None else weight.reshape(-1).to(dtype)
+    if weight is None:  # two bincounts over the slot split by correctness: (count, conf) per (correct, slot)
+        split = index + correct.reshape(-1).to(torch.long) * size
+        count = torch.bincount(split, minlength=2 * size).to(dtype).view(2, size)
+        conf_sum = torch.bincount(split, weights=conf.reshape(-1).to(dtype), minlength=2 * size).view(2, size)
+        return count.sum(0), conf_sum.sum(0), count[1]
+    ones = weight.reshape(-1).to(dtype)
     out = torch.zeros(3, size, dtype=dtype, device=device)
     out[0].index_add_(0, index, ones)
     out[1].index_add_(0, index, conf.reshape(-1).to(dtype) * ones)
@@ -142,76 +174,177 @@ def _bin_sums(
     n_groups: int = 1,
     weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-bin sums with the equal-width binning of :func:`_bin_index` (the one binning of this package).
+    """Per-bin sums of 1-D confidences with the binning of :func:`_bin_index` (the one binning of this package).
 
     Args:
-        conf: ``(N,)`` confidences, or ``(N, K)`` for classwise binning (column ``k`` is group ``k``).
-        correct: Same shape as ``conf``, bool or {0, 1}.
+        conf: ``(N,)`` confidences.
+        correct: ``(N,)`` bool or {0, 1}.
         n_bins: Number of equal-width bins.
-        group: Optional ``(N,)`` long group id (e.g. predicted class) for 1-D ``conf``.
+        group: Optional ``(N,)`` long group id (e.g. predicted class).
         n_groups: Number of groups when ``group`` is given.
-        weight: Optional ``(N,)`` {0, 1} mask for 1-D ``conf``.
+        weight: Optional ``(N,)`` {0, 1} mask.
 
     Returns:
-        ``(count, conf_sum, acc_sum)``: each ``(n_bins,)`` for ungrouped 1-D input, else ``(groups, n_bins)``.
+        ``(count, conf_sum, acc_sum)``: each ``(n_bins,)`` without ``group``, else ``(n_groups, n_bins)``.
     """
     index = _bin_index(conf, n_bins)
-    if conf.ndim == 2:
-        n_groups = conf.shape[1]
-        index = index + torch.arange(n_groups, device=index.device) * n_bins
-    elif group is not None:
-        index = index + group.to(index.device, torch.long) * n_bins
-    else:
+    if group is None:
         return _scatter_sums(index, conf, correct, n_bins, weight)
+    index = index + group.to(index.device, torch.long) * n_bins
     sums = _scatter_sums(index, conf, correct, n_groups * n_bins, weight)
     return tuple(s.view(n_groups, n_bins) for s in sums)  # type: ignore[return-value]
 
 
+# The (N, K) passes (classwise bins, sum p^2, sum p log p) touch every entry. On the CPU they run together over row
+# chunks of about this many entries, so a chunk is read from memory once and its temporaries stay in the cache.
+_CHUNK_ENTRIES = 1 << 17
+
+
+def _row_chunks(probs: Tensor) -> list[Tensor]:
+    """``probs`` itself off the CPU (one kernel each is faster there); row chunks of ``_CHUNK_ENTRIES`` on the CPU."""
+    if probs.device.type != "cpu":
+        return [probs]
+    rows = max(1, _CHUNK_ENTRIES // max(probs.shape[1], 1))
+    return list(probs.split(rows)) if probs.shape[0] > rows else [probs]
+
+
+def _matrix_sums(
+    probs: Tensor, n_bins: int, classwise: bool = True, squares: bool = True, entropy: bool = True
+) -> dict[str, Tensor]:
+    """The sums over every entry of ``probs`` that the metrics need, in one pass over the matrix.
+
+    Args:
+        probs: ``(N, K)`` probabilities, any float dtype (chunks are computed in at least float32 and added in the
+            accumulation dtype: no float64 copy of the matrix).
+        n_bins: Number of equal-width bins (for ``classwise``).
+        classwise: ``"cw_conf"``: ``(K, n_bins)`` sums of ``probs[:, k]`` per class and bin (:func:`_bin_index`),
+            from one scatter-add over the fused (class, bin) index. On the CPU, when ``K >= 4 * n_bins``, only the
+            entries at or above the first inner edge are binned (a row holds at most ``n_bins`` of them, as it sums to
+            1) and bin 0 is the column sum minus the other bins. Other devices take the dense path: no data-dependent
+            shapes, no host synchronisation.
+        squares: ``"squares"``: ``sum p^2`` (for the Brier score).
+        entropy: ``"entropy"``: ``-sum p log p`` with ``0 log 0 = 0``, computed as ``p * log(max(p, tiny))``
+            (``tiny`` the dtype's smallest normal number: exact for ``p = 0``, and a subnormal ``p``'s term moves by
+            less than ``1e-35``).
+
+    Returns:
+        Dict with the requested keys, in the accumulation dtype.
+    """
+    n, k = probs.shape
+    device, dtype = probs.device, _sum_dtype(probs.device)
+    zero = torch.zeros((), dtype=dtype, device=device)
+    cw, sq, ent = torch.zeros(k * n_bins, dtype=dtype, device=device), zero.clone(), zero.clone()
+    sparse = classwise and device.type == "cpu" and n_bins >= 2 and k >= 4 * n_bins
+    if sparse:
+        col = torch.zeros(k, dtype=dtype, device=device)
+        first_edge = _bin_edges(n_bins, probs.dtype)[1].item()  # a Python float equal to e_1 in probs' dtype
+    elif classwise:
+        exact_float = k * n_bins < 2**24  # the fused index is exact in float32
+        offset = torch.arange(k, device=device) * n_bins
+        offset = offset.to(torch.float32 if probs.dtype != torch.float64 else probs.dtype) if exact_float else offset
+    for x in _row_chunks(probs):
+        x = x if x.dtype in (torch.float32, torch.float64) else x.float()  # a chunk, never the whole matrix
+        if sparse:
+            col += x.sum(0).to(dtype)
+            rows, cls = torch.nonzero(x >= first_edge, as_tuple=True)
+            v = x[rows, cls]
+            index = _bin_float(v, n_bins).to(torch.long).add_(cls * n_bins)
+        elif classwise:
+            v = x.reshape(-1)
+            b = _bin_float(x, n_bins)
+            index = (b.add_(offset) if exact_float else b.to(torch.long) + offset).to(torch.long).reshape(-1)
+        if classwise:  # the chunk's sums in its own precision (a chunk holds few values per slot), added in float64
+            cw += torch.zeros(k * n_bins, dtype=v.dtype, device=device).index_add_(0, index, v).to(dtype)
+        if squares:
+            sq += torch.mul(x, x).sum().to(dtype)
+        if entropy:
+            ent -= x.clamp_min(torch.finfo(x.dtype).tiny).log_().mul_(x).sum().to(dtype)
+    out: dict[str, Tensor] = {}
+    if classwise:
+        cw = cw.view(k, n_bins)
+        if sparse:
+            cw[:, 0] = col - cw[:, 1:].sum(1)
+        out["cw_conf"] = cw
+    if squares:
+        out["squares"] = sq
+    if entropy:
+        out["entropy"] = ent
+    return out
+
+
+def _label_probs(probs: Tensor, labels: Tensor) -> Tensor:
+    """``p_y``: the probability of each sample's label, ``(N,)``."""
+    return probs.gather(1, labels.to(probs.device, torch.long)[:, None]).squeeze(1)
+
+
+def _classwise_acc_sums(p_y: Tensor, labels: Tensor, num_classes: int, n_bins: int) -> Tensor:
+    """``(K, n_bins)`` counts of ``labels == k`` per class and bin of ``probs[:, k]``: only the label entries count."""
+    labels = labels.to(p_y.device, torch.long)
+    index = _bin_index(p_y, n_bins) + labels * n_bins
+    return torch.bincount(index, minlength=num_classes * n_bins).to(_sum_dtype(p_y.device)).view(num_classes, n_bins)
+
+
+def _brier_sum(squares: Tensor, p_y: Tensor, n: int) -> Tensor:
+    """Sum over samples of ``sum_k (p_k - onehot_k)^2 = sum_k p_k^2 - 2 p_y + 1``, from ``sum p^2`` and ``p_y``."""
+    return squares - 2 * p_y.to(squares.dtype).sum() + n
+
+
+def _cw_ece_from_sums(n: int | Tensor, conf_sums: Tensor, acc_sums: Tensor) -> Tensor:
+    """Classwise ECE from ``(K, n_bins)`` sums: every class bins all ``n`` samples, so ``mean_k sum_b |...| / n``."""
+    return _mean((acc_sums - conf_sums).abs().sum(1).mean(), n)
+
+
 def _ece_from_sums(count: Tensor, conf_sum: Tensor, acc_sum: Tensor) -> Tensor:
-    """ECE over the last dim: ``sum_b |acc_sum_b - conf_sum_b| / N`` (0 when ``N == 0``; empty bins add 0)."""
-    return (acc_sum - conf_sum).abs().sum(-1) / count.sum(-1).clamp_min(1)
+    """ECE over the last dim: ``sum_b |acc_sum_b - conf_sum_b| / N`` (NaN when ``N == 0``; empty bins add 0)."""
+    return (acc_sum - conf_sum).abs().sum(-1) / count.sum(-1)
 
 
 def _mce_from_sums(count: Tensor, conf_sum: Tensor, acc_sum: Tensor) -> Tensor:
-    """MCE over the last dim: max over non-empty bins of ``|acc_b - conf_b|`` (0 when every bin is empty)."""
+    """MCE over the last dim: max over non-empty bins of ``|acc_b - conf_b|`` (NaN when every bin is empty)."""
     gap = (acc_sum - conf_sum).abs() / count.clamp_min(1)
-    return gap.masked_fill(count == 0, 0).amax(-1)
+    mce = gap.masked_fill(count == 0, 0).amax(-1)
+    return mce.masked_fill(count.sum(-1) == 0, float("nan"))
 
 
 def _mean(total: Tensor, n: int | Tensor) -> Tensor:
-    """``total / n`` with ``n == 0`` giving 0."""
+    """``total / n``; NaN when ``n == 0`` (an empty set has no mean)."""
     if isinstance(n, Tensor):
-        return total / n.clamp_min(1)
-    return total / max(int(n), 1)
+        return total / n
+    return total / n if n else torch.full_like(total, float("nan"))
+
+
+def _order_statistics(values: Tensor, ranks: list[int]) -> Tensor:
+    """``sorted(values)[ranks]`` (0-based ranks) without sorting everything on the CPU (``numpy.partition``)."""
+    if values.device.type == "cpu":
+        part = np.partition(values.numpy(), ranks)
+        return torch.from_numpy(part[ranks])
+    return torch.sort(values).values[torch.tensor(ranks, device=values.device)]
 
 
 def _ace_from_top(conf: Tensor, correct: Tensor, n_bins: int) -> Tensor:
     """Adaptive (equal-mass) ECE of top-label ``conf``/``correct``; convention documented in :func:`ace`."""
     n = conf.shape[0]
     if n == 0:
-        return torch.zeros((), dtype=_sum_dtype(conf.device), device=conf.device)
-    order = torch.argsort(conf, stable=True)
-    index = torch.arange(n, device=conf.device) * n_bins // n
-    return _ece_from_sums(*_scatter_sums(index, conf[order], correct[order], n_bins))
+        return torch.full((), float("nan"), dtype=_sum_dtype(conf.device), device=conf.device)
+    conf = conf.contiguous()
+    # A sample whose value has L smaller values goes to bin floor(L * n_bins / n). Bin >= j  <=>  L >= ceil(j n / B)
+    # =: r_j  <=>  the r_j-th smallest value (0-based rank r_j - 1) is < conf. So B - 1 order statistics are the
+    # thresholds and the bin is the number of thresholds strictly below the value: tied values share a bin.
+    ranks = [-(-j * n // n_bins) - 1 for j in range(1, n_bins)]
+    if ranks and conf.device.type == "cpu":
+        thresholds = _order_statistics(conf, ranks).numpy()
+        index = torch.from_numpy(np.searchsorted(thresholds, conf.numpy(), side="left"))  # #thresholds < conf
+    elif ranks:
+        thresholds = _order_statistics(conf, ranks)
+        index = torch.bucketize(conf, thresholds, right=False)  # the number of thresholds strictly below conf
+    else:
+        index = torch.zeros(n, dtype=torch.long, device=conf.device)
+    return _ece_from_sums(*_scatter_sums(index, conf, correct, n_bins))
 
 
-def _brier_terms(probs: Tensor, labels: Tensor) -> Tensor:
-    """Per-sample multiclass Brier score ``sum_k (p_k - onehot_k)^2``, shape ``(N,)``."""
-    p = probs.to(_sum_dtype(probs.device))
-    onehot = torch.nn.functional.one_hot(labels.to(p.device, torch.long), p.shape[1]).to(p.dtype)
-    return (p - onehot).square().sum(1)
-
-
-def _nll_terms(probs: Tensor, labels: Tensor, eps: float = 1e-12) -> Tensor:
-    """Per-sample negative log-likelihood ``-log(max(p_y, eps))``, shape ``(N,)``."""
-    p_y = probs.gather(1, labels.to(probs.device, torch.long)[:, None]).squeeze(1)
-    return -p_y.to(_sum_dtype(probs.device)).clamp_min(eps).log()
-
-
-def _entropy_terms(probs: Tensor) -> Tensor:
-    """Per-sample predictive entropy ``-sum_k p_k log p_k`` (natural log, ``0 log 0 = 0``), shape ``(N,)``."""
-    p = probs.to(_sum_dtype(probs.device))
-    return -torch.special.xlogy(p, p).sum(1)
+def _nll_sum(p_y: Tensor, eps: float = 1e-12) -> Tensor:
+    """Sum over samples of the negative log-likelihood ``-log(max(p_y, eps))``."""
+    return -p_y.to(_sum_dtype(p_y.device)).clamp_min(eps).log().sum()
 
 
 def _bins_to_dict(count: Tensor, conf_sum: Tensor, acc_sum: Tensor) -> dict[str, Any]:
@@ -248,7 +381,7 @@ def ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
         n_bins: Number of equal-width bins over [0, 1].
 
     Returns:
-        0-d tensor, ``sum_b (n_b / N) |acc_b - conf_b|``; 0 for ``N == 0``.
+        0-d tensor, ``sum_b (n_b / N) |acc_b - conf_b|``; NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
     _check_n_bins(n_bins)
@@ -264,7 +397,7 @@ def mce(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
         n_bins: Number of equal-width bins over [0, 1].
 
     Returns:
-        0-d tensor, ``max_b |acc_b - conf_b|`` over non-empty bins; 0 for ``N == 0``.
+        0-d tensor, ``max_b |acc_b - conf_b|`` over non-empty bins; NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
     _check_n_bins(n_bins)
@@ -291,10 +424,12 @@ def calibration_errors(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict[
 def ace(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
     """Top-label adaptive ECE (equal-mass bins, "AdaECE" of Mukhoti et al. 2020).
 
-    Convention: the top-label confidences are sorted ascending (stable sort, so ties keep input order); the sample of
-    rank ``r`` (0-based) goes to bin ``floor(r * n_bins / N)``, so bin sizes differ by at most one (when
-    ``N < n_bins`` some bins are empty and contribute nothing). The score is then the ECE formula on those bins,
-    ``sum_b (n_b / N) |acc_b - conf_b|``. Ties at a bin boundary may be split across two bins.
+    Convention: the top-label confidences are ranked ascending; a sample goes to bin ``floor(L * n_bins / N)``, where
+    ``L`` is the number of samples with a strictly smaller confidence. Without ties ``L`` is the sample's 0-based rank,
+    so bin sizes differ by at most one (when ``N < n_bins`` some bins are empty and contribute nothing); tied
+    confidences share one ``L`` and so always share a bin, as value-based bins do in Mukhoti et al.'s AdaECE, and the
+    result does not depend on the order of the samples. The score is then the ECE formula on those bins,
+    ``sum_b (n_b / N) |acc_b - conf_b|``.
 
     Args:
         probs: ``(N, K)`` probabilities.
@@ -302,16 +437,11 @@ def ace(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
         n_bins: Number of equal-mass bins.
 
     Returns:
-        0-d tensor; 0 for ``N == 0``.
+        0-d tensor; NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
     _check_n_bins(n_bins)
     return _ace_from_top(*_top_label(probs, labels), n_bins)
-
-
-def _classwise_targets(labels: Tensor, num_classes: int, device: torch.device) -> Tensor:
-    """``(N, K)`` bool matrix ``labels[:, None] == k`` (batch-local only)."""
-    return labels.to(device, torch.long)[:, None] == torch.arange(num_classes, device=device)
 
 
 def cw_ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
@@ -323,12 +453,13 @@ def cw_ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
         n_bins: Number of equal-width bins over [0, 1] (same binning as :func:`ece`).
 
     Returns:
-        0-d tensor, ``mean_k ECE_k``; 0 for ``N == 0``.
+        0-d tensor, ``mean_k ECE_k``; NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
     _check_n_bins(n_bins)
-    targets = _classwise_targets(labels, probs.shape[1], probs.device)
-    return _ece_from_sums(*_bin_sums(probs, targets, n_bins)).mean()
+    conf_sums = _matrix_sums(probs, n_bins, squares=False, entropy=False)["cw_conf"]
+    acc_sums = _classwise_acc_sums(_label_probs(probs, labels), labels, probs.shape[1], n_bins)
+    return _cw_ece_from_sums(probs.shape[0], conf_sums, acc_sums)
 
 
 def brier(probs: Tensor, labels: Tensor) -> Tensor:
@@ -339,10 +470,11 @@ def brier(probs: Tensor, labels: Tensor) -> Tensor:
         labels: ``(N,)`` integer labels.
 
     Returns:
-        0-d tensor; 0 for ``N == 0``.
+        0-d tensor; NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
-    return _mean(_brier_terms(probs, labels).sum(), probs.shape[0])
+    squares = _matrix_sums(probs, 1, classwise=False, entropy=False)["squares"]
+    return _mean(_brier_sum(squares, _label_probs(probs, labels), probs.shape[0]), probs.shape[0])
 
 
 def nll(probs: Tensor, labels: Tensor, eps: float = 1e-12) -> Tensor:
@@ -354,10 +486,10 @@ def nll(probs: Tensor, labels: Tensor, eps: float = 1e-12) -> Tensor:
         eps: Lower clamp for ``p_y``.
 
     Returns:
-        0-d tensor; 0 for ``N == 0``.
+        0-d tensor; NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
-    return _mean(_nll_terms(probs, labels, eps).sum(), probs.shape[0])
+    return _mean(_nll_sum(_label_probs(probs, labels), eps), probs.shape[0])
 
 
 def entropy(probs: Tensor) -> Tensor:
@@ -367,11 +499,11 @@ def entropy(probs: Tensor) -> Tensor:
         probs: ``(N, K)`` probabilities.
 
     Returns:
-        0-d tensor; 0 for ``N == 0``.
+        0-d tensor; NaN for ``N == 0``.
     """
     if probs.ndim != 2:
         raise ValueError(f"probs must be (N, K), got shape {tuple(probs.shape)}")
-    return _mean(_entropy_terms(probs).sum(), probs.shape[0])
+    return _mean(_matrix_sums(probs, 1, classwise=False, squares=False)["entropy"], probs.shape[0])
 
 
 def accuracy(probs: Tensor, labels: Tensor) -> Tensor:
@@ -382,7 +514,7 @@ def accuracy(probs: Tensor, labels: Tensor) -> Tensor:
         labels: ``(N,)`` integer labels.
 
     Returns:
-        0-d tensor; 0 for ``N == 0``.
+        0-d tensor; NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
     _, correct = _top_label(probs, labels)
@@ -396,7 +528,7 @@ def confidence(probs: Tensor) -> Tensor:
         probs: ``(N, K)`` probabilities.
 
     Returns:
-        0-d tensor; 0 for ``N == 0``.
+        0-d tensor; NaN for ``N == 0``.
     """
     if probs.ndim != 2:
         raise ValueError(f"probs must be (N, K), got shape {tuple(probs.shape)}")
@@ -411,7 +543,7 @@ def overconfidence(probs: Tensor, labels: Tensor) -> Tensor:
         labels: ``(N,)`` integer labels.
 
     Returns:
-        0-d tensor; 0 for ``N == 0``.
+        0-d tensor; NaN for ``N == 0``.
     """
     return confidence(probs) - accuracy(probs, labels)
 
@@ -427,7 +559,7 @@ def binary_ece(conf: Tensor, correct: Tensor, n_bins: int = 15) -> Tensor:
         n_bins: Number of equal-width bins over [0, 1].
 
     Returns:
-        0-d tensor; 0 for ``N == 0``.
+        0-d tensor; NaN for ``N == 0``.
     """
     _check_binary(conf, correct)
     _check_n_bins(n_bins)
@@ -443,7 +575,7 @@ def binary_mce(conf: Tensor, correct: Tensor, n_bins: int = 15) -> Tensor:
         n_bins: Number of equal-width bins over [0, 1].
 
     Returns:
-        0-d tensor; 0 for ``N == 0``.
+        0-d tensor; NaN for ``N == 0``.
     """
     _check_binary(conf, correct)
     _check_n_bins(n_bins)

@@ -1,7 +1,9 @@
 """Temperature scaling (Guo et al., 2017, "On Calibration of Modern Neural Networks").
 
 A single scalar ``T > 0`` is fitted on held-out data by minimising the NLL of ``softmax(logits / T)``; ``T > 1``
-means the model was overconfident. The fit optimises ``log T`` (so ``T`` stays positive) with L-BFGS in float64.
+means the model was overconfident. The fit is a damped Newton iteration on ``beta = 1 / T`` in float64, with the
+analytic first and second derivatives of the NLL (no autograd): the NLL is convex in ``beta``, each step is clipped to a
+factor of 4 and ``T`` is kept in ``[0.01, 100]``.
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ def fit_temperature(
 ) -> float:
     """Fit the temperature ``T`` minimising the NLL of ``softmax(logits / T)`` (Guo et al. 2017).
 
-    Works under ``torch.no_grad()``/``torch.inference_mode()`` (gradients are enabled locally on a copy).
+    Works under ``torch.no_grad()``/``torch.inference_mode()`` (it uses no autograd: the derivatives are analytic).
+    On the CPU each Newton step runs over row chunks, so its float64 temporaries stay in the cache.
 
     Args:
         logits_or_probs: ``(N, K)`` logits, or probabilities (then ``log(p.clamp_min(1e-12))`` is used as logits).
         labels: ``(N,)`` integer labels.
         is_probs: Whether the input holds probabilities; ``None`` auto-detects (non-negative rows summing to 1).
-        max_iter: Maximum L-BFGS iterations.
+        max_iter: Maximum Newton steps (it usually converges, to a relative change of 1e-10, in under ten).
 
     Returns:
         The fitted temperature, clamped to ``[0.01, 100]``; ``1.0`` for empty input.
@@ -64,12 +67,18 @@ def fit_temperature(
         # NLL(β) = mean(logsumexp(β·z) - β·z_y) with β = 1/T is convex in β: f' = mean(E_p[z] - z_y),
         # f'' = mean(Var_p[z]) >= 0. Damped Newton converges in a handful of steps, with no autograd.
         lo, hi = math.exp(-_MAX_LOG_T), math.exp(_MAX_LOG_T)
+        rows = max(1, (1 << 15) // z.shape[1]) if device.type == "cpu" else z.shape[0]
+        chunks = list(zip(z.split(rows), zy.split(rows)))
         beta = 1.0
         for _ in range(max_iter):
-            p = torch.softmax(beta * z, dim=1)
-            ez = (p * z).sum(1)
-            grad = float((ez - zy).mean())
-            hess = float(((p * z * z).sum(1) - ez * ez).mean())
+            grad_sum = hess_sum = 0.0
+            for zc, zyc in chunks:
+                t = torch.softmax(beta * zc, dim=1).mul_(zc)  # p·z
+                ez = t.sum(1)  # E_p[z]
+                ez2 = t.mul_(zc).sum(1)  # E_p[z^2]
+                grad_sum += float((ez - zyc).sum())
+                hess_sum += float((ez2 - ez * ez).sum())
+            grad, hess = grad_sum / z.shape[0], hess_sum / z.shape[0]
             if hess <= 1e-15:
                 break
             new = min(max(beta - grad / hess, beta / 4, lo), beta * 4, hi)

@@ -32,11 +32,11 @@ from typing import Any
 
 import torch
 
+from yolo_ls.calibration import CLASSIFICATION_METRICS as CLS_KEYS
+from yolo_ls.calibration import DETECTION_METRICS as DET_KEYS
 from yolo_ls.calibration import ClassificationCalibration, DetectionCalibration, apply_temperature, ece, fit_temperature
 from yolo_ls.config import PLOT_CHOICES
 
-CLS_KEYS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "accuracy", "confidence", "overconfidence", "entropy")
-DET_KEYS = ("d_ece", "d_mce", "d_accuracy", "d_confidence")
 PREFIX = "calib/"
 EPOCHS_JSON = Path("calibration") / "epochs.json"  # per-epoch bins, relative to the run folder
 
