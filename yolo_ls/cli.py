@@ -76,43 +76,138 @@ def run_compare(argv: Sequence[str]) -> Any:
 
 DATASET_ARGS = {"out": None, "imgsz": None, "seed": 0, "noise": 0.0, "noise_kind": "symmetric", "n_train": None,
                 "n_val": None}
+DATASET_USAGE = "usage: yolo-ls datasets digits|digits-det out=DIR [imgsz=..] [noise=0.2 noise_kind=symmetric seed=0]"
 
 
-def run_datasets(argv: Sequence[str]) -> Any:
-    """``yolo-ls datasets digits|digits-det out=... [noise=0.2 noise_kind=symmetric seed=0]``."""
+def _empty_value_error(key: str, example: Any) -> SyntaxError:
+    """'key=' typed with nothing after the '=': name the key and show a value."""
+    return SyntaxError(f"'{key}=' has no value. Give '{key}' a value, i.e. '{key}={example}', or leave it out.")
+
+
+def _int_arg(key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SyntaxError(f"'{key}={value}' is an invalid value. Valid '{key}' values are integers >= {minimum}.")
+    return value
+
+
+def _check_writable(key: str, path: Path) -> None:
+    """Refuse an output folder that cannot be written, before anything is built (probe file in the nearest folder)."""
+    import tempfile
+
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SyntaxError(f"'{key}={path}': {probe} exists and is not a folder, so nothing can be written below it.")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise SyntaxError(f"'{key}={path}' cannot be written: {probe} is not writable ({e.strerror or e}).") from None
+
+
+def _dataset_args(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """Parse and check every ``datasets`` argument before anything is written; return (dataset name, arguments)."""
     from difflib import get_close_matches
 
     from ultralytics.cfg import parse_key_value_pair
-    from ultralytics.utils import LOGGER
 
-    from yolo_ls.datasets import add_label_noise, digits, digits_detection
+    from yolo_ls.datasets import NOISE_KINDS
 
     names = [a for a in argv if "=" not in a]
     if len(names) != 1 or names[0] not in ("digits", "digits-det"):
-        raise SyntaxError(
-            "usage: yolo-ls datasets digits|digits-det out=DIR [imgsz=..] [noise=0.2 noise_kind=symmetric seed=0]"
-        )
-    args = dict(DATASET_ARGS)
+        raise SyntaxError(DATASET_USAGE)
+    dataset = names[0]
+    examples = {"out": "data/digits", "imgsz": 32, "seed": 0, "noise": 0.2, "noise_kind": "symmetric", "n_train": 400,
+                "n_val": 100}
+    args, given = dict(DATASET_ARGS), set()
     for a in argv:
-        if "=" in a:
-            k, v = parse_key_value_pair(a)
-            if k not in args:
-                hint = get_close_matches(k, list(args))
-                hint_text = f" Did you mean '{hint[0]}'?" if hint else ""
-                raise SyntaxError(f"'{k}' is not a valid 'datasets' argument.{hint_text}")
-            args[k] = v
+        if "=" not in a:
+            continue
+        k, _, raw = a.partition("=")
+        if k not in args:
+            hint = get_close_matches(k, list(args))
+            hint_text = f" Did you mean '{hint[0]}'?" if hint else ""
+            raise SyntaxError(f"'{k}' is not a valid 'datasets' argument.{hint_text} Valid arguments are {list(args)}.")
+        if not raw.strip():
+            raise _empty_value_error(k, examples[k])
+        args[k] = parse_key_value_pair(a)[1]
+        given.add(k)
     if args["out"] is None:
         raise SyntaxError("'datasets' needs 'out=DIR', the folder to write the dataset to.")
-    out = Path(str(args["out"]))
-    noise = float(args["noise"] or 0.0)
-    clean = out.parent / f".{out.name}-clean" if noise else out
-    if names[0] == "digits":
-        built = digits(clean, imgsz=int(args["imgsz"] or 32), seed=int(args["seed"]))
+    noise = args["noise"]
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise <= 1.0:
+        raise SyntaxError(f"'noise={noise}' is an invalid value. Valid 'noise' values are floats between 0.0 "
+                          "(inclusive) and 1.0 (inclusive), the fraction of train labels flipped, i.e. 'noise=0.2'.")
+    args["noise"] = float(noise)
+    if args["noise_kind"] not in NOISE_KINDS:
+        close = get_close_matches(str(args["noise_kind"]), NOISE_KINDS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise SyntaxError(f"'noise_kind={args['noise_kind']}' is an invalid value. Valid 'noise_kind' values are "
+                          f"{list(NOISE_KINDS)}.{hint}")
+    if "noise_kind" in given and not args["noise"]:
+        raise SyntaxError("'noise_kind' only applies with label noise: add 'noise=0.2' (a fraction > 0) or drop it.")
+    args["seed"] = _int_arg("seed", args["seed"], 0)
+    if args["imgsz"] is not None:
+        args["imgsz"] = _int_arg("imgsz", args["imgsz"], 8 if dataset == "digits" else 32)
+    for k in ("n_train", "n_val"):
+        if args[k] is not None:
+            if dataset == "digits":
+                raise SyntaxError(f"'{k}' applies to 'digits-det' only; 'digits' always has sklearn's 1797 images.")
+            args[k] = _int_arg(k, args[k], 1)
+    args["out"] = Path(str(args["out"])).expanduser().resolve()
+    _check_writable("out", args["out"])
+    return dataset, args
+
+
+def run_datasets(argv: Sequence[str]) -> Any:
+    """``yolo-ls datasets digits|digits-det out=... [noise=0.2 noise_kind=symmetric seed=0]``.
+
+    Every argument is checked before anything is written. A folder that already holds the same build (clean or noisy,
+    same arguments) is reused; one holding anything else is refused. The clean copy behind a noisy build lives in a
+    temporary folder that is removed afterwards.
+    """
+    import tempfile
+
+    from ultralytics.utils import LOGGER
+
+    from yolo_ls.datasets import add_label_noise, digits, digits_detection
+    from yolo_ls.datasets.digits import FORMAT_VERSION, check_cached
+
+    dataset, args = _dataset_args(argv)
+    out: Path = args["out"]
+    seed = args["seed"]
+    if dataset == "digits":
+        kw: dict[str, Any] = {"imgsz": args["imgsz"] or 32, "seed": seed}
+        params = {"imgsz": kw["imgsz"], "val_fraction": 0.2, "seed": seed}
     else:
-        kw = {k: int(args[k]) for k in ("n_train", "n_val") if args[k] is not None}
-        built = digits_detection(clean, imgsz=int(args["imgsz"] or 128), seed=int(args["seed"]), **kw)
-    if noise:
-        built = add_label_noise(built, out, noise, kind=args["noise_kind"], seed=int(args["seed"]))
+        kw = {"imgsz": args["imgsz"] or 128, "seed": seed, **{k: args[k] for k in ("n_train", "n_val") if args[k]}}
+        params = {"imgsz": kw["imgsz"], "n_train": kw.get("n_train", 400), "n_val": kw.get("n_val", 100), "seed": seed,
+                  "max_digits": 4}
+    build = digits if dataset == "digits" else digits_detection
+    noisy = f"{dataset}-noisy"
+    noisy_params = {**params, "noise": args["noise"], "noise_kind": args["noise_kind"], "noise_splits": ["train"]}
+    try:
+        cached = check_cached(out, noisy if args["noise"] else dataset, noisy_params if args["noise"] else params)
+    except ValueError as e:  # out holds another build or the user's own files: refused, nothing touched (exit 2)
+        raise FileExistsError(str(e)) from None
+    try:
+        if not args["noise"]:
+            built = build(out, **kw)  # builds, or reuses the identical build found above
+        elif cached:
+            built = out if dataset == "digits" else out / "data.yaml"
+            LOGGER.info(f"yolo-ls: reusing the identical noisy dataset in {out}")
+        else:
+            marker = {"dataset": noisy, "format_version": FORMAT_VERSION, "params": noisy_params,
+                      "source": f"{dataset}({', '.join(f'{k}={v}' for k, v in params.items())})"}
+            with tempfile.TemporaryDirectory(prefix="yolo-ls-clean-") as tmp:
+                clean = build(Path(tmp) / "clean", **kw)
+                built = add_label_noise(clean, out, args["noise"], kind=args["noise_kind"], seed=seed, marker=marker)
+    except FileExistsError:
+        raise
+    except OSError as e:  # disk full, read-only, ...: one clean line, no traceback
+        where = e.filename or out
+        raise RuntimeError(f"could not write the dataset to out={out}: {e.strerror or e} ({where})") from None
     LOGGER.info(f"yolo-ls: dataset ready at {built}")
     print(built)
     return built
