@@ -62,6 +62,8 @@ def version_text() -> str:
 
 def run_compare(argv: Sequence[str]) -> Any:
     """``yolo-ls compare key=value ...``: train one variant per ε and write the report."""
+    import errno
+
     from yolo_ls.compare import compare
 
     task, mode, overrides = parse_args(argv)
@@ -71,7 +73,13 @@ def run_compare(argv: Sequence[str]) -> Any:
         if key not in overrides:
             raise SyntaxError(f"'compare' needs '{key}=...', i.e. 'yolo-ls compare model=yolo11n-cls.yaml data=digits'")
     eps = overrides.pop("label_smoothing", (0.0, 0.05, 0.1))
-    return compare(overrides.pop("model"), overrides.pop("data"), eps, **overrides)
+    try:
+        return compare(overrides.pop("model"), overrides.pop("data"), eps, **overrides)
+    except OSError as e:  # disk full, read-only or no permission in the middle of a run: one line, no traceback
+        if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT):
+            raise
+        raise RuntimeError(f"compare could not write {e.filename or 'its outputs'}: {e.strerror or e}. Free space or "
+                           "fix the folder, then run the same command again: finished variants are kept.") from None
 
 
 DATASET_ARGS = {"out": None, "imgsz": None, "seed": 0, "noise": 0.0, "noise_kind": "symmetric", "n_train": None,
@@ -91,19 +99,12 @@ def _int_arg(key: str, value: Any, minimum: int) -> int:
 
 
 def _check_writable(key: str, path: Path) -> None:
-    """Refuse an output folder that cannot be written, before anything is built (probe file in the nearest folder)."""
-    import tempfile
+    """Refuse an output folder that cannot be written, before anything is built."""
+    from yolo_ls.utils import unwritable_reason
 
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SyntaxError(f"'{key}={path}': {probe} exists and is not a folder, so nothing can be written below it.")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as e:
-        raise SyntaxError(f"'{key}={path}' cannot be written: {probe} is not writable ({e.strerror or e}).") from None
+    reason = unwritable_reason(path)
+    if reason:
+        raise SyntaxError(f"'{key}={path}' cannot be written: {reason}.")
 
 
 def _dataset_args(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
@@ -213,6 +214,37 @@ def run_datasets(argv: Sequence[str]) -> Any:
     return built
 
 
+EMPTY_EXAMPLES = {"cfg": "my.yaml", "model": "yolo11n-cls.yaml", "data": "digits", "label_smoothing": 0.1,
+                  "resume": "path/to/last.pt", "project": "runs/mine", "name": "exp"}
+
+
+def _resume_model(overrides: dict[str, Any]) -> None:
+    """``resume=PATH`` means ``model=PATH`` (as Ultralytics' ``yolo train resume model=PATH``); PATH must be a whole
+    checkpoint. Ultralytics would otherwise resume ``model``'s own checkpoint, or start a new run from a default."""
+    import zipfile
+
+    resume = overrides.get("resume")
+    if not isinstance(resume, (str, Path)):
+        return
+    path = Path(resume)
+    if not path.is_file():
+        raise SyntaxError(f"'resume={resume}': no such checkpoint file. Pass the last.pt of the run to resume, i.e. "
+                          "'resume=runs/classify/train/weights/last.pt'.")
+    try:
+        intact = zipfile.is_zipfile(path) and zipfile.ZipFile(path).testzip() is None
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        intact = False
+    if not intact:
+        raise SyntaxError(f"'resume={resume}' is not a readable checkpoint (truncated, or not a .pt file saved by "
+                          "Ultralytics). Resume from another checkpoint of the run, i.e. its best.pt, or start anew.")
+    model = overrides.get("model")
+    if model is not None and Path(str(model)).resolve() != path.resolve():
+        raise SyntaxError(f"'resume={resume}' resumes that checkpoint, but 'model={model}' names another one. Drop "
+                          "'model=' (resume=PATH uses PATH as the model) or pass 'model=PATH resume'.")
+    overrides["model"] = str(path)
+    overrides["resume"] = True
+
+
 def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, Any]]:
     """Parse ``[task] mode key=value ...`` into (task, mode, overrides) with Ultralytics' own value parsing.
 
@@ -229,6 +261,9 @@ def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, A
         a = a[2:] if a.startswith("--") else a
         a = a[:-1] if a.endswith(",") else a
         if "=" in a:
+            key, _, raw = a.partition("=")
+            if not raw.strip():
+                raise _empty_value_error(key, EMPTY_EXAMPLES.get(key, DEFAULTS.get(key, DEFAULT_CFG_DICT.get(key))))
             k, v = parse_key_value_pair(a)
             if k == "cfg" and v is not None:
                 cfg_file = {k2: v2 for k2, v2 in YAML.load(checks.check_yaml(v)).items() if k2 != "cfg"}
@@ -253,6 +288,7 @@ def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, A
             )
     overrides = {**cfg_file, **overrides}
     check_keys([k for k in overrides if k not in ("task", "mode")])
+    _resume_model(overrides)
     task = overrides.pop("task", task)
     mode = overrides.pop("mode", mode)
     return task, mode, overrides
