@@ -300,9 +300,27 @@ def _plan(run: Path, fp: dict[str, Any], epochs: int) -> tuple[str, str]:
     if ck is None:
         return "train", "interrupted before a readable checkpoint was saved: training it again from scratch"
     source = "last.pt" if ck is last else "best.pt (last.pt is truncated)"
+    df = read_csv(run / "results.csv")
+    trained = ck["epoch"] + 1 if ck["epoch"] >= 0 else int(df["epoch"].max()) if df is not None and len(df) else 0
+    holes = _missing_epochs(run, trained)
+    if holes:  # killed between the checkpoint save and the epoch's CSV rows: resuming would leave a hole
+        return "train", (f"{holes} lack epoch(s) the checkpoint says were trained (killed between its save and the "
+                         "epoch's rows): training it again from scratch")
     if 0 <= ck["epoch"] and ck["epoch"] + 1 < epochs:
         return "resume", f"interrupted after epoch {ck['epoch'] + 1}/{epochs}: resuming from {source}"
     return "finish", f"all epochs trained, interrupted in its final save or validation: finishing from {source}"
+
+
+def _missing_epochs(run: Path, trained: int) -> list[str]:
+    """The per-epoch CSVs of `run` that lack a row of an epoch in 1..trained (each named with the missing epochs)."""
+    out = []
+    for name in ("results.csv", "calibration.csv"):
+        df = read_csv(run / name)
+        have = set() if df is None or "epoch" not in df else {int(e) for e in df["epoch"]}
+        missing = sorted(set(range(1, trained + 1)) - have)
+        if missing:
+            out.append(f"{name} (epochs {missing})")
+    return out
 
 
 @contextlib.contextmanager
@@ -364,7 +382,13 @@ def _finish(run: Path, data: Any, task: str, calib: dict[str, Any]) -> None:
                             "bins": metrics.calibration_bins})
 
 
-def _check_outputs(run: Path) -> None:
+def _check_outputs(run: Path, epochs: int) -> None:
+    """Refuse to mark a variant done unless every output the report reads is there, one row per trained epoch."""
+    df = read_csv(run / "results.csv")
+    trained = int(df["epoch"].max()) if df is not None and len(df) else epochs
+    holes = _missing_epochs(run, trained)
+    if holes:
+        raise RuntimeError(f"variant {run} finished, but {', '.join(holes)} lack rows; it is not marked done")
     for rel in ("results.csv", "calibration.csv", "calibration/final.json", "weights/best.pt", "weights/last.pt"):
         if not (run / rel).is_file():
             raise RuntimeError(f"variant {run} finished without {rel}; it is not marked done")
@@ -475,7 +499,7 @@ def compare(
                     _finish(run, data, task, calib)
             if yolo is not None and Path(yolo.trainer.save_dir).resolve() != run.resolve():
                 raise RuntimeError(f"Ultralytics wrote variant {run.name} to {yolo.trainer.save_dir}, not to {run}")
-            _check_outputs(run)
+            _check_outputs(run, epochs)
             _say(console, f"{head}: done in {time.time() - t0:.1f} s")
         summary = variant_summary(run, task)
         _write_json_atomic(run / DONE, {"fingerprint": fp, "summary": summary})
