@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Label smoothing vs hard targets under 20% symmetric label noise on the embedded digits.
 #   bash examples/compare_noise.sh            # EPOCHS=20 by default; PROJECT=runs/examples
+# Re-runnable: the dataset step reuses an identical dataset (and refuses a different one), compare reuses finished
+# variants and completes an interrupted one.
 set -euo pipefail
 EPOCHS="${EPOCHS:-20}"
 PROJECT="${PROJECT:-runs/examples}"

@@ -185,3 +185,20 @@ def test_no_stale_tmp_files_left(tmp_path):
 
     _write_json_atomic(tmp_path / "x.json", {"a": 1})
     assert os.listdir(tmp_path) == ["x.json"] and json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
+
+
+def test_disk_full_mid_compare_is_one_clean_line(tmp_path, digits_root, capsys, monkeypatch):
+    import errno
+
+    import yolo_ls.compare as compare_mod
+    from yolo_ls.cli import entrypoint
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(compare_mod, "_write_json_atomic", full)
+    rc = entrypoint(["compare", "model=yolo11n-cls.yaml", f"data={digits_root}", "label_smoothing=0,0.1", "epochs=1",
+                     f"project={tmp_path}"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "No space left on device" in err and "Traceback" not in err, err
+    assert "run the same command again" in err

@@ -231,3 +231,14 @@ def test_readme_hostile_table_is_the_generated_one():
     assert start in text and end in text, "README.md lacks the <!-- hostile-table --> section"
     section = text[text.index(start) + len(start):text.index(end)]
     assert section == markdown_table(), "README.md's hostile table is stale: run `python -m tests.hostile_table`"
+
+
+def test_resume_path_is_the_model(tmp_path):
+    """`yolo-ls train resume=PATH` means model=PATH (Ultralytics' `yolo train resume model=PATH`), not yolo26n.pt."""
+    from yolo_ls.cli import parse_args
+
+    _whole_zip(tmp_path)
+    ckpt = tmp_path / "last.pt"
+    assert parse_args(["train", f"resume={ckpt}"]) == (None, "train", {"model": str(ckpt), "resume": True})
+    assert parse_args(["train", f"model={ckpt}", f"resume={ckpt}"])[2] == {"model": str(ckpt), "resume": True}
+    assert parse_args(["train", f"model={ckpt}", "resume"])[2] == {"model": str(ckpt), "resume": True}  # stock form
