@@ -202,3 +202,16 @@ def test_disk_full_mid_compare_is_one_clean_line(tmp_path, digits_root, capsys, 
     err = capsys.readouterr().err
     assert rc == 1 and "No space left on device" in err and "Traceback" not in err, err
     assert "run the same command again" in err
+
+
+def test_a_done_variant_whose_files_were_deleted_is_not_reported(tmp_path, digits_root, monkeypatch):
+    """A done-marker alone proves nothing once results.csv is gone: the report refuses instead of reading nothing."""
+    import yolo_ls.compare as compare_mod
+
+    out = tmp_path / "cmp"
+    for v in ("eps0", "eps0.1"):
+        (out / v).mkdir(parents=True)
+    monkeypatch.setattr(compare_mod, "_plan", lambda run, fp, epochs: ("reuse", "finished"))
+    with pytest.raises(RuntimeError, match=r"results.csv \(epochs \[1\]\).* lack rows; delete the variant folder"):
+        compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", project=str(tmp_path), name="cmp", **ARGS)
+    assert not (out / "report.md").exists()

@@ -388,12 +388,12 @@ def _check_outputs(run: Path, epochs: int) -> None:
     trained = int(df["epoch"].max()) if df is not None and len(df) else epochs
     holes = _missing_epochs(run, trained)
     if holes:
-        raise RuntimeError(f"variant {run} finished, but {', '.join(holes)} lack rows; it is not marked done")
+        raise RuntimeError(f"variant {run}: {', '.join(holes)} lack rows; delete the variant folder to train it again")
     for rel in ("results.csv", "calibration.csv", "calibration/final.json", "weights/best.pt", "weights/last.pt"):
         if not (run / rel).is_file():
-            raise RuntimeError(f"variant {run} finished without {rel}; it is not marked done")
+            raise RuntimeError(f"variant {run} lacks {rel}: delete the variant folder to train it again")
     if _checkpoint(run / "weights" / "best.pt") is None:
-        raise RuntimeError(f"variant {run}: best.pt is unreadable; it is not marked done")
+        raise RuntimeError(f"variant {run}: best.pt is unreadable: delete the variant folder to train it again")
 
 
 def compare(
@@ -473,6 +473,7 @@ def compare(
     for i, (eps, run, fp, state, why) in enumerate(variants, 1):
         head = f"yolo-ls: [{i}/{len(variants)}] {run.name} seed {seed}"
         if state == "reuse":
+            _check_outputs(run, epochs)  # marked done, but files the report reads may have been deleted since
             _say(console, f"{head}: reusing the finished variant in {run}")
         else:
             _say(console, f"{head}: {'training' if why == 'new' else why} ... (log: {run / LOG})")
@@ -502,7 +503,8 @@ def compare(
             _check_outputs(run, epochs)
             _say(console, f"{head}: done in {time.time() - t0:.1f} s")
         summary = variant_summary(run, task)
-        _write_json_atomic(run / DONE, {"fingerprint": fp, "summary": summary})
+        if state != "reuse":
+            _write_json_atomic(run / DONE, {"fingerprint": fp, "summary": summary})
         rows.append({"variant": run.name, "label_smoothing": eps, **summary})
     command = {"model": model, "data": data, "label_smoothing": ",".join(f"{e!r}" for e in eps_list), "seed": seed,
                **{k: v for k, v in train_args.items() if k != "seed"}}
