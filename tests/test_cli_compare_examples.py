@@ -45,14 +45,35 @@ def test_cli_cfg_file_with_plugin_keys_then_val(tmp_path, digits_root):
     assert proc.returncode == 2 and "only apply to training" in proc.stderr
 
 
-def test_compare_two_variants_report_matches_runs_and_rerun_reuses(tmp_path, digits_root):
-    args = {**TINY_CLS, "epochs": 2, "project": str(tmp_path), "name": "cmp"}
+def _fresh_env(tmp_path: Path) -> dict[str, str]:
+    """A subprocess environment with its own Ultralytics settings (runs_dir under tmp_path) and not seen as pytest."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env.update(YOLO_CONFIG_DIR=str(tmp_path / "cfg"), PYTHONPATH=str(ROOT))
+    code = f"from ultralytics.utils import SETTINGS; SETTINGS.update({{'runs_dir': {str(tmp_path / 'runs')!r}}})"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=300)
+    return env
+
+
+def test_compare_relative_project_report_matches_runs_rerun_reuses_changed_args_refused(tmp_path, digits_root):
+    """Relative project= in a fresh cwd lands where Ultralytics puts it (runs_dir/<task>/<project>); short console."""
+    env, cwd = _fresh_env(tmp_path), tmp_path / "work"
+    cwd.mkdir()
+    args = {**TINY_CLS, "epochs": 1, "project": "rel/proj", "name": "cmp"}
     args.pop("seed")
-    proc = _cli("compare", "model=yolo11n-cls.yaml", f"data={digits_root}", "label_smoothing=0,0.1", *_kv(args))
+    cmd = [sys.executable, "-m", "yolo_ls.cli", "compare", "model=yolo11n-cls.yaml", f"data={digits_root}",
+           "label_smoothing=0,0.1", *_kv(args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = tmp_path / "cmp"
+    out = tmp_path / "runs" / "classify" / "rel" / "proj" / "cmp"
     for name in ("report.md", "report.csv", "reliability.png", "curves.png"):
         assert (out / name).stat().st_size > 200, name
+    assert not (cwd / "rel").exists() and not (cwd / "runs").exists()
+    lines = proc.stdout.splitlines()
+    assert any(ln.startswith("yolo-ls: [1/2] eps0 seed 0: training ...") for ln in lines), proc.stdout
+    assert any(ln.startswith("yolo-ls: [2/2] eps0.1 seed 0: done in ") for ln in lines), proc.stdout
+    assert "| variant | label_smoothing |" in proc.stdout and str(out / "report.md") in proc.stdout
+    assert len(lines) < 20 and "Epoch" not in proc.stdout, proc.stdout  # stock output is in each variant's log
+    assert "Starting training" in (out / "eps0" / "compare.log").read_text()
     report = pd.read_csv(out / "report.csv")
     assert report["label_smoothing"].tolist() == [0.0, 0.1]
     for _, row in report.iterrows():
@@ -61,13 +82,23 @@ def test_compare_two_variants_report_matches_runs_and_rerun_reuses(tmp_path, dig
             assert row[k] == pytest.approx(cal[k], abs=1e-6)
         assert row["top1"] == pytest.approx(results(out / row["variant"])["metrics/accuracy_top1"].iloc[-1])
     md = (out / "report.md").read_text()
-    assert "best calibrated variant is ε=" in md and "| variant |" in md
+    assert "best calibrated variant is ε=" in md and "| variant |" in md and "epochs=1" in md
 
-    stamp = (out / "eps0.1" / "results.csv").stat().st_mtime
-    again = _cli("compare", "model=yolo11n-cls.yaml", f"data={digits_root}", "label_smoothing=0,0.1", *_kv(args))
+    stamp = (out / "eps0.1" / "results.csv").stat().st_mtime_ns
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert (again.stdout + again.stderr).count("reusing the finished variant") == 2
-    assert (out / "eps0.1" / "results.csv").stat().st_mtime == stamp
+    assert again.stdout.count("reusing the finished variant") == 2
+    assert (out / "eps0.1" / "results.csv").stat().st_mtime_ns == stamp
+
+    changed = subprocess.run([c.replace("epochs=1", "epochs=2") for c in cmd], capture_output=True, text=True,
+                             cwd=cwd, env=env, timeout=900)
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    assert "eps0: epochs=1 there, 2 now" in changed.stderr and "Nothing was trained" in changed.stderr
+    assert (out / "eps0.1" / "results.csv").stat().st_mtime_ns == stamp
+
+    owned = subprocess.run([*cmd, "exist_ok=True"], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+    assert owned.returncode == 2 and "'exist_ok' cannot be passed to compare" in owned.stderr
+    assert "Traceback" not in owned.stderr and "multiple values" not in owned.stderr
 
 
 def test_compare_rejects_bad_eps_lists(tmp_path):
@@ -88,11 +119,16 @@ def test_python_examples_run_as_written(tmp_path, script):
     assert all((r / "calibration.csv").exists() for r in runs)
 
 
-def test_compare_noise_example_runs_as_written(tmp_path):
+def test_compare_noise_example_runs_as_written_and_reruns(tmp_path):
     env = {**os.environ, "EPOCHS": "1", "PROJECT": str(tmp_path), "YOLO_LS": f"{sys.executable} -m yolo_ls.cli"}
-    proc = subprocess.run(["bash", str(ROOT / "examples" / "compare_noise.sh")], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=900)
+    script = ["bash", str(ROOT / "examples" / "compare_noise.sh")]
+    proc = subprocess.run(script, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = pd.read_csv(tmp_path / "digits-noise20" / "noise_manifest.csv")
     assert len(manifest) == round(0.2 * 1437)
     assert (tmp_path / "compare-noise20" / "report.md").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare-noise20", "digits-noise20"], "nothing left beside"
+
+    again = subprocess.run(script, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("reusing the finished variant") == 3 and "yolo-ls: error" not in again.stderr

@@ -328,3 +328,73 @@ def test_resolve_data_aliases(tmp_path, monkeypatch):
     assert resolve_data("digits", task="classify") == str(tmp_path / "cls")
     assert resolve_data("digits-det", task="detect") == str(tmp_path / "det" / "data.yaml")
     assert calls == ["cls", "det"]
+
+
+# ------------------------------------------------------------------ the `yolo-ls datasets` command (in-process)
+def _datasets_cli(capsys, *args: str) -> tuple[int, str]:
+    from yolo_ls.cli import entrypoint
+
+    rc = entrypoint(["datasets", *args])
+    captured = capsys.readouterr()
+    return rc, captured.out + captured.err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["noise=abc"], "'noise=abc' is an invalid value. Valid 'noise' values are floats between 0.0"),
+    (["noise=1.5"], "'noise=1.5' is an invalid value"),
+    (["noise=0.2", "seed=1.5"], "'seed=1.5' is an invalid value. Valid 'seed' values are integers >= 0"),
+    (["seed=-1"], "'seed=-1' is an invalid value"),
+    (["noise=0.2", "noise_kind=symetric"], "Did you mean 'symmetric'?"),
+    (["noise_kind=pairflip"], "'noise_kind' only applies with label noise"),
+    (["imgsz=4"], "'imgsz=4' is an invalid value. Valid 'imgsz' values are integers >= 8"),
+    (["n_train=10"], "'n_train' applies to 'digits-det' only"),
+    (["nosie=0.2"], "Did you mean 'noise'?"),
+    (["noise="], "'noise=' has no value"),
+], ids=lambda v: v if isinstance(v, str) else "-".join(v))
+def test_datasets_cli_checks_every_argument_before_writing(tmp_path, capsys, args, message):
+    rc, text = _datasets_cli(capsys, "digits", f"out={tmp_path / 'out'}", *args)
+    assert rc == 2 and message in text and "Traceback" not in text
+    assert list(tmp_path.iterdir()) == [], "nothing may be written (not even a hidden sibling) on a bad argument"
+
+
+def test_datasets_cli_empty_out_and_unwritable_out(tmp_path, capsys):
+    rc, text = _datasets_cli(capsys, "digits", "out=")
+    assert rc == 2 and "'out=' has no value" in text
+    rc, text = _datasets_cli(capsys, "digits", "out=/proc/yolo-ls-test/digits")  # /proc: never writable
+    assert rc == 2 and "'out=/proc/yolo-ls-test/digits' cannot be written" in text
+    (tmp_path / "file").write_text("x")
+    rc, text = _datasets_cli(capsys, "digits", f"out={tmp_path / 'file' / 'digits'}")
+    assert rc == 2 and "is not a folder" in text
+
+
+def test_datasets_cli_noisy_rerun_reuses_identical_and_refuses_different(tmp_path, capsys, caplog):
+    out = tmp_path / "noisy"
+    rc, text = _datasets_cli(capsys, "digits", f"out={out}", "imgsz=8", "noise=0.2", "seed=0")
+    assert rc == 0, text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noisy"], "no clean copy left beside out="
+    params = json.loads((out / "noise.json").read_text())
+    assert params["counts"]["train"] == {"labels": 1437, "flipped": 287}
+    assert params["src"] == "digits(imgsz=8, val_fraction=0.2, seed=0)"
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    rc, text = _datasets_cli(capsys, "digits", f"out={out}", "imgsz=8", "noise=0.2", "seed=0")
+    assert rc == 0 and "reusing the identical noisy dataset" in caplog.text, text
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    for other in (["noise=0.3"], ["noise=0.2", "noise_kind=pairflip"], ["noise=0.2", "seed=1"], []):
+        rc, text = _datasets_cli(capsys, "digits", f"out={out}", "imgsz=8", *other)
+        assert rc == 2 and "already holds a different dataset build" in text and "Traceback" not in text, other
+        assert "yolo-ls: error: yolo-ls:" not in text, "doubled prefix"
+        assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_datasets_cli_disk_full_is_one_clean_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    noise_mod = importlib.import_module("yolo_ls.datasets.noise")
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    monkeypatch.setattr(noise_mod, "_link_or_copy", full)
+    rc, text = _datasets_cli(capsys, "digits", f"out={tmp_path / 'out'}", "imgsz=8", "noise=0.2")
+    assert rc == 1 and "No space left on device" in text and "Traceback" not in text
+    assert list(tmp_path.iterdir()) == [], "a failed build leaves neither out= nor a hidden sibling"

@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +65,180 @@ def test_cli(tmp_path, digits_root, case, key, value, cli_value, error, message)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not project.exists(), "a run folder was written before the error"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The rest of the hostile-input table: compare, datasets, resume and empty values. Each case runs through the CLI
+# (exit code and message, in-process through the entry point) and, where a Python API takes the same input, through
+# it. Nothing may be written on error: the case's tmp folder is identical before and after.
+# README.md's <!-- hostile-table --> section is this table, printed by `python -m tests.hostile_table`.
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One hostile input: the CLI argv after ``yolo-ls`` ({tmp} and {data} filled in), the answer it must give, the
+    exit code, and optionally the Python call with the same input (tmp, data) -> None and what it raises."""
+
+    id: str
+    cli: tuple[str, ...] | None
+    answer: str
+    api: Callable[[Path, Path], Any] | None = None
+    api_error: type[BaseException] | None = None
+    api_answer: str | None = None
+    setup: Callable[[Path], None] | None = None
+    exit_code: int = 2
+
+
+def _compare(tmp: Path, data: Path, **kw: Any) -> None:
+    from yolo_ls.compare import compare
+
+    compare("yolo11n-cls.yaml", str(data), kw.pop("label_smoothing", "0,0.1"), **{"project": f"{tmp}/p", **kw})
+
+
+def _old_compare_folder(tmp: Path) -> None:
+    (tmp / "p" / "cmp" / "eps0").mkdir(parents=True)
+    (tmp / "p" / "cmp" / "eps0" / "compare_done.json").write_text('{"label_smoothing": 0.0}')
+
+
+def _user_folder(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "mine.txt").write_text("the user's own file")
+
+
+def _truncated_checkpoint(tmp: Path) -> None:
+    (tmp / "last.pt").write_bytes(b"PK\x03\x04 half of a checkpoint")
+
+
+def _whole_zip(tmp: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(tmp / "last.pt", "w") as z:
+        z.writestr("archive/data.pkl", b"x")
+
+
+def _symlink_loop(tmp: Path) -> None:
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (tmp / "src" / split / c).mkdir(parents=True)
+            (tmp / "src" / split / c / "x.png").write_bytes(b"")
+    (tmp / "src" / "train" / "a" / "loop").symlink_to(tmp / "src" / "train", target_is_directory=True)
+
+
+def _noise(tmp: Path, data: Path, **kw: Any) -> None:
+    from yolo_ls.datasets import add_label_noise
+
+    add_label_noise(kw.pop("src", data), tmp / "o", kw.pop("rate", 0.2), **kw)
+
+
+def _digits(tmp: Path, data: Path, **kw: Any) -> None:
+    from yolo_ls.datasets import digits
+
+    digits(tmp / "o", **kw)
+
+
+COMPARE = ("compare", "model=yolo11n-cls.yaml", "data={data}", "epochs=1", "project={tmp}/p")
+HOSTILE = [
+    Hostile("compare_exist_ok", (*COMPARE, "label_smoothing=0,0.1", "exist_ok=True"),
+            "'exist_ok' cannot be passed to compare", lambda t, d: _compare(t, d, exist_ok=True), PluginArgumentError),
+    Hostile("compare_resume", (*COMPARE, "label_smoothing=0,0.1", "resume=True"),
+            "'resume' cannot be passed to compare", lambda t, d: _compare(t, d, resume=True), PluginArgumentError),
+    Hostile("compare_one_eps", (*COMPARE, "label_smoothing=0.1"), "at least two different ε values",
+            lambda t, d: _compare(t, d, label_smoothing=0.1), PluginArgumentError),
+    Hostile("compare_unwritable_project", (*COMPARE[:-1], "label_smoothing=0,0.1", "project=/proc/yolo-ls-test"),
+            "cannot be written", lambda t, d: _compare(t, d, project="/proc/yolo-ls-test"), PluginArgumentError),
+    Hostile("compare_folder_of_other_settings", (*COMPARE, "label_smoothing=0,0.1", "name=cmp"),
+            "holds variants trained with other settings", lambda t, d: _compare(t, d, name="cmp"),
+            PluginArgumentError, setup=_old_compare_folder),
+    Hostile("datasets_noise_text", ("datasets", "digits", "out={tmp}/o", "noise=abc"),
+            "'noise=abc' is an invalid value. Valid 'noise' values are floats between 0.0",
+            lambda t, d: _noise(t, d, rate="abc"), TypeError, "rate must be a number"),
+    Hostile("datasets_seed_float", ("datasets", "digits", "out={tmp}/o", "noise=0.2", "seed=1.5"),
+            "'seed=1.5' is an invalid value. Valid 'seed' values are integers >= 0",
+            lambda t, d: _digits(t, d, seed=1.5), TypeError, "seed must be an integer"),
+    Hostile("datasets_noise_kind_typo", ("datasets", "digits", "out={tmp}/o", "noise=0.2", "noise_kind=symetric"),
+            "Did you mean 'symmetric'?", lambda t, d: _noise(t, d, kind="symetric"), ValueError),
+    Hostile("datasets_out_empty", ("datasets", "digits", "out="), "'out=' has no value"),
+    Hostile("datasets_out_unwritable", ("datasets", "digits", "out=/proc/yolo-ls-test/digits"), "cannot be written"),
+    Hostile("datasets_out_holds_other_files", ("datasets", "digits", "out={tmp}/o"),
+            "is not empty but has no .yolo_ls_dataset.json marker", lambda t, d: _digits(t, d), ValueError,
+            setup=_user_folder),
+    Hostile("noise_symlink_loop", None, "", lambda t, d: _noise(t, d, src=t / "src"), ValueError, "symlink loop",
+            setup=_symlink_loop),
+    Hostile("empty_label_smoothing", ("train", "model=yolo11n-cls.yaml", "data={data}", "label_smoothing="),
+            "'label_smoothing=' has no value. Give 'label_smoothing' a value, i.e. 'label_smoothing=0.1'"),
+    Hostile("empty_cfg", ("train", "cfg="), "'cfg=' has no value"),
+    Hostile("resume_missing_checkpoint", ("train", "resume={tmp}/runs/weights/last.pt"), "no such checkpoint file"),
+    Hostile("resume_truncated_checkpoint", ("train", "resume={tmp}/last.pt"), "is not a readable checkpoint",
+            setup=_truncated_checkpoint),
+    Hostile("resume_with_another_model", ("train", "model=yolo11n-cls.yaml", "resume={tmp}/last.pt"),
+            "names another one", setup=_whole_zip),
+]
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("case", [c for c in HOSTILE if c.cli], ids=lambda c: c.id)
+def test_hostile_cli(tmp_path, digits_root, capsys, case):
+    from yolo_ls.cli import entrypoint
+
+    if case.setup:
+        case.setup(tmp_path)
+    before = _tree(tmp_path)
+    rc = entrypoint([a.format(tmp=tmp_path, data=digits_root) for a in case.cli])
+    err = capsys.readouterr().err
+    assert rc == case.exit_code and case.answer in err, err
+    assert err.startswith("yolo-ls: error: ") and "yolo-ls: error: yolo-ls:" not in err and "Traceback" not in err
+    assert _tree(tmp_path) == before, "something was written before the error"
+
+
+@pytest.mark.parametrize("case", [c for c in HOSTILE if c.api], ids=lambda c: c.id)
+def test_hostile_python_api(tmp_path, digits_root, case):
+    if case.setup:
+        case.setup(tmp_path)
+    before = _tree(tmp_path)
+    with pytest.raises(case.api_error) as info:
+        case.api(tmp_path, digits_root)
+    assert (case.api_answer or case.answer) in str(info.value)
+    assert _tree(tmp_path) == before, "something was written before the error"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_table() -> str:
+    """The whole hostile-input table as Markdown: what README.md's <!-- hostile-table --> section must hold."""
+    lines = ["Every hostile input the tests feed in, and the answer it gets (CLI exit code and message; the Python "
+             "error where the API takes the same input). Nothing is written before any of these errors.", "",
+             "| case | input | answer |", "|---|---|---|"]
+    for case_id, key, _value, cli_value, error, message in CASES:
+        lines.append(f"| `{case_id}` | `yolo-ls train ... {key}={cli_value}` (or the same keyword in Python) | "
+                     f"exit 2 / `{error.__name__}`: ...{_cell(message)}... |")
+    for c in HOSTILE:
+        cli = f"`yolo-ls {' '.join(c.cli)}`" if c.cli else ""
+        api = f"`{c.api_error.__name__}`: ...{_cell(c.api_answer or c.answer)}..." if c.api else ""
+        answer = " / ".join(x for x in (f"exit {c.exit_code}: ...{_cell(c.answer)}..." if c.cli else "",
+                                         f"Python {api}" if api else "") if x)
+        lines.append(f"| `{c.id}` | {cli or '(Python API only)'} | {answer} |")
+    return "\n".join(lines)
+
+
+def test_readme_hostile_table_is_the_generated_one():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- hostile-table -->\n", "\n<!-- /hostile-table -->"
+    assert start in text and end in text, "README.md lacks the <!-- hostile-table --> section"
+    section = text[text.index(start) + len(start):text.index(end)]
+    assert section == markdown_table(), "README.md's hostile table is stale: run `python -m tests.hostile_table`"
+
+
+def test_resume_path_is_the_model(tmp_path):
+    """`yolo-ls train resume=PATH` means model=PATH (Ultralytics' `yolo train resume model=PATH`), not yolo26n.pt."""
+    from yolo_ls.cli import parse_args
+
+    _whole_zip(tmp_path)
+    ckpt = tmp_path / "last.pt"
+    assert parse_args(["train", f"resume={ckpt}"]) == (None, "train", {"model": str(ckpt), "resume": True})
+    assert parse_args(["train", f"model={ckpt}", f"resume={ckpt}"])[2] == {"model": str(ckpt), "resume": True}
+    assert parse_args(["train", f"model={ckpt}", "resume"])[2] == {"model": str(ckpt), "resume": True}  # stock form

@@ -310,3 +310,66 @@ def test_other_bad_inputs(det_src, tmp_path):
         add_label_noise(bad / "data.yaml", tmp_path / "o3", 0.1)
     assert not (tmp_path / "o3").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".o3")]
     assert sorted(os.listdir(bad)) == sorted(os.listdir(det_src.parent))
+
+
+def ultralytics_cls_samples(root: Path, split: str) -> list[tuple[str, int]]:
+    """(path relative to root/split, class index) of every sample the ImageFolder of Ultralytics' ClassificationDataset
+    lists (built exactly as ``ultralytics.data.dataset.ClassificationDataset`` builds it)."""
+    import torchvision
+    from ultralytics.data.utils import IMG_FORMATS
+
+    base = torchvision.datasets.ImageFolder(root=str(root / split), allow_empty=True,
+                                            is_valid_file=lambda x: x.rpartition(".")[-1].lower() in IMG_FORMATS)
+    return sorted((Path(f).relative_to(root / split).as_posix(), int(c)) for f, c in base.samples)
+
+
+def test_symlinked_class_folder_and_files_are_copied_and_counted(tmp_path):
+    """Issue: a symlinked class folder was counted in noise.json and the manifest, but none of its images copied."""
+    shared = write_image_folder(tmp_path / "elsewhere", {"pool": [f"b/{i}.png" for i in range(6)] + ["c/solo.png"]})
+    src = write_image_folder(tmp_path / "src", {"train": [f"a/{i}.png" for i in range(4)], "val": ["a/v.png"]})
+    (src / "train" / "b").symlink_to(shared / "pool" / "b", target_is_directory=True)  # a whole linked class
+    (src / "train" / "a" / "linked.png").symlink_to(shared / "pool" / "c" / "solo.png")  # one linked file
+    (src / "val" / "b").mkdir()
+    (src / "val" / "b" / "v.png").symlink_to(shared / "pool" / "b" / "0.png")
+    expected = ultralytics_cls_samples(src, "train")
+    assert len(expected) == 11  # what Ultralytics trains on: 4 + 1 linked file in a, 6 in the linked b
+
+    dst = add_label_noise(src, tmp_path / "noisy", 0.5, seed=3)
+    params = json.loads((dst / "noise.json").read_text())
+    assert params["counts"]["train"] == {"labels": 11, "flipped": round(0.5 * 11)}
+    got = ultralytics_cls_samples(dst, "train")
+    assert len(got) == 11, "every image Ultralytics reads in src is in dst"
+    assert not any(p.is_symlink() for p in dst.rglob("*")), "dst holds the files, not links into src"
+    rows = manifest(dst)
+    assert len(rows) == params["counts"]["train"]["flipped"]
+    for r in rows:  # every manifest row names a file that exists, under its new class
+        assert (dst / r["file"]).is_file() and Path(r["file"]).parts[1] == ["a", "b"][int(r["new"])]
+    assert len(ultralytics_cls_samples(dst, "val")) == 2
+
+
+def test_symlink_loop_and_broken_link_are_refused_clearly(tmp_path):
+    src = write_image_folder(tmp_path / "src", {"train": ["a/x.png", "b/y.png"], "val": ["a/z.png", "b/w.png"]})
+    (src / "train" / "a" / "loop").symlink_to(src / "train", target_is_directory=True)
+    with pytest.raises(ValueError, match="symlink loop"):
+        add_label_noise(src, tmp_path / "o1", 0.5)
+    (src / "train" / "a" / "loop").unlink()
+    (src / "train" / "b" / "gone.png").symlink_to(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match="broken symlink"):
+        add_label_noise(src, tmp_path / "o2", 0.5)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_detection_with_symlinked_images_reads_labels_beside_the_links(digits_seg_yaml, tmp_path):
+    """The seg fixture links every image to the detection set: labels are next to the links, as Ultralytics reads."""
+    root = digits_seg_yaml.parent
+    assert all(p.is_symlink() for p in (root / "images" / "train").iterdir())
+    dst = add_label_noise(digits_seg_yaml, tmp_path / "noisy", 0.25, seed=0)
+    objects = sum(1 for p in (root / "labels" / "train").glob("*.txt") for ln in p.read_text().splitlines() if ln)
+    assert objects > 0
+    params = json.loads((dst.parent / "noise.json").read_text())
+    assert params["counts"]["train"] == {"labels": objects, "flipped": round(0.25 * objects)}
+    for r in manifest(dst.parent):  # segment polygons (9 fields) kept: the labels were read beside the links
+        assert len((dst.parent / r["file"]).read_text().splitlines()[int(r["line"])].split()) == 9
+    imgs = sorted((dst.parent / "images" / "train").iterdir())
+    assert len(imgs) == len(list((root / "images" / "train").iterdir())) and not any(p.is_symlink() for p in imgs)
+    check_det_dataset(str(dst))

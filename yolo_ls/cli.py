@@ -71,6 +71,8 @@ def version_text() -> str:
 
 def run_compare(argv: Sequence[str]) -> Any:
     """``yolo-ls compare key=value ...``: train one variant per ε and write the report."""
+    import errno
+
     from yolo_ls.compare import compare
 
     task, mode, overrides = parse_args(argv)
@@ -80,48 +82,142 @@ def run_compare(argv: Sequence[str]) -> Any:
         if key not in overrides:
             raise SyntaxError(f"'compare' needs '{key}=...', i.e. 'yolo-ls compare model=yolo11n-cls.yaml data=digits'")
     eps = overrides.pop("label_smoothing", (0.0, 0.05, 0.1))
-    return compare(overrides.pop("model"), overrides.pop("data"), eps, **overrides)
+    try:
+        return compare(overrides.pop("model"), overrides.pop("data"), eps, **overrides)
+    except OSError as e:  # disk full, read-only or no permission in the middle of a run: one line, no traceback
+        if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT):
+            raise
+        raise RuntimeError(f"compare could not write {e.filename or 'its outputs'}: {e.strerror or e}. Free space or "
+                           "fix the folder, then run the same command again: finished variants are kept.") from None
 
 
 DATASET_ARGS = {"out": None, "imgsz": None, "seed": 0, "noise": 0.0, "noise_kind": "symmetric", "n_train": None,
                 "n_val": None}
+DATASET_USAGE = "usage: yolo-ls datasets digits|digits-det out=DIR [imgsz=..] [noise=0.2 noise_kind=symmetric seed=0]"
 
 
-def run_datasets(argv: Sequence[str]) -> Any:
-    """``yolo-ls datasets digits|digits-det out=... [noise=0.2 noise_kind=symmetric seed=0]``."""
+def _empty_value_error(key: str, example: Any) -> SyntaxError:
+    """'key=' typed with nothing after the '=': name the key and show a value."""
+    return SyntaxError(f"'{key}=' has no value. Give '{key}' a value, i.e. '{key}={example}', or leave it out.")
+
+
+def _int_arg(key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SyntaxError(f"'{key}={value}' is an invalid value. Valid '{key}' values are integers >= {minimum}.")
+    return value
+
+
+def _check_writable(key: str, path: Path) -> None:
+    """Refuse an output folder that cannot be written, before anything is built."""
+    from yolo_ls.utils import unwritable_reason
+
+    reason = unwritable_reason(path)
+    if reason:
+        raise SyntaxError(f"'{key}={path}' cannot be written: {reason}.")
+
+
+def _dataset_args(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """Parse and check every ``datasets`` argument before anything is written; return (dataset name, arguments)."""
     from difflib import get_close_matches
 
     from ultralytics.cfg import parse_key_value_pair
-    from ultralytics.utils import LOGGER
 
-    from yolo_ls.datasets import add_label_noise, digits, digits_detection
+    from yolo_ls.datasets import NOISE_KINDS
 
     names = [a for a in argv if "=" not in a]
     if len(names) != 1 or names[0] not in ("digits", "digits-det"):
-        raise SyntaxError(
-            "usage: yolo-ls datasets digits|digits-det out=DIR [imgsz=..] [noise=0.2 noise_kind=symmetric seed=0]"
-        )
-    args = dict(DATASET_ARGS)
+        raise SyntaxError(DATASET_USAGE)
+    dataset = names[0]
+    examples = {"out": "data/digits", "imgsz": 32, "seed": 0, "noise": 0.2, "noise_kind": "symmetric", "n_train": 400,
+                "n_val": 100}
+    args, given = dict(DATASET_ARGS), set()
     for a in argv:
-        if "=" in a:
-            k, v = parse_key_value_pair(a)
-            if k not in args:
-                hint = get_close_matches(k, list(args))
-                hint_text = f" Did you mean '{hint[0]}'?" if hint else ""
-                raise SyntaxError(f"'{k}' is not a valid 'datasets' argument.{hint_text}")
-            args[k] = v
+        if "=" not in a:
+            continue
+        k, _, raw = a.partition("=")
+        if k not in args:
+            hint = get_close_matches(k, list(args))
+            hint_text = f" Did you mean '{hint[0]}'?" if hint else ""
+            raise SyntaxError(f"'{k}' is not a valid 'datasets' argument.{hint_text} Valid arguments are {list(args)}.")
+        if not raw.strip():
+            raise _empty_value_error(k, examples[k])
+        args[k] = parse_key_value_pair(a)[1]
+        given.add(k)
     if args["out"] is None:
         raise SyntaxError("'datasets' needs 'out=DIR', the folder to write the dataset to.")
-    out = Path(str(args["out"]))
-    noise = float(args["noise"] or 0.0)
-    clean = out.parent / f".{out.name}-clean" if noise else out
-    if names[0] == "digits":
-        built = digits(clean, imgsz=int(args["imgsz"] or 32), seed=int(args["seed"]))
+    noise = args["noise"]
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise <= 1.0:
+        raise SyntaxError(f"'noise={noise}' is an invalid value. Valid 'noise' values are floats between 0.0 "
+                          "(inclusive) and 1.0 (inclusive), the fraction of train labels flipped, i.e. 'noise=0.2'.")
+    args["noise"] = float(noise)
+    if args["noise_kind"] not in NOISE_KINDS:
+        close = get_close_matches(str(args["noise_kind"]), NOISE_KINDS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise SyntaxError(f"'noise_kind={args['noise_kind']}' is an invalid value. Valid 'noise_kind' values are "
+                          f"{list(NOISE_KINDS)}.{hint}")
+    if "noise_kind" in given and not args["noise"]:
+        raise SyntaxError("'noise_kind' only applies with label noise: add 'noise=0.2' (a fraction > 0) or drop it.")
+    args["seed"] = _int_arg("seed", args["seed"], 0)
+    if args["imgsz"] is not None:
+        args["imgsz"] = _int_arg("imgsz", args["imgsz"], 8 if dataset == "digits" else 32)
+    for k in ("n_train", "n_val"):
+        if args[k] is not None:
+            if dataset == "digits":
+                raise SyntaxError(f"'{k}' applies to 'digits-det' only; 'digits' always has sklearn's 1797 images.")
+            args[k] = _int_arg(k, args[k], 1)
+    args["out"] = Path(str(args["out"])).expanduser().resolve()
+    _check_writable("out", args["out"])
+    return dataset, args
+
+
+def run_datasets(argv: Sequence[str]) -> Any:
+    """``yolo-ls datasets digits|digits-det out=... [noise=0.2 noise_kind=symmetric seed=0]``.
+
+    Every argument is checked before anything is written. A folder that already holds the same build (clean or noisy,
+    same arguments) is reused; one holding anything else is refused. The clean copy behind a noisy build lives in a
+    temporary folder that is removed afterwards.
+    """
+    import tempfile
+
+    from ultralytics.utils import LOGGER
+
+    from yolo_ls.datasets import add_label_noise, digits, digits_detection
+    from yolo_ls.datasets.digits import FORMAT_VERSION, check_cached
+
+    dataset, args = _dataset_args(argv)
+    out: Path = args["out"]
+    seed = args["seed"]
+    if dataset == "digits":
+        kw: dict[str, Any] = {"imgsz": args["imgsz"] or 32, "seed": seed}
+        params = {"imgsz": kw["imgsz"], "val_fraction": 0.2, "seed": seed}
     else:
-        kw = {k: int(args[k]) for k in ("n_train", "n_val") if args[k] is not None}
-        built = digits_detection(clean, imgsz=int(args["imgsz"] or 128), seed=int(args["seed"]), **kw)
-    if noise:
-        built = add_label_noise(built, out, noise, kind=args["noise_kind"], seed=int(args["seed"]))
+        kw = {"imgsz": args["imgsz"] or 128, "seed": seed, **{k: args[k] for k in ("n_train", "n_val") if args[k]}}
+        params = {"imgsz": kw["imgsz"], "n_train": kw.get("n_train", 400), "n_val": kw.get("n_val", 100), "seed": seed,
+                  "max_digits": 4}
+    build = digits if dataset == "digits" else digits_detection
+    noisy = f"{dataset}-noisy"
+    noisy_params = {**params, "noise": args["noise"], "noise_kind": args["noise_kind"], "noise_splits": ["train"]}
+    try:
+        cached = check_cached(out, noisy if args["noise"] else dataset, noisy_params if args["noise"] else params)
+    except ValueError as e:  # out holds another build or the user's own files: refused, nothing touched (exit 2)
+        raise FileExistsError(str(e)) from None
+    try:
+        if not args["noise"]:
+            built = build(out, **kw)  # builds, or reuses the identical build found above
+        elif cached:
+            built = out if dataset == "digits" else out / "data.yaml"
+            LOGGER.info(f"yolo-ls: reusing the identical noisy dataset in {out}")
+        else:
+            marker = {"dataset": noisy, "format_version": FORMAT_VERSION, "params": noisy_params,
+                      "source": f"{dataset}({', '.join(f'{k}={v}' for k, v in params.items())})"}
+            with tempfile.TemporaryDirectory(prefix="yolo-ls-clean-") as tmp:
+                clean = build(Path(tmp) / "clean", **kw)
+                built = add_label_noise(clean, out, args["noise"], kind=args["noise_kind"], seed=seed, marker=marker)
+    except FileExistsError:
+        raise
+    except OSError as e:  # disk full, read-only, ...: one clean line, no traceback
+        where = e.filename or out
+        raise RuntimeError(f"could not write the dataset to out={out}: {e.strerror or e} ({where})") from None
     LOGGER.info(f"yolo-ls: dataset ready at {built}")
     print(built)
     return built
@@ -154,6 +250,37 @@ def run_plot(argv: Sequence[str]) -> list[Path]:
     return paths
 
 
+EMPTY_EXAMPLES = {"cfg": "my.yaml", "model": "yolo11n-cls.yaml", "data": "digits", "label_smoothing": 0.1,
+                  "resume": "path/to/last.pt", "project": "runs/mine", "name": "exp"}
+
+
+def _resume_model(overrides: dict[str, Any]) -> None:
+    """``resume=PATH`` means ``model=PATH`` (as Ultralytics' ``yolo train resume model=PATH``); PATH must be a whole
+    checkpoint. Ultralytics would otherwise resume ``model``'s own checkpoint, or start a new run from a default."""
+    import zipfile
+
+    resume = overrides.get("resume")
+    if not isinstance(resume, (str, Path)):
+        return
+    path = Path(resume)
+    if not path.is_file():
+        raise SyntaxError(f"'resume={resume}': no such checkpoint file. Pass the last.pt of the run to resume, i.e. "
+                          "'resume=runs/classify/train/weights/last.pt'.")
+    try:
+        intact = zipfile.is_zipfile(path) and zipfile.ZipFile(path).testzip() is None
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        intact = False
+    if not intact:
+        raise SyntaxError(f"'resume={resume}' is not a readable checkpoint (truncated, or not a .pt file saved by "
+                          "Ultralytics). Resume from another checkpoint of the run, i.e. its best.pt, or start anew.")
+    model = overrides.get("model")
+    if model is not None and Path(str(model)).resolve() != path.resolve():
+        raise SyntaxError(f"'resume={resume}' resumes that checkpoint, but 'model={model}' names another one. Drop "
+                          "'model=' (resume=PATH uses PATH as the model) or pass 'model=PATH resume'.")
+    overrides["model"] = str(path)
+    overrides["resume"] = True
+
+
 def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, Any]]:
     """Parse ``[task] mode key=value ...`` into (task, mode, overrides) with Ultralytics' own value parsing.
 
@@ -170,6 +297,9 @@ def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, A
         a = a[2:] if a.startswith("--") else a
         a = a[:-1] if a.endswith(",") else a
         if "=" in a:
+            key, _, raw = a.partition("=")
+            if not raw.strip():
+                raise _empty_value_error(key, EMPTY_EXAMPLES.get(key, DEFAULTS.get(key, DEFAULT_CFG_DICT.get(key))))
             k, v = parse_key_value_pair(a)
             if k == "cfg" and v is not None:
                 cfg_file = {k2: v2 for k2, v2 in YAML.load(checks.check_yaml(v)).items() if k2 != "cfg"}
@@ -194,6 +324,7 @@ def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, A
             )
     overrides = {**cfg_file, **overrides}
     check_keys([k for k in overrides if k not in ("task", "mode")])
+    _resume_model(overrides)
     task = overrides.pop("task", task)
     mode = overrides.pop("mode", mode)
     return task, mode, overrides

@@ -56,3 +56,24 @@ def drop_rows_after(csv: str | Path, epoch: int) -> bool:
         return False
     write_csv_atomic(df[df["epoch"] <= epoch], csv)
     return True
+
+
+def unwritable_reason(path: str | Path) -> str | None:
+    """Why nothing can be written at ``path`` (the nearest existing folder is probed with a temporary file), or None.
+
+    Used to refuse an output folder before any work starts; a probe, unlike ``os.access``, also sees read-only mounts
+    and works for root.
+    """
+    import tempfile
+
+    probe = Path(path).expanduser().absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} exists and is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        return f"{probe} is not writable ({e.strerror or e})"
+    return None

@@ -89,13 +89,13 @@ def _read_marker(root: Path) -> dict[str, Any]:
     try:
         marker = json.loads((root / MARKER).read_text())
     except (OSError, ValueError) as e:
-        raise ValueError(f"yolo-ls: unreadable dataset marker {root / MARKER} ({e}); choose another root.") from e
+        raise ValueError(f"unreadable dataset marker {root / MARKER} ({e}); choose another root.") from e
     if not isinstance(marker, dict):
-        raise ValueError(f"yolo-ls: malformed dataset marker {root / MARKER}; choose another root.")
+        raise ValueError(f"malformed dataset marker {root / MARKER}; choose another root.")
     return marker
 
 
-def _check_cached(root: Path, dataset: str, params: dict[str, Any]) -> bool:
+def check_cached(root: Path, dataset: str, params: dict[str, Any]) -> bool:
     """Return True if `root` holds a complete build of `dataset` with `params`; False if `root` is absent or empty.
 
     Raises:
@@ -108,19 +108,22 @@ def _check_cached(root: Path, dataset: str, params: dict[str, Any]) -> bool:
         wanted = {"dataset": dataset, "format_version": FORMAT_VERSION, "params": params}
         if found != wanted:
             raise ValueError(
-                f"yolo-ls: {root} already holds a different dataset build {found}, but {wanted} was requested. "
+                f"{root} already holds a different dataset build {found}, but {wanted} was requested. "
                 f"Pass another root (or delete {root} yourself)."
             )
         return True
     if root.exists():
         if not root.is_dir():
-            raise ValueError(f"yolo-ls: dataset root {root} exists and is not a directory; choose another root.")
+            raise ValueError(f"dataset root {root} exists and is not a directory; choose another root.")
         if any(root.iterdir()):
             raise ValueError(
-                f"yolo-ls: {root} is not empty but has no {MARKER} marker, so it is not a complete yolo-ls build "
+                f"{root} is not empty but has no {MARKER} marker, so it is not a complete yolo-ls build "
                 f"(perhaps an interrupted build or unrelated files). Pass another root (or delete {root} yourself)."
             )
     return False
+
+
+_check_cached = check_cached  # the earlier private name
 
 
 def _build_atomically(root: Path, dataset: str, params: dict[str, Any], build: Callable[[Path], dict]) -> bool:
@@ -135,7 +138,7 @@ def _build_atomically(root: Path, dataset: str, params: dict[str, Any], build: C
     Returns:
         (bool): True if this call built the dataset, False if it found a cached build.
     """
-    if _check_cached(root, dataset, params):
+    if check_cached(root, dataset, params):
         return False
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
@@ -150,7 +153,7 @@ def _build_atomically(root: Path, dataset: str, params: dict[str, Any], build: C
             os.replace(tmp, root)
         except OSError:
             # Another process may have finished the same build first: accept it if its marker matches.
-            if _check_cached(root, dataset, params):
+            if check_cached(root, dataset, params):
                 return False
             raise
     finally:

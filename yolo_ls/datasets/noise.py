@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,8 +45,8 @@ def _img_formats() -> set[str]:
 
 
 def _is_image(path: Path, formats: set[str]) -> bool:
-    """Return True if `path` has an image suffix Ultralytics reads."""
-    return path.suffix[1:].lower() in formats
+    """Return True if Ultralytics reads `path` as an image: its rule, ``name.rpartition(".")[-1].lower()``."""
+    return path.name.rpartition(".")[-1].lower() in formats
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -59,22 +59,56 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hard-link `src` to `dst` (same filesystem), else copy it with its metadata."""
+    """Hard-link the file `src` points to (symlinks resolved) to `dst` (same filesystem), else copy it."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(src, dst)
+        os.link(os.path.realpath(src), dst)  # Linux link() would otherwise hard-link a symlink itself
     except OSError:
         shutil.copy2(src, dst)
 
 
 def _walk(root: Path) -> tuple[list[Path], list[Path]]:
-    """Return (sorted relative dirs, sorted relative files) below `root`, without following directory symlinks."""
-    dirs, files = [], []
-    for d, dnames, fnames in os.walk(root):
-        base = Path(d).relative_to(root)
-        dirs += [base / n for n in dnames]
-        files += [base / n for n in fnames]
-    return sorted(dirs), sorted(files)
+    """Return (sorted relative dirs, sorted relative files) below `root`, following symlinks.
+
+    Ultralytics reads through symlinks (torchvision's ImageFolder walks with ``followlinks=True``, ``glob`` follows
+    linked folders), so the copy must too: a linked folder or file is copied as what it points to.
+
+    Raises:
+        ValueError: For a symlink loop (a linked folder pointing at one of its own parents) or a broken symlink, which
+            Ultralytics cannot read either.
+    """
+    dirs: list[Path] = []
+    files: list[Path] = []
+
+    def visit(folder: Path, rel: Path, parents: frozenset[Path]) -> None:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            path, sub = Path(entry.path), rel / entry.name
+            if entry.is_dir():  # follows symlinks
+                real = path.resolve()
+                if real in parents:
+                    raise ValueError(
+                        f"{path} is a symlink loop: it points to {real}, one of its own parent folders. Remove the "
+                        "link (Ultralytics would walk it forever) and run again."
+                    )
+                dirs.append(sub)
+                visit(path, sub, parents | {real})
+            elif entry.is_file():  # follows symlinks
+                files.append(sub)
+            elif entry.is_symlink():
+                raise ValueError(
+                    f"{path} is a broken symlink (it points to {os.readlink(path)}, which does not exist). Fix or "
+                    "remove it and run again."
+                )
+
+    visit(root, Path(), frozenset({root.resolve()}))
+    return dirs, files
+
+
+def _count_images(root: Path, split: str, formats: set[str]) -> int:
+    """Number of image files below `root/split` (through symlinks), as Ultralytics' ImageFolder would list them."""
+    return sum(1 for f in _walk(root / split)[1] if len(f.parts) > 1 and _is_image(f, formats))
 
 
 def _validate(rate: Any, kind: Any, seed: Any, splits: Any) -> tuple[float, str, int, tuple[str, ...]]:
@@ -102,7 +136,7 @@ def _check_dst(dst: str | Path) -> Path:
     dst = Path(dst).expanduser().resolve()
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise FileExistsError(
-            f"yolo-ls: noisy dataset destination {dst} already exists and is not an empty directory; "
+            f"noisy dataset destination {dst} already exists and is not an empty directory; "
             "add_label_noise only writes to a new folder. Pass another dst (or delete it yourself)."
         )
     return dst
@@ -131,7 +165,7 @@ def _detect_kind(src: Path) -> tuple[str, Path]:
     if src.is_file():
         if src.suffix.lower() in {".yaml", ".yml"}:
             return "detect", src
-        raise ValueError(f"yolo-ls: {src} is a file but not a data YAML (.yaml/.yml); cannot add label noise to it.")
+        raise ValueError(f"{src} is a file but not a data YAML (.yaml/.yml); cannot add label noise to it.")
     if src.is_dir():
         if (src / "data.yaml").is_file():
             return "detect", src / "data.yaml"
@@ -139,7 +173,7 @@ def _detect_kind(src: Path) -> tuple[str, Path]:
         if train.is_dir() and any(p.is_dir() for p in train.iterdir()):
             return "classify", src
     raise ValueError(
-        f"yolo-ls: {src} is neither an ImageFolder classification root (with train/<class>/ folders) nor a YOLO "
+        f"{src} is neither an ImageFolder classification root (with train/<class>/ folders) nor a YOLO "
         "detection dataset (a data YAML, or a folder holding data.yaml)."
     )
 
@@ -177,13 +211,14 @@ def _noise_classify(
     names = dict(enumerate(sorted(p.name for p in (root / "train").iterdir() if p.is_dir())))
     nc = len(names)
     if nc < 2:
-        raise ValueError(f"yolo-ls: label noise needs at least 2 classes, {root / 'train'} has {nc}.")
+        raise ValueError(f"label noise needs at least 2 classes, {root / 'train'} has {nc}.")
     index = {v: k for k, v in names.items()}
     available = [s for s in CLS_SPLITS if (root / s).is_dir()]
     missing = [s for s in splits if s not in available]
     if missing:
-        raise ValueError(f"yolo-ls: split(s) {missing} not found in {root}; available splits: {available}.")
+        raise ValueError(f"split(s) {missing} not found in {root}; available splits: {available}.")
 
+    all_dirs, all_files = _walk(root)  # one walk: what is counted below is exactly what write() copies
     rng = np.random.default_rng(seed)
     moves: dict[Path, Path] = {}  # src-relative image -> dst-relative image for every flipped image
     counts, rows = {}, []
@@ -192,10 +227,10 @@ def _noise_classify(
         for cdir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
             if cdir.name not in index:
                 raise ValueError(
-                    f"yolo-ls: class folder {cdir} is not a class of {root / 'train'} ({list(names.values())})."
+                    f"class folder {cdir} is not a class of {root / 'train'} ({list(names.values())})."
                 )
-            files = sorted(p for p in cdir.rglob("*") if p.is_file() and _is_image(p, formats))
-            images += [p.relative_to(root) for p in files]
+            files = [f for f in all_files if f.parts[:2] == (split, cdir.name) and _is_image(f, formats)]
+            images += files
             classes += [index[cdir.name]] * len(files)
         idx, new = _flips(rng, np.asarray(classes, dtype=np.int64), rate, kind, nc)
         flipped = set(idx.tolist())
@@ -211,16 +246,19 @@ def _noise_classify(
         counts[split] = {"labels": len(images), "flipped": len(idx)}
 
     def write(tmp: Path) -> None:
-        dirs, files = _walk(root)
-        for d in dirs:
+        for d in all_dirs:
             (tmp / d).mkdir(parents=True, exist_ok=True)
-        for rel in files:
+        for rel in all_files:
             if rel == Path(MARKER) or rel.suffix in SKIP_SUFFIXES:
                 continue
             if _is_image(rel, formats):
                 _link_or_copy(root / rel, tmp / moves.get(rel, rel))
             else:
                 shutil.copyfile(root / rel, tmp / rel)
+        for split, c in counts.items():  # never report what was not copied
+            copied = _count_images(tmp, split, formats)
+            if copied != c["labels"]:
+                raise RuntimeError(f"copied {copied} images of split '{split}' but counted {c['labels']}.")
         _write_manifest(tmp, rows, ("split", "file", "original", "new", "source"))
 
     return counts, names, write
@@ -234,9 +272,9 @@ def _load_det_yaml(yaml_file: Path) -> tuple[dict, Path, dict[int, str]]:
     try:
         data = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"yolo-ls: cannot read data YAML {yaml_file} ({e}).") from e
+        raise ValueError(f"cannot read data YAML {yaml_file} ({e}).") from e
     if not isinstance(data, dict) or "train" not in data:
-        raise ValueError(f"yolo-ls: {yaml_file} is not a YOLO detection data YAML (no 'train' key).")
+        raise ValueError(f"{yaml_file} is not a YOLO detection data YAML (no 'train' key).")
     names = data.get("names")
     if isinstance(names, (list, tuple)):
         names = dict(enumerate(names))
@@ -245,14 +283,14 @@ def _load_det_yaml(yaml_file: Path) -> tuple[dict, Path, dict[int, str]]:
     elif data.get("nc") is not None:
         names = {i: f"class_{i}" for i in range(int(data["nc"]))}
     else:
-        raise ValueError(f"yolo-ls: {yaml_file} has neither 'names' nor 'nc'.")
+        raise ValueError(f"{yaml_file} has neither 'names' nor 'nc'.")
     # Same root resolution as ultralytics.data.utils.check_det_dataset.
     root = Path(data.get("path") or yaml_file.parent)
     if not root.exists() and not root.is_absolute():
         root = DATASETS_DIR / root
     root = root.resolve()
     if not root.is_dir():
-        raise ValueError(f"yolo-ls: dataset root {root} of {yaml_file} does not exist.")
+        raise ValueError(f"dataset root {root} of {yaml_file} does not exist.")
     return data, root, names
 
 
@@ -266,9 +304,9 @@ def _split_entries(data: dict, root: Path, key: str) -> list[Path]:
         if not p.exists() and str(e).startswith("../"):
             p = (root / str(e)[3:]).resolve()
         if not p.exists():
-            raise ValueError(f"yolo-ls: '{key}: {e}' of the data YAML does not exist ({p}).")
+            raise ValueError(f"'{key}: {e}' of the data YAML does not exist ({p}).")
         if not _inside(p, root):
-            raise ValueError(f"yolo-ls: '{key}: {e}' lies outside the dataset root {root}; it cannot be copied.")
+            raise ValueError(f"'{key}: {e}' lies outside the dataset root {root}; it cannot be copied.")
         out.append(p)
     return out
 
@@ -280,19 +318,22 @@ def _list_file_images(txt: Path, root: Path) -> list[tuple[str, Path]]:
         line = line.strip()
         if not line:
             continue
-        p = Path(line.replace("./", str(txt.parent) + os.sep, 1) if line.startswith("./") else line).resolve()
+        p = Path(os.path.abspath(line.replace("./", str(txt.parent) + os.sep, 1) if line.startswith("./") else line))
         if not _inside(p, root):
-            raise ValueError(f"yolo-ls: image {line} listed in {txt} lies outside the dataset root {root}.")
+            raise ValueError(f"image {line} listed in {txt} lies outside the dataset root {root}.")
         out.append((line, p))
     return out
 
 
 def _split_images(entries: list[Path], root: Path, formats: set[str]) -> list[Path]:
-    """Return the sorted resolved image paths of a split's entries (dirs searched recursively, list files read)."""
+    """Return the sorted image paths of a split's entries as Ultralytics lists them (``glob("**/*.*")`` of a folder,
+    the lines of a list file), not resolved: a symlinked image keeps the label file next to the link."""
+    import glob
+
     images = []
     for p in entries:
         if p.is_dir():
-            images += [f.resolve() for f in p.rglob("*.*") if f.is_file() and _is_image(f, formats)]
+            images += [Path(f) for f in glob.glob(str(p / "**" / "*.*"), recursive=True) if _is_image(Path(f), formats)]
         else:
             images += [q for _, q in _list_file_images(p, root) if _is_image(q, formats)]
     return sorted(set(images))
@@ -305,7 +346,7 @@ def _label_class(token: str, path: Path, line: int, nc: int) -> int:
     except ValueError:
         value = math.nan
     if not value.is_integer() or not 0 <= value < nc:
-        raise ValueError(f"yolo-ls: {path} line {line}: class id '{token}' is not an integer in [0, {nc}).")
+        raise ValueError(f"{path} line {line}: class id '{token}' is not an integer in [0, {nc}).")
     return int(value)
 
 
@@ -320,14 +361,15 @@ def _noise_detect(
     data, root, names = _load_det_yaml(yaml_file)
     nc = len(names)
     if nc < 2:
-        raise ValueError(f"yolo-ls: label noise needs at least 2 classes, {yaml_file} has {nc}.")
+        raise ValueError(f"label noise needs at least 2 classes, {yaml_file} has {nc}.")
     if _inside(dst, root):
-        raise ValueError(f"yolo-ls: dst {dst} lies inside the source dataset root {root}; choose a folder outside.")
+        raise ValueError(f"dst {dst} lies inside the source dataset root {root}; choose a folder outside.")
     present = [k for k in DET_SPLITS if data.get(k)]
     missing = [s for s in splits if s not in present]
     if missing:
-        raise ValueError(f"yolo-ls: split(s) {missing} not in {yaml_file}; available splits: {present}.")
+        raise ValueError(f"split(s) {missing} not in {yaml_file}; available splits: {present}.")
 
+    all_dirs, all_files = _walk(root)  # refuses symlink loops and broken links before anything is read
     entries = {k: _split_entries(data, root, k) for k in present}
     labels: dict[str, list[Path]] = {}  # split -> sorted root-relative label files of its images
     for k in present:
@@ -336,7 +378,7 @@ def _noise_detect(
             lab = Path(lab)
             if lab.is_file():
                 if not _inside(lab, root):
-                    raise ValueError(f"yolo-ls: label file {lab} lies outside the dataset root {root}.")
+                    raise ValueError(f"label file {lab} lies outside the dataset root {root}.")
                 found.append(lab.relative_to(root))
         labels[k] = sorted(set(found))
     for s in splits:
@@ -344,7 +386,7 @@ def _noise_detect(
             shared = set(labels[s]) & set(labels[k]) if k != s else set()
             if shared:
                 raise ValueError(
-                    f"yolo-ls: splits '{s}' and '{k}' share {len(shared)} label files (e.g. {sorted(shared)[0]}), so "
+                    f"splits '{s}' and '{k}' share {len(shared)} label files (e.g. {sorted(shared)[0]}), so "
                     f"noise in '{s}' cannot be kept out of '{k}'."
                 )
 
@@ -374,10 +416,9 @@ def _noise_detect(
     dst_data = {"path": str(dst), **{k: v for k, v in data.items() if k not in ("path", "download")}}
 
     def write(tmp: Path) -> None:
-        dirs, files = _walk(root)
-        for d in dirs:
+        for d in all_dirs:
             (tmp / d).mkdir(parents=True, exist_ok=True)
-        for rel in files:
+        for rel in all_files:
             src_file = root / rel
             if rel == Path(MARKER) or rel.suffix in SKIP_SUFFIXES or src_file.resolve() == yaml_file:
                 continue
@@ -412,6 +453,8 @@ def add_label_noise(
     kind: str = "symmetric",
     seed: int = 0,
     splits: Iterable[str] = ("train",),
+    *,
+    marker: Mapping[str, Any] | None = None,
 ) -> Path:
     """Copy a dataset to `dst` and flip an exact, seeded fraction of the labels of `splits`.
 
@@ -447,6 +490,9 @@ def add_label_noise(
         kind (str): "symmetric" or "pairflip".
         seed (int): Seed of `numpy.random.default_rng` choosing the flipped labels and (symmetric) their new classes.
         splits (Iterable[str]): Splits to corrupt, e.g. ("train",) (the default) or ("train", "val").
+        marker (Mapping[str, Any] | None): A yolo-ls dataset marker written into dst with the rest (so `dst` appears
+            with it or not at all); ``yolo-ls datasets`` uses it to recognise its own noisy build on a re-run. When
+            given, `noise.json` records its ``source`` description as ``src`` instead of the (temporary) src path.
 
     Returns:
         (Path): The dst root for classification, `dst/data.yaml` for detection (usable as Ultralytics `data=`).
@@ -462,13 +508,13 @@ def add_label_noise(
     dst = _check_dst(dst)
     if task == "classify":
         if _inside(dst, src):
-            raise ValueError(f"yolo-ls: dst {dst} lies inside the source dataset {src}; choose a folder outside.")
+            raise ValueError(f"dst {dst} lies inside the source dataset {src}; choose a folder outside.")
         counts, names, write_dataset = _noise_classify(src, dst, rate, kind, seed, splits)
     else:
         counts, names, write_dataset = _noise_detect(src_path, dst, rate, kind, seed, splits)
     params = {
         "task": task,
-        "src": str(src_path),
+        "src": str(marker.get("source", src_path)) if marker else str(src_path),
         "dst": str(dst),
         "rate": rate,
         "kind": kind,
@@ -483,6 +529,8 @@ def add_label_noise(
     def write(tmp: Path) -> None:
         write_dataset(tmp)
         (tmp / PARAMS_FILE).write_text(json.dumps(params, indent=1), encoding="utf-8")
+        if marker is not None:
+            (tmp / MARKER).write_text(json.dumps(dict(marker), indent=1), encoding="utf-8")  # last: proves completion
 
     _build(dst, write)  # dst appears complete or not at all
     n = sum(c["labels"] for c in counts.values())
