@@ -139,7 +139,7 @@ def _bin_float(conf: Tensor, n_bins: int) -> Tensor:
 def _scatter_sums(
     index: Tensor, conf: Tensor, correct: Tensor, size: int, weight: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Scatter-add count, confidence and correctness into ``size`` slots (``bincount``/``index_add_``, on device).
+    """Scatter-add count, confidence and correctness into ``size`` slots (``index_add_`` on device, no host sync).
 
     Args:
         index: ``(M,)`` long slot index in ``[0, size)``.
@@ -154,10 +154,13 @@ def _scatter_sums(
     device = conf.device
     dtype = _sum_dtype(device)
     index = index.reshape(-1)
-    if weight is None:  # two bincounts over the slot split by correctness: (count, conf) per (correct, slot)
+    if weight is None:  # (count, conf) per (correct, slot): two scatter-adds instead of three
         split = index + correct.reshape(-1).to(torch.long) * size
-        count = torch.bincount(split, minlength=2 * size).to(dtype).view(2, size)
-        conf_sum = torch.bincount(split, weights=conf.reshape(-1).to(dtype), minlength=2 * size).view(2, size)
+        ones = torch.ones(split.shape[0], dtype=dtype, device=device)
+        out = torch.zeros(2, 2 * size, dtype=dtype, device=device)
+        out[0].index_add_(0, split, ones)
+        out[1].index_add_(0, split, conf.reshape(-1).to(dtype))
+        count, conf_sum = out.view(2, 2, size).unbind(0)
         return count.sum(0), conf_sum.sum(0), count[1]
     ones = weight.reshape(-1).to(dtype)
     out = torch.zeros(3, size, dtype=dtype, device=device)
@@ -282,7 +285,10 @@ def _classwise_acc_sums(p_y: Tensor, labels: Tensor, num_classes: int, n_bins: i
     """``(K, n_bins)`` counts of ``labels == k`` per class and bin of ``probs[:, k]``: only the label entries count."""
     labels = labels.to(p_y.device, torch.long)
     index = _bin_index(p_y, n_bins) + labels * n_bins
-    return torch.bincount(index, minlength=num_classes * n_bins).to(_sum_dtype(p_y.device)).view(num_classes, n_bins)
+    dtype = _sum_dtype(p_y.device)
+    out = torch.zeros(num_classes * n_bins, dtype=dtype, device=p_y.device)  # index_add_: no host sync on a GPU
+    ones = torch.ones(index.shape[0], dtype=dtype, device=p_y.device)
+    return out.index_add_(0, index, ones).view(num_classes, n_bins)
 
 
 def _brier_sum(squares: Tensor, p_y: Tensor, n: int) -> Tensor:
