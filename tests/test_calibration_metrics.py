@@ -539,12 +539,19 @@ def test_edge_confidences_give_the_same_ece_in_float32_and_float64() -> None:
     for probs in (probs64, probs64.float()):
         assert f(ece(probs, labels, 15)) == pytest.approx(0.45, abs=1e-6)
         assert reliability_bins(probs, labels, 15)["count"].tolist() == [0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0]
-    cal = ClassificationCalibration(5)
-    cal.update(probs64.float(), labels)
-    assert cal.compute()["ece"] == pytest.approx(0.45, abs=1e-6)
-    det = DetectionCalibration(1, conf_thres=0.0)
-    det.update(torch.tensor(conf), torch.tensor([True, False, True, True]), torch.zeros(4, dtype=torch.long))
-    assert det.compute()["d_ece"] == pytest.approx(0.45, abs=1e-6)
+    half = probs64.half()  # float16 0.2 is 0.19995..., which is e_3 rounded to float16: still bin 3
+    assert reliability_bins(half, labels, 15)["count"].tolist() == [0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0]
+    assert f(ece(half, labels, 15)) == pytest.approx(0.45, abs=1e-3)  # the sums see float16-rounded values
+    for probs in (probs64.float(), half):
+        cal = ClassificationCalibration(5)
+        cal.update(probs, labels)
+        assert cal.bins()["count"].tolist() == [0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0]
+        assert cal.compute()["ece"] == pytest.approx(0.45, abs=1e-3 if probs.dtype == torch.float16 else 1e-6)
+    for dtype in (torch.float16, torch.float32, torch.float64):
+        det = DetectionCalibration(1, conf_thres=0.0)
+        det.update(torch.tensor(conf, dtype=dtype), torch.tensor([True, False, True, True]), torch.zeros(4).long())
+        assert det.bins()["count"].tolist() == [0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0]
+        assert det.compute()["d_ece"] == pytest.approx(0.45, abs=1e-3)
 
 
 def test_classwise_sparse_path_equals_dense_reference() -> None:

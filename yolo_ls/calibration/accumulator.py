@@ -353,10 +353,10 @@ class DetectionCalibration(_SumState):
                 f"{tuple(conf.shape)}, {tuple(correct.shape)}, {tuple(pred_cls.shape)}"
             )
         self._adopt(conf)
-        conf = _as_float(conf.detach().to(self.device))
+        conf = conf.detach().to(self.device)  # binned in its own dtype (edges rounded to it), like every confidence
         correct = correct.detach().to(self.device)
         pred_cls = pred_cls.detach().to(self.device, torch.long)
-        keep = conf >= self.conf_thres
+        keep = _as_float(conf) >= self.conf_thres
         for key, v in zip(("bin_count", "bin_conf", "bin_acc"), _bin_sums(conf, correct, self.n_bins, weight=keep)):
             self._add(key, v)
         sums = _bin_sums(conf, correct, self.n_bins, group=pred_cls, n_groups=self.num_classes, weight=keep)

@@ -87,10 +87,11 @@ def _top_label(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         labels: ``(N,)`` integer labels.
 
     Returns:
-        ``(conf, correct)``: ``(N,)`` max probability (float, at least float32) and ``(N,)`` bool ``argmax == label``.
+        ``(conf, correct)``: ``(N,)`` max probability in the dtype of ``probs`` (so it is binned with that dtype's
+        edges; sums convert it) and ``(N,)`` bool ``argmax == label``.
     """
     conf, pred = probs.max(dim=1)
-    return _as_float(conf), pred == labels.to(pred.device, torch.long)
+    return conf, pred == labels.to(pred.device, torch.long)
 
 
 def _bin_edges(n_bins: int, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> Tensor:
@@ -138,7 +139,7 @@ def _bin_float(conf: Tensor, n_bins: int) -> Tensor:
 def _scatter_sums(
     index: Tensor, conf: Tensor, correct: Tensor, size: int, weight: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Scatter-add count, confidence and correctness into ``size`` slots (``bincount``/``index_add_``, on device).
+    """Scatter-add count, confidence and correctness into ``size`` slots (``index_add_`` on device, no host sync).
 
     Args:
         index: ``(M,)`` long slot index in ``[0, size)``.
@@ -153,10 +154,13 @@ def _scatter_sums(
     device = conf.device
     dtype = _sum_dtype(device)
     index = index.reshape(-1)
-    if weight is None:  # two bincounts over the slot split by correctness: (count, conf) per (correct, slot)
+    if weight is None:  # (count, conf) per (correct, slot): two scatter-adds instead of three
         split = index + correct.reshape(-1).to(torch.long) * size
-        count = torch.bincount(split, minlength=2 * size).to(dtype).view(2, size)
-        conf_sum = torch.bincount(split, weights=conf.reshape(-1).to(dtype), minlength=2 * size).view(2, size)
+        ones = torch.ones(split.shape[0], dtype=dtype, device=device)
+        out = torch.zeros(2, 2 * size, dtype=dtype, device=device)
+        out[0].index_add_(0, split, ones)
+        out[1].index_add_(0, split, conf.reshape(-1).to(dtype))
+        count, conf_sum = out.view(2, 2, size).unbind(0)
         return count.sum(0), conf_sum.sum(0), count[1]
     ones = weight.reshape(-1).to(dtype)
     out = torch.zeros(3, size, dtype=dtype, device=device)
@@ -242,16 +246,16 @@ def _matrix_sums(
         exact_float = k * n_bins < 2**24  # the fused index is exact in float32
         offset = torch.arange(k, device=device) * n_bins
         offset = offset.to(torch.float32 if probs.dtype != torch.float64 else probs.dtype) if exact_float else offset
-    for x in _row_chunks(probs):
-        x = x if x.dtype in (torch.float32, torch.float64) else x.float()  # a chunk, never the whole matrix
+    for raw in _row_chunks(probs):  # binned in its own dtype (edges rounded to it), summed in at least float32
+        x = _as_float(raw)  # a chunk, never the whole matrix
         if sparse:
             col += x.sum(0).to(dtype)
-            rows, cls = torch.nonzero(x >= first_edge, as_tuple=True)
+            rows, cls = torch.nonzero(raw >= first_edge, as_tuple=True)
             v = x[rows, cls]
-            index = _bin_float(v, n_bins).to(torch.long).add_(cls * n_bins)
+            index = _bin_float(raw[rows, cls], n_bins).to(torch.long).add_(cls * n_bins)
         elif classwise:
             v = x.reshape(-1)
-            b = _bin_float(x, n_bins)
+            b = _bin_float(raw, n_bins)
             index = (b.add_(offset) if exact_float else b.to(torch.long) + offset).to(torch.long).reshape(-1)
         if classwise:  # the chunk's sums in its own precision (a chunk holds few values per slot), added in float64
             cw += torch.zeros(k * n_bins, dtype=v.dtype, device=device).index_add_(0, index, v).to(dtype)
@@ -281,7 +285,10 @@ def _classwise_acc_sums(p_y: Tensor, labels: Tensor, num_classes: int, n_bins: i
     """``(K, n_bins)`` counts of ``labels == k`` per class and bin of ``probs[:, k]``: only the label entries count."""
     labels = labels.to(p_y.device, torch.long)
     index = _bin_index(p_y, n_bins) + labels * n_bins
-    return torch.bincount(index, minlength=num_classes * n_bins).to(_sum_dtype(p_y.device)).view(num_classes, n_bins)
+    dtype = _sum_dtype(p_y.device)
+    out = torch.zeros(num_classes * n_bins, dtype=dtype, device=p_y.device)  # index_add_: no host sync on a GPU
+    ones = torch.ones(index.shape[0], dtype=dtype, device=p_y.device)
+    return out.index_add_(0, index, ones).view(num_classes, n_bins)
 
 
 def _brier_sum(squares: Tensor, p_y: Tensor, n: int) -> Tensor:
@@ -326,7 +333,7 @@ def _ace_from_top(conf: Tensor, correct: Tensor, n_bins: int) -> Tensor:
     n = conf.shape[0]
     if n == 0:
         return torch.full((), float("nan"), dtype=_sum_dtype(conf.device), device=conf.device)
-    conf = conf.contiguous()
+    conf = _as_float(conf).contiguous()  # exact for float16/bfloat16, so ties stay ties
     # A sample whose value has L smaller values goes to bin floor(L * n_bins / n). Bin >= j  <=>  L >= ceil(j n / B)
     # =: r_j  <=>  the r_j-th smallest value (0-based rank r_j - 1) is < conf. So B - 1 order statistics are the
     # thresholds and the bin is the number of thresholds strictly below the value: tied values share a bin.
