@@ -316,7 +316,6 @@ def test_detection_cached_and_mismatch(det_yaml):
 def test_resolve_data_passthrough():
     for value in ("coco8.yaml", "digits.yaml", "Digits", "digits ", "digits-det.yaml", "", None, 3):
         assert resolve_data(value) == value
-        assert resolve_data(value, task="detect") == value
     p = Path("digits")
     assert resolve_data(p) is p  # only the exact strings are aliases
 
@@ -325,8 +324,8 @@ def test_resolve_data_aliases(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(digits_mod, "digits", lambda: calls.append("cls") or tmp_path / "cls")
     monkeypatch.setattr(digits_mod, "digits_detection", lambda: calls.append("det") or tmp_path / "det" / "data.yaml")
-    assert resolve_data("digits", task="classify") == str(tmp_path / "cls")
-    assert resolve_data("digits-det", task="detect") == str(tmp_path / "det" / "data.yaml")
+    assert resolve_data("digits") == str(tmp_path / "cls")
+    assert resolve_data("digits-det") == str(tmp_path / "det" / "data.yaml")
     assert calls == ["cls", "det"]
 
 

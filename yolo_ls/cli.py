@@ -66,7 +66,7 @@ def version_text() -> str:
     import torch
     import ultralytics
 
-    return f"yolo-ls {__version__}\nultralytics {ultralytics.__version__}\ntorch {torch.__version__}"
+    return f"yolo-ls {__version__}\nultralytics {ultralytics.__version__}\ntorch {torch.version.__version__}"
 
 
 def run_compare(argv: Sequence[str]) -> Any:

@@ -327,14 +327,13 @@ def digits_detection(
     return root / "data.yaml"
 
 
-def resolve_data(data: Any, task: str | None = None) -> Any:
+def resolve_data(data: Any) -> Any:
     """Map a dataset alias to a built dataset path; return anything else unchanged.
 
     "digits" -> `str(digits())` and "digits-det" -> `str(digits_detection())` (exact strings only, default roots).
 
     Args:
         data (Any): Ultralytics `data=` value, e.g. "coco8.yaml", a Path, or an alias in `DATASET_ALIASES`.
-        task (str, optional): Ultralytics task; accepted for API symmetry, aliases resolve the same for any task.
 
     Returns:
         (Any): The dataset path string for an alias, otherwise `data` itself.
