@@ -16,7 +16,8 @@ What it hooks (all from callbacks; nothing is subclassed):
       (:meth:`CalibrationCallbacks.commit_epoch`). So the checkpoint of epoch E implies E's rows on disk.
     - ``on_fit_epoch_end``: with ``calib_plots=all``, ``calibration/reliability_epoch{E:03d}.png``. After the final
       validation of ``best.pt``, ``calibration/reliability.png`` and ``calibration/calibration_curves.png`` (unless
-      ``calib_plots=off``). ``yolo-ls plot RUN`` draws every epoch's diagram from ``epochs.json`` on demand.
+      ``calib_plots=off``). Figures are drawn in forked children (:class:`yolo_ls.plots.BackgroundPlots`);
+      ``on_train_end`` waits for them. ``yolo-ls plot RUN`` draws every epoch's diagram from ``epochs.json`` on demand.
     - ``on_val_end`` of a plain ``model.val()``: ``reliability.png`` in the val folder, metrics logged and attached to
       the returned metrics object as ``.calibration``.
 
@@ -61,7 +62,7 @@ class CalibrationCallbacks:
     Args:
         bins (int): Equal-width confidence bins (``calib_bins``).
         plots (str): One of ``PLOT_CHOICES``: ``final`` (the final figures; per-epoch bins kept for ``yolo-ls plot``),
-            ``all`` (also a diagram per epoch, drawn in the training loop) or ``off`` (no figures).
+            ``all`` (also each epoch's diagram, drawn in a forked child as the epoch ends) or ``off`` (no figures).
         conf (float): Detection predictions with confidence below this are ignored (``calib_conf``).
     """
 
