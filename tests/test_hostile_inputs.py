@@ -41,6 +41,7 @@ CASES = [
     ("calib_bins_zero", "calib_bins", 0, "0", PluginArgumentError, "'calib_bins=0'"),
     ("calib_bins_negative", "calib_bins", -1, "-1", PluginArgumentError, "'calib_bins=-1'"),
     ("calib_bins_huge", "calib_bins", 10**7, "10000000", PluginArgumentError, "'calib_bins=10000000'"),
+    ("auto_gain_above_one", "ls_auto_gain", 1.5, "1.5", PluginArgumentError, "'ls_auto_gain=1.5'"),
 ]
 
 
@@ -136,6 +137,20 @@ def _digits(tmp: Path, data: Path, **kw: Any) -> None:
     digits(tmp / "o", **kw)
 
 
+def _train(tmp: Path, data: Path, **kw: Any) -> None:
+    from yolo_ls import YOLO
+
+    YOLO("yolo11n-cls.yaml").train(**{**TINY_CLS, "data": str(data), "project": str(tmp / "runs"), "epochs": 3, **kw})
+
+
+def _nan_schedule(epoch: float, epochs: int) -> float:
+    return 0.1 if epoch < 2 else float("nan")  # fails only at the last epoch: probed before anything is written
+
+
+def _one_argument_schedule(epoch: float) -> float:
+    return 0.1
+
+
 COMPARE = ("compare", "model=yolo11n-cls.yaml", "data={data}", "epochs=1", "project={tmp}/p")
 HOSTILE = [
     Hostile("compare_exist_ok", (*COMPARE, "label_smoothing=0,0.1", "exist_ok=True"),
@@ -164,6 +179,12 @@ HOSTILE = [
             setup=_user_folder),
     Hostile("noise_symlink_loop", None, "", lambda t, d: _noise(t, d, src=t / "src"), ValueError, "symlink loop",
             setup=_symlink_loop),
+    Hostile("schedule_returns_nan_late", None, "", lambda t, d: _train(t, d, ls_schedule=_nan_schedule),
+            PluginArgumentError, "'ls_schedule=_nan_schedule' is invalid: ls_schedule callable returned nan at"),
+    Hostile("schedule_wrong_signature", None, "", lambda t, d: _train(t, d, ls_schedule=_one_argument_schedule),
+            PluginArgumentError, "failed when called as fn(epoch=0.0, epochs=3)"),
+    Hostile("schedule_returns_above_one", None, "", lambda t, d: _train(t, d, ls_schedule=lambda e, n: 1.5),
+            PluginArgumentError, "must return a finite float in [0, 1)"),
     Hostile("empty_label_smoothing", ("train", "model=yolo11n-cls.yaml", "data={data}", "label_smoothing="),
             "'label_smoothing=' has no value. Give 'label_smoothing' a value, i.e. 'label_smoothing=0.1'"),
     Hostile("empty_cfg", ("train", "cfg="), "'cfg=' has no value"),

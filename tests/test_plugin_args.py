@@ -199,3 +199,60 @@ def test_version_guard_names_the_installed_and_tested_versions(monkeypatch):
     assert trainers.check_ultralytics_version("8.3.99") is False
     assert trainers.check_ultralytics_version("8.5.0") is False
     assert len(seen) == 2 and "ultralytics 8.5.0 is installed" in seen[1] and ">=8.4.190,<8.5" in seen[1]
+
+
+# ------------------------------------------------------------------------------------------------ loose input
+def test_huge_prior_is_normalised_without_overflow():
+    out = resolve_plugin_args({"ls_prior": [1e308] * 10}, "classify")["ls_prior"]
+    assert out == pytest.approx([0.1] * 10) and math.isclose(sum(out), 1.0)
+    out = resolve_plugin_args({"ls_prior": [1e308, 0.0, 5e307]}, "classify")["ls_prior"]
+    assert out == pytest.approx([2 / 3, 0.0, 1 / 3])
+    from yolo_ls.losses import smoothing_base
+
+    assert smoothing_base(3, "prior", [1e308, 1e308, 1e308]).tolist() == pytest.approx([1 / 3] * 3)
+
+
+def test_callable_schedules_accept_numeric_scalars_and_are_probed_over_the_run():
+    import numpy as np
+    import torch
+
+    from yolo_ls.config import build_schedule_from_args
+
+    for value in (torch.tensor(0.1), np.float32(0.1), np.float64(0.1)):
+        args = resolve_plugin_args({"ls_schedule": lambda e, n, v=value: v}, "classify")
+        assert build_schedule_from_args(args, 3)(1.0) == pytest.approx(0.1)
+    late = resolve_plugin_args({"ls_schedule": lambda e, n: None if e >= 4 else 0.1}, "classify")
+    build_schedule_from_args(late, 4)  # epochs 0..3 are fine
+    with pytest.raises(PluginArgumentError, match="returned None at epoch 4.0"):
+        build_schedule_from_args(late, 5)
+    per_iter = resolve_plugin_args({"ls_schedule": lambda e, n: 0.1 if e == int(e) else -1.0, "ls_per_iter": True},
+                                   "classify")
+    with pytest.raises(PluginArgumentError, match="at epoch 0.5"):  # mid-epoch values are probed too
+        build_schedule_from_args(per_iter, 2)
+
+
+@pytest.mark.parametrize(
+    "given,epochs,expected",
+    [
+        ({"ls_final": 0.05}, 10, "'ls_final' is only used by ls_schedule=linear/cosine/exp"),
+        ({"ls_schedule": "cosine", "label_smoothing": 0.1, "ls_gamma": 0.9}, 10, "'ls_gamma' is only used"),
+        ({"ls_max": 0.2}, 10, "'ls_max' is only used by ls_schedule=auto"),
+        ({"calib_conf": 0.5}, 10, "'calib_conf' is only used by detection tasks"),
+        ({"calibration": False, "calib_bins": 20}, 10, "'calib_bins' has no effect with calibration=False"),
+        ({"ls_schedule": "linear", "label_smoothing": 0.1}, 1, "has no room to run"),
+        ({"ls_schedule": "step"}, 10, "never smooths"),
+    ],
+)
+def test_arguments_that_do_not_apply_are_named(given, epochs, expected):
+    from yolo_ls.config import inapplicable_args
+
+    warnings = inapplicable_args(given, resolve_plugin_args(given, "classify"), "classify", epochs)
+    assert any(expected in w for w in warnings), warnings
+
+
+def test_arguments_that_apply_raise_no_warning():
+    from yolo_ls.config import inapplicable_args
+
+    for given in ({"label_smoothing": 0.1}, {"ls_schedule": "linear", "label_smoothing": 0.1, "ls_final": 0.0},
+                  {"ls_schedule": "linear", "ls_final": 0.1}, {"ls_schedule": "auto", "ls_max": 0.2}):
+        assert inapplicable_args(given, resolve_plugin_args(given, "classify"), "classify", 10) == []

@@ -79,8 +79,9 @@ def smoothing_base(
         if prior is None:
             raise ValueError("ls_mode='prior' needs a class distribution (ls_prior)")
         q = torch.as_tensor(prior, dtype=torch.float64).flatten()
-        if q.numel() != num_classes or (q < 0).any() or q.sum() <= 0:
+        if q.numel() != num_classes or not torch.isfinite(q).all() or (q < 0).any() or q.max() <= 0:
             raise ValueError(f"prior must hold {num_classes} non-negative weights with a positive sum, got {prior}")
+        q = q / q.max()  # scaled into [0, 1] first: huge weights cannot overflow the sum
         return (q / q.sum()).to(device=device, dtype=torch.float32)
     raise ValueError(f"unknown classification smoothing mode '{mode}', expected one of {CLASSIFY_MODES}")
 
