@@ -299,3 +299,39 @@ def test_new_modes_train(tmp_path, digits_root, mode, extra):
     df = results(tmp_path / mode)
     assert df["label_smoothing"].tolist() == [eps]
     assert math.isfinite(float(df["train/loss"].iloc[-1]))
+
+
+@pytest.mark.training
+def test_online_with_auto_takes_its_gain_factor_from_the_learned_s(tmp_path, digits_root):
+    from ultralytics import YOLO
+
+    from yolo_ls.trainers import ClassificationTrainer
+
+    model = YOLO("yolo11n-cls.yaml")
+    model.train(data=str(digits_root), trainer=ClassificationTrainer, project=str(tmp_path), name="ols_auto",
+                **TINY_CLS, label_smoothing=0.1, ls_mode="online", ls_schedule="auto")
+    trainer = model.trainer
+    _, s = _read_soft_labels(tmp_path / "ols_auto" / "soft_labels.csv")
+    assert trainer.ls_schedule.factor == pytest.approx(gain_factor("online", 10, matrix=s.tolist()), rel=1e-5)
+    assert trainer.ls_schedule.factor != pytest.approx(10 / 9)  # not the uniform start's factor any more
+
+
+@pytest.mark.training
+def test_detection_matrix_trains_through_the_single_injection_point(tmp_path, digits_det_yaml):
+    import yaml
+
+    from tests.helpers import TINY_DET, results
+    from yolo_ls import YOLO
+    from yolo_ls.losses import SmoothedBCEWithLogits, detection_losses
+
+    nc = len(yaml.safe_load(digits_det_yaml.read_text())["names"])
+    shifted = [[1.0 if j == (i + 1) % nc else 0.0 for j in range(nc)] for i in range(nc)]  # ε goes to the next class
+    yolo = YOLO("yolo11n.yaml")
+    yolo.train(**TINY_DET, data=str(digits_det_yaml), project=str(tmp_path), name="mat", label_smoothing=0.1,
+               ls_mode="matrix", ls_matrix=shifted)
+    trainer = yolo.trainer
+    for crit in (trainer.model.criterion, trainer.ema.ema.criterion):
+        (loss,) = detection_losses(crit)
+        assert isinstance(loss.bce, SmoothedBCEWithLogits) and loss.bce.mode == "matrix"
+        assert torch.equal(loss.bce.matrix.cpu(), torch.tensor(shifted))
+    assert results(tmp_path / "mat")["label_smoothing"].tolist() == [0.1]
