@@ -271,7 +271,7 @@ def test_online_training_writes_learned_soft_labels_and_resumes_with_them(tmp_pa
 
     model = YOLO("yolo11n-cls.yaml")
     model.train(data=str(digits_root), trainer=ClassificationTrainer, project=str(tmp_path), name="ols",
-                **{**TINY_CLS, "epochs": 2}, label_smoothing=0.1, ls_mode="online")
+                **{**TINY_CLS, "epochs": 2, "save_period": 1}, label_smoothing=0.1, ls_mode="online")
     run = tmp_path / "ols"
     names, s = _read_soft_labels(run / "soft_labels.csv")
     assert names == [str(i) for i in range(10)] and s.shape == (10, 10)
@@ -280,6 +280,16 @@ def test_online_training_writes_learned_soft_labels_and_resumes_with_them(tmp_pa
     assert (run / "soft_labels.png").is_file()
     state = checkpoint_plugin_state(run / "weights" / "last.pt")
     assert torch.allclose(torch.tensor(state["state"]["online"]["matrix"]), s, atol=1e-6)
+
+    # resume from the epoch-0 checkpoint: epoch 1 starts with the S learned in epoch 0, not a fresh uniform one
+    after_epoch0 = torch.tensor(checkpoint_plugin_state(run / "weights" / "epoch0.pt")["state"]["online"]["matrix"])
+    assert not torch.allclose(after_epoch0, torch.full((10, 10), 0.1), atol=1e-3)
+    seen = []
+    resumed = YOLO(str(run / "weights" / "epoch0.pt"))
+    resumed.add_callback("on_train_epoch_start", lambda tr: seen.append((tr.epoch, tr.ls_online.matrix.clone())))
+    resumed.train(resume=True, trainer=ClassificationTrainer)
+    assert [e for e, _ in seen] == [1]
+    assert torch.allclose(seen[0][1].cpu(), after_epoch0, atol=1e-6)
 
 
 @pytest.mark.training
