@@ -345,3 +345,17 @@ def test_detection_matrix_trains_through_the_single_injection_point(tmp_path, di
         assert isinstance(loss.bce, SmoothedBCEWithLogits) and loss.bce.mode == "matrix"
         assert torch.equal(loss.bce.matrix.cpu(), torch.tensor(shifted))
     assert results(tmp_path / "mat")["label_smoothing"].tolist() == [0.1]
+
+
+def test_soft_labels_csv_round_trips_and_yolo_ls_plot_draws_it(tmp_path):
+    from yolo_ls.config import read_matrix_csv
+    from yolo_ls.online import write_matrix_csv
+    from yolo_ls.plots import render_run
+
+    s = class_matrix(torch.rand(3, 3, generator=torch.Generator().manual_seed(1)) + 0.05, 3)
+    write_matrix_csv(s.tolist(), ["cat", "dog", "bird"], tmp_path / "soft_labels.csv")
+    assert not list(tmp_path.glob(".*.tmp"))
+    names, rows = read_matrix_csv(tmp_path / "soft_labels.csv")
+    assert names == ["cat", "dog", "bird"] and torch.allclose(torch.tensor(rows), s, atol=1e-7)
+    out = render_run(tmp_path)
+    assert tmp_path / "soft_labels.png" in out and (tmp_path / "soft_labels.png").stat().st_size > 5000

@@ -635,7 +635,7 @@ def background(trainer: Any) -> BackgroundPlots:
 
 
 # ------------------------------------------------------------------------------------------------- run folders
-RUN_FILES = ("calibration.csv", "calibration/epochs.json", "calibration/final.json")
+RUN_FILES = ("calibration.csv", "calibration/epochs.json", "calibration/final.json", "soft_labels.csv")
 
 
 def is_run_folder(run: str | Path) -> bool:
