@@ -359,3 +359,11 @@ def test_soft_labels_csv_round_trips_and_yolo_ls_plot_draws_it(tmp_path):
     assert names == ["cat", "dog", "bird"] and torch.allclose(torch.tensor(rows), s, atol=1e-7)
     out = render_run(tmp_path)
     assert tmp_path / "soft_labels.png" in out and (tmp_path / "soft_labels.png").stat().st_size > 5000
+
+
+def test_eps_axis_shows_negative_values():
+    from yolo_ls.plots import eps_limits
+
+    assert eps_limits([-0.2, -0.1]) == (pytest.approx(-0.25), 0.0)
+    assert eps_limits([-0.2, 0.1]) == (pytest.approx(-0.25), pytest.approx(0.125))
+    assert eps_limits([0.0]) == (0.0, 0.05) and eps_limits([0.1]) == (0.0, pytest.approx(0.125))

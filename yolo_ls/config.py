@@ -428,8 +428,8 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
             v = _scalar(value)
             if not negative and _is_number(v) and SIGNED_EPSILON.contains(v) and v < 0:
                 raise PluginArgumentError(
-                    f"{e} Negative smoothing (ε in [-1, 0), Wei et al. 2022) is opt-in: set ls_negative=True "
-                    "(ls_mode=uniform)."
+                    f"{e} Negative smoothing (Wei et al. 2022) is opt-in: ls_negative=True (ls_mode=uniform) "
+                    f"allows {SIGNED_EPSILON.allowed}."
                 ) from None
             raise
 
