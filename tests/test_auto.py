@@ -52,18 +52,24 @@ def _smoothed_top_target(mode: str, k: int, eps: float, prior=None) -> float:
         return 1 - eps
     if mode == "all":
         return 1 - eps / 2
+    if mode in ("matrix", "online"):  # prior holds the matrix here; labels uniform
+        return sum(1 - eps + eps * row[y] / sum(row) for y, row in enumerate(prior)) / k
     q = [p / sum(prior) for p in prior]
     return sum(qy * (1 - eps + eps * qy) for qy in q)
 
 
 @pytest.mark.parametrize("mode,k,prior", [("uniform", 10, None), ("exclusive", 2, None), ("prior", 3, [2, 1, 1]),
-                                          ("fg", 5, None), ("all", 80, None), ("positive", 80, None)])
+                                          ("fg", 5, None), ("all", 80, None), ("positive", 80, None),
+                                          ("matrix", 3, [[2, 1, 1], [1, 1, 2], [1, 1, 0]]),
+                                          ("online", 3, [[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.2, 0.2, 0.6]])])
 @pytest.mark.parametrize("gain", [0.05, 0.25, 0.5, 0.75, 1.0])
 def test_idealised_model_converges_without_oscillation_for_every_mode_and_gain(mode, k, prior, gain):
     # An idealised model whose confidence equals its smoothed target and whose accuracy is fixed at 0.92: the fixed
     # point is the ε whose target confidence is 0.92. The error must shrink every epoch and never change sign.
     accuracy = 0.92
-    sched = AutoSchedule(0.0, eps_max=0.99, gain=gain, factor=gain_factor(mode, k, prior))
+    matrix = prior if mode in ("matrix", "online") else None
+    factor = gain_factor(mode, k, None if matrix else prior, matrix=matrix)
+    sched = AutoSchedule(0.0, eps_max=0.99, gain=gain, factor=factor)
     fixed = min((e / 10000 for e in range(9900)), key=lambda e: abs(_smoothed_top_target(mode, k, e, prior) - accuracy))
     errors = []
     for epoch in range(300):

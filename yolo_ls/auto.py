@@ -28,7 +28,8 @@ from yolo_ls.config import ARG_TABLE, PluginArgumentError
 
 # ------------------------------------------------------------------------------------------------- the rule
 def gain_factor(mode: str, num_classes: int, prior: Sequence[float] | None = None,
-                frequencies: Sequence[float] | None = None) -> float:
+                frequencies: Sequence[float] | None = None,
+                matrix: Sequence[Sequence[float]] | None = None) -> float:
     """How much the smoothed target's true-class confidence drops per unit of ε, inverted: Δε = gap · factor.
 
     The smoothed target gives the true class ``1 - ε/factor``:
@@ -38,6 +39,11 @@ def gain_factor(mode: str, num_classes: int, prior: Sequence[float] | None = Non
     - ``prior`` q: ``1 - ε(1 - q_y)``, averaged over the training labels y ~ p: factor ``1 / (1 - Σ_y p_y q_y)``
       (p = q when the training frequencies are not given);
     - detect ``all``: the binary target 1 becomes ``1 - ε/2``, factor 2; ``positive``: ``(1 - ε)·t``, factor 1.
+    - ``matrix`` M (classify and detect) and ``online`` S: ``1 - ε(1 - M_yy)``, averaged over y ~ p: factor
+      ``1 / (1 - Σ_y p_y M_yy)`` (p uniform when the frequencies are not given; rows normalised). For ``online`` the
+      trainer recomputes it from the new S after every epoch.
+    - ``margin`` (MbLS) sets no target confidence: ``ls_schedule=auto`` refuses it (``resolve_plugin_args``), and
+      so does this rule. A matrix (or prior) whose diagonal leaves ε no effect (``1 - Σ p_y M_yy = 0``) gets factor 1.
 
     Raises:
         ValueError: For a mode this rule does not know.
@@ -58,6 +64,14 @@ def gain_factor(mode: str, num_classes: int, prior: Sequence[float] | None = Non
         p = q if frequencies is None else [float(v) / math.fsum(frequencies) for v in frequencies]
         kept = 1.0 - math.fsum(a * b for a, b in zip(p, q))  # E_y[1 - q_y]
         return 1.0 / kept if kept > 0 else 1.0
+    if mode in ("matrix", "online"):
+        if matrix is None:
+            raise ValueError(f"gain_factor(mode='{mode}') needs the matrix")
+        rows = [[float(v) for v in r] for r in matrix]
+        diag = [r[i] / math.fsum(r) for i, r in enumerate(rows)]
+        p = [1.0 / k] * k if frequencies is None else [float(v) / math.fsum(frequencies) for v in frequencies]
+        kept = 1.0 - math.fsum(a * b for a, b in zip(p, diag))  # E_y[1 - M_yy]
+        return 1.0 / kept if kept > 1e-12 else 1.0
     raise ValueError(f"gain_factor: unknown ls_mode '{mode}'")
 
 
@@ -206,9 +220,9 @@ class AutoController:
         self.holdout: TrainHoldout | None = None
 
     def setup(self, trainer: Any, mode: str, num_classes: int, prior: Sequence[float] | None = None,
-              frequencies: Sequence[float] | None = None) -> None:
+              frequencies: Sequence[float] | None = None, matrix: Sequence[Sequence[float]] | None = None) -> None:
         """Once the data is built: the mode's gain factor, and the train holdout if that split steers ε."""
-        self.schedule.factor = gain_factor(mode, num_classes, prior, frequencies)
+        self.schedule.factor = gain_factor(mode, num_classes, prior, frequencies, matrix)
         if self.split == "train_holdout":
             self.holdout = TrainHoldout(trainer)
 

@@ -11,9 +11,10 @@ argument, the value and what is allowed.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
+from pathlib import Path
 from typing import Any
 
 # Keys Ultralytics accepts without them being in DEFAULT_CFG_DICT: extras that check_dict_alignment allows, and the
@@ -173,9 +174,94 @@ class ClassWeights:
         return [w / total for w in scaled]
 
 
+def _matrix_rows(name: str, value: Any, example: str) -> list[list[float]]:
+    """A square nested list of non-negative finite numbers, each row with a positive sum, rows normalised to sum 1."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    rows = list(value) if isinstance(value, (list, tuple)) else None
+    if not rows or len(rows) < 2 or not all(isinstance(r, (list, tuple)) and len(r) == len(rows) for r in rows):
+        raise _invalid(name, value, example)
+    out = []
+    for r in rows:
+        if not all(_is_number(_scalar(v)) and math.isfinite(_scalar(v)) and _scalar(v) >= 0 for v in r):
+            raise _invalid(name, value, example)
+        top = max(float(_scalar(v)) for v in r)
+        if top <= 0:
+            raise _invalid(name, value, f"{example} (row {len(out)} sums to 0)")
+        scaled = [float(_scalar(v)) / top for v in r]
+        total = math.fsum(scaled)
+        out.append([v / total for v in scaled])
+    return out
+
+
+def read_matrix_csv(path: str | Path) -> tuple[list[str], list[list[float]]]:
+    """A K×K class matrix CSV: a header row (one corner cell, then K class names), then K rows ``name,v1,...,vK``.
+
+    Returns:
+        (class names, rows as written). The row names must equal the header's, in the same order.
+
+    Raises:
+        ValueError: For a file that is not such a table.
+    """
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        table = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    if len(table) < 3:
+        raise ValueError(f"{path} must hold a header row of class names and one row per class")
+    names = [c.strip() for c in table[0][1:]]
+    rows, index = [], []
+    for r in table[1:]:
+        if len(r) != len(names) + 1:
+            raise ValueError(f"{path}: row {r[:1]} has {len(r) - 1} values, the header names {len(names)} classes")
+        index.append(r[0].strip())
+        try:
+            rows.append([float(c) for c in r[1:]])
+        except ValueError:
+            raise ValueError(f"{path}: row {r[0]!r} holds a value that is not a number") from None
+    if index != names:
+        raise ValueError(f"{path}: the row names {index} must equal the header's class names {names}, in order")
+    return names, rows
+
+
+@dataclass(frozen=True)
+class ClassMatrix:
+    """None, a K×K nested list (row y: where ε goes for true class y), or the path of a CSV of one with class names.
+
+    A list comes back row-normalised; a CSV path comes back as the path (its class names are checked against the
+    dataset's once they are known, :func:`load_class_matrix`), after the file has been read and checked here.
+    """
+
+    allowed = "None, a KxK nested list of non-negative weights (rows normalised), or a CSV path with class names"
+
+    def __call__(self, name: str, value: Any) -> list[list[float]] | str | None:
+        if value is None:
+            return None
+        example = f"{self.allowed}, i.e. [[0.1, 0.9], [0.5, 0.5]]"
+        if isinstance(value, (str, Path)):
+            if not Path(value).is_file():
+                raise _invalid(name, value, example, f" No file '{value}' found.")
+            try:
+                names, rows = read_matrix_csv(value)
+            except (OSError, ValueError) as e:
+                raise _invalid(name, value, example, f" {e}") from None
+            _matrix_rows(name, rows, example)
+            return str(value)
+        return _matrix_rows(name, value, example)
+
+
+def load_class_matrix(value: Any) -> tuple[list[list[float]], list[str] | None]:
+    """The row-normalised matrix of a checked ``ls_matrix`` value, and its class names (None for a nested list)."""
+    if isinstance(value, (str, Path)):
+        names, rows = read_matrix_csv(value)
+        return _matrix_rows("ls_matrix", rows, ClassMatrix.allowed), names
+    return _matrix_rows("ls_matrix", value, ClassMatrix.allowed), None
+
+
 # ----------------------------------------------------------------------------------------------- choice lists
-CLASSIFY_MODES = ("uniform", "exclusive", "prior")
-DETECT_MODES = ("fg", "all", "positive")
+CLASSIFY_MODES = ("uniform", "exclusive", "prior", "margin", "online", "matrix")
+DETECT_MODES = ("fg", "all", "positive", "matrix")
+MODES = tuple(dict.fromkeys(("auto", *CLASSIFY_MODES, *DETECT_MODES)))  # ls_mode's choices (matrix serves both)
 DETECT_TASKS = ("detect", "segment", "pose", "obb")
 TASKS = ("classify", *DETECT_TASKS)
 PURE_SCHEDULES = ("constant", "linear", "cosine", "step", "exp", "two_stage")  # functions of the epoch alone
@@ -189,6 +275,9 @@ PLOT_CHOICES_HELP = (
 
 # The ranges that more than one argument shares.
 EPSILON = FloatRange(0.0, 1.0, hi_closed=False, example=0.1)  # a smoothing ε
+# ε with ls_negative=True (uniform only, Wei et al. 2022): label_smoothing and ls_final take this range instead.
+SIGNED_EPSILON = FloatRange(-1.0, 1.0, hi_closed=False, example=-0.1)
+SIGNED_ARGS = ("label_smoothing", "ls_final")
 DECAY = FloatRange(0.0, 1.0, lo_closed=False, example=0.5)  # a decay factor that never makes ε grow
 
 
@@ -217,15 +306,24 @@ ARGS: tuple[PluginArg, ...] = (
     PluginArg(
         "ls_mode",
         "auto",
-        "where ε goes: classify uniform/exclusive/prior, detect fg/all/positive; auto = uniform or fg by task",
+        "where ε goes: classify uniform/exclusive/prior/margin (MbLS)/online (OLS)/matrix, detect "
+        "fg/all/positive/matrix; auto = uniform or fg by task",
         Choice(
-            ("auto", *CLASSIFY_MODES, *DETECT_MODES),
+            MODES,
             f"auto, {', '.join(CLASSIFY_MODES)} (classify) or {', '.join(DETECT_MODES)} (detect, segment, pose, obb)",
         ),
     ),
     PluginArg("ls_prior", None,
               "class distribution for ls_mode=prior, i.e. [0.5,0.3,0.2]; None = the training set's class frequencies",
               ClassWeights()),
+    PluginArg("ls_margin", 10.0, "ls_mode=margin (MbLS): the logit margin m; ε is the penalty weight λ",
+              FloatRange(0.0, 1e6, lo_closed=False, example=10.0)),
+    PluginArg("ls_matrix", None, "ls_mode=matrix: KxK matrix, row y = where ε goes for true class y (list or CSV path)",
+              ClassMatrix()),
+    PluginArg("ls_negative", False,
+              f"allow negative ε: label_smoothing and ls_final then take {SIGNED_EPSILON.allowed} "
+              "(ls_mode=uniform, pure schedules)",
+              Flag()),
     PluginArg(
         "ls_schedule",
         "constant",
@@ -322,8 +420,18 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
     if unknown:
         check_keys(unknown)
     out = {**DEFAULTS}
+    negative = ARG_TABLE["ls_negative"](given.get("ls_negative", False))
     for name, value in given.items():
-        out[name] = ARG_TABLE[name](value)
+        try:
+            out[name] = epsilon_check(name, negative)(name, value) if name in SIGNED_ARGS else ARG_TABLE[name](value)
+        except PluginArgumentError as e:
+            v = _scalar(value)
+            if not negative and _is_number(v) and SIGNED_EPSILON.contains(v) and v < 0:
+                raise PluginArgumentError(
+                    f"{e} Negative smoothing (Wei et al. 2022) is opt-in: ls_negative=True (ls_mode=uniform) "
+                    f"allows {SIGNED_EPSILON.allowed}."
+                ) from None
+            raise
 
     mode = out["ls_mode"]
     task_modes = CLASSIFY_MODES if task == "classify" else DETECT_MODES
@@ -335,7 +443,24 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
             f"'ls_mode={mode}' is a {kind} mode and does not apply to task '{task}'. "
             f"Valid 'ls_mode' values for '{task}' are {list(task_modes)}."
         )
+    if negative and mode != "uniform":
+        raise PluginArgumentError(f"'ls_negative=True' applies to 'ls_mode=uniform' only, but 'ls_mode={mode}'.")
+    if negative and callable(out["ls_schedule"]):
+        raise PluginArgumentError("'ls_negative=True' works with the named schedules; a callable ls_schedule returns "
+                                  "ε in [0, 1).")
+    if mode == "matrix" and out["ls_matrix"] is None:
+        raise PluginArgumentError("'ls_mode=matrix' needs 'ls_matrix': a KxK nested list or a CSV path.")
+    if out["ls_matrix"] is not None and mode != "matrix":
+        raise PluginArgumentError(f"'ls_matrix' is only used with 'ls_mode=matrix', but 'ls_mode={mode}'.")
     if out["ls_schedule"] == "auto":
+        if mode == "margin":
+            raise PluginArgumentError(
+                "'ls_schedule=auto' steers ε by the target confidence it sets, and the MbLS margin penalty "
+                "(ls_mode=margin) sets none: use a pure schedule (i.e. ls_schedule=constant) with ls_mode=margin."
+            )
+        if negative:
+            raise PluginArgumentError("'ls_schedule=auto' keeps ε in [0, ls_max]: it cannot be combined with "
+                                      "'ls_negative=True'; use a pure schedule.")
         if not out["calibration"]:
             raise PluginArgumentError("'ls_schedule=auto' is steered by measured calibration: keep calibration=True")
         if out["ls_auto_split"] == "train_holdout" and task != "classify":
@@ -346,6 +471,11 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
         raise PluginArgumentError(f"'ls_prior' is only used with 'ls_mode=prior', but 'ls_mode={mode}'.")
     out["ls_mode"] = mode
     return out
+
+
+def epsilon_check(name: str, negative: bool = False) -> Any:
+    """The check for ``label_smoothing``/``ls_final``: the table's ``[0, 1)``, or ``[-1, 1)`` with ls_negative=True."""
+    return SIGNED_EPSILON if negative else ARG_TABLE[name].check
 
 
 # Which arguments each setting reads: a key given by the user outside these is accepted but has no effect, so it is
@@ -381,6 +511,9 @@ def inapplicable_args(given: Mapping[str, Any], resolved: Mapping[str, Any], tas
                        f"ls_schedule={name}.")
     if "ls_auto_holdout" in given and resolved["ls_auto_split"] != "train_holdout" and schedule == "auto":
         out.append("'ls_auto_holdout' is only used with ls_auto_split=train_holdout.")
+    if "ls_margin" in given and resolved["ls_mode"] != "margin":
+        out.append(f"'ls_margin' is only used with ls_mode=margin; it has no effect with "
+                   f"ls_mode={resolved['ls_mode']}.")
     if "calib_conf" in given and task == "classify":
         out.append("'calib_conf' is only used by detection tasks; it has no effect with task=classify.")
     if not resolved["calibration"]:
@@ -426,6 +559,7 @@ def build_schedule_from_args(args: Mapping[str, Any], epochs: int) -> Any:
             step_size=args["ls_step_size"],
             gamma=args["ls_gamma"],
             off_epoch=args["ls_off_epoch"],
+            negative=bool(args.get("ls_negative")),
         )
     except (TypeError, ValueError) as e:
         raise PluginArgumentError(str(e)) from None
@@ -454,12 +588,24 @@ def probe_callable_schedule(schedule: Any, epochs: int, per_iter: bool = False) 
             ) from None
 
 
-def check_num_classes(args: Mapping[str, Any], nc: int) -> None:
-    """Checks that need the dataset's number of classes: the prior's length and K >= 2 for ``exclusive``.
+def check_num_classes(args: Mapping[str, Any], nc: int, names: Sequence[str] | None = None) -> None:
+    """Checks that need the dataset's classes: the prior's length, K >= 2 for ``exclusive``, the matrix's shape and
+    (for a CSV) its class names against the dataset's ``names``.
 
     Raises:
         PluginArgumentError: Naming the argument and the dataset's class count.
     """
+    if args.get("ls_matrix") is not None:
+        rows, csv_names = load_class_matrix(args["ls_matrix"])
+        if len(rows) != nc:
+            raise PluginArgumentError(
+                f"'ls_matrix' is {len(rows)}x{len(rows)} but the dataset has nc={nc} classes. Give a {nc}x{nc} matrix."
+            )
+        if csv_names is not None and names is not None and list(csv_names) != [str(n) for n in names]:
+            raise PluginArgumentError(
+                f"'ls_matrix={args['ls_matrix']}' names the classes {csv_names}, but the dataset's classes are "
+                f"{[str(n) for n in names]}: the rows must follow the dataset's class order and names."
+            )
     if args["ls_mode"] == "exclusive" and nc < 2:
         raise PluginArgumentError(
             f"'ls_mode=exclusive' spreads ε over the other K-1 classes and needs at least 2 classes, "

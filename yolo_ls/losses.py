@@ -5,9 +5,15 @@ Classification (``ls_mode``):
     - ``exclusive``: 1-ε on the true class and ε/(K-1) on each other class.
     - ``prior``: t = (1-ε)·onehot + ε·q for a class distribution q.
 
-    All three are t = ε·b + a·onehot with a fixed vector b and a = 1 - ε·Σb, so the loss has the closed form
-    ``logsumexp(z) - ε·(z·b) - a·z_y`` and the gradient ``softmax(z) - t``. :class:`_SmoothedCrossEntropy` computes both
-    directly with public torch ops, which is cheaper than PyTorch's built-in smoothing.
+    - ``margin`` (MbLS, Liu et al. CVPR 2022): CE + ε·mean_{n,k} relu(max_j z_j - z_k - m), m = ``ls_margin``.
+    - ``online`` (OLS, Zhang et al. TIP 2021): t = (1-ε)·onehot + ε·S[y], S learned per epoch (``yolo_ls/online.py``).
+    - ``matrix``: t = (1-ε)·onehot + ε·M[y] for a user-given row-stochastic K×K M (``ls_matrix``).
+    - negative ε (Wei et al. ICML 2022, ``ls_negative=True``, uniform only): the same uniform formula with ε in
+      [-1, 0); t still sums to 1, with negative entries off the true class.
+
+    uniform, exclusive and prior are t = ε·b + a·onehot with a fixed vector b and a = 1 - ε·Σb, so the loss has the
+    closed form ``logsumexp(z) - ε·(z·b) - a·z_y`` and the gradient ``softmax(z) - t``. :class:`_SmoothedCrossEntropy`
+    computes both directly with public torch ops, which is cheaper than PyTorch's built-in smoothing.
 
 Detection family (``ls_mode``), applied to the task-aligned assigner's soft ``target_scores`` t of shape (B, A, nc):
     - ``fg``: t' = (1-ε)·t + ε·s/nc with s = Σ_c t the anchor's own target mass. Background anchors (s = 0) stay at 0
@@ -15,6 +21,8 @@ Detection family (``ls_mode``), applied to the task-aligned assigner's soft ``ta
     - ``all``: t' = (1-ε)·t + ε/2 on every anchor and class: the YOLOv5/Keras binary squeeze. Lifts the score floor of
       every background anchor; kept as the classic variant.
     - ``positive``: t' = (1-ε)·t, one-sided: negatives are untouched.
+    - ``matrix``: t' = (1-ε)·t + ε·s·M[c] with c = argmax_c t (the anchor's assigned class) and s = Σ_c t; background
+      anchors (s = 0) stay exactly 0.
 
 The detection smoothing enters through ``v8DetectionLoss.bce``, the module every detection-family loss (v8 detect,
 segment, pose, OBB and both branches of ``E2ELoss``) calls for its classification term and for nothing else, so the box
@@ -172,16 +180,110 @@ class SmoothedClassificationLoss:
         return loss, {"loss": loss.detach()}
 
 
+# ------------------------------------------------------------------- margin, online and matrix (classification)
+def class_matrix(matrix: Any, num_classes: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """A K×K class matrix as a float32 tensor with rows normalised to sum 1 (row y: where ε goes for class y).
+
+    Raises:
+        ValueError: For another shape, a negative or non-finite entry, or a row summing to 0.
+    """
+    m = torch.as_tensor(matrix, dtype=torch.float64)
+    if m.shape != (num_classes, num_classes) or not torch.isfinite(m).all() or (m < 0).any():
+        raise ValueError(f"ls_matrix must be a {num_classes}x{num_classes} matrix of non-negative finite weights")
+    total = m.sum(1, keepdim=True)
+    if (total <= 0).any():
+        raise ValueError("every row of ls_matrix needs a positive sum")
+    return (m / total).to(device=device, dtype=torch.float32)
+
+
+def matrix_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps: float | torch.Tensor,
+                         matrix: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy against t = (1-ε)·onehot + ε·M[y] for a row-stochastic M (K×K): ``ls_mode=matrix/online``.
+
+    Loss = logsumexp(z) - (1-ε)·z_y - ε·(M[y]·z) because Σt = 1, so no N×K target is built; autograd gives the
+    gradient softmax(z) - t.
+    """
+    z = logits.float()
+    eps = torch.as_tensor(eps, dtype=torch.float32, device=z.device)
+    labels = labels.long()
+    lse = torch.logsumexp(z, dim=1)
+    z_y = z.gather(1, labels[:, None]).squeeze(1)
+    spread = (matrix[labels] * z).sum(1)  # M[y]·z
+    return (lse - (1.0 - eps) * z_y - eps * spread).mean()
+
+
+def margin_penalty(logits: torch.Tensor, margin: float | torch.Tensor = 10.0) -> torch.Tensor:
+    """The MbLS penalty mean_{n,k} relu(max_j z_nj - z_nk - m) (Liu et al., CVPR 2022), over all N×K entries."""
+    z = logits.float()
+    return F.relu(z.max(dim=1, keepdim=True).values - z - margin).mean()
+
+
+def margin_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps: float | torch.Tensor,
+                         margin: float | torch.Tensor = 10.0) -> torch.Tensor:
+    """``ls_mode=margin``: CE(z, y) + λ·:func:`margin_penalty`, with λ = ε."""
+    eps = torch.as_tensor(eps, dtype=torch.float32, device=logits.device)
+    return F.cross_entropy(logits.float(), labels.long()) + eps * margin_penalty(logits, margin)
+
+
+class MatrixClassificationLoss:
+    """``ls_mode=matrix`` (fixed M) or ``online`` (M = the live OLS matrix S): t = (1-ε)·onehot + ε·M[y].
+
+    Args:
+        state (LabelSmoothingState): Holds ε on the device.
+        matrix (torch.Tensor): Row-stochastic K×K on the device (for ``online``: ``OnlineSoftLabels.matrix``, which
+            is updated in place, so the loss reads the current S).
+        online (Any): For the training model's criterion with ``online``: the :class:`~yolo_ls.online.OnlineSoftLabels`
+            fed with every training batch. None for the validator's (EMA) criterion and for ``matrix``.
+    """
+
+    def __init__(self, state: LabelSmoothingState, matrix: torch.Tensor, online: Any = None) -> None:
+        self.state = state
+        self.matrix = matrix
+        self.online = online
+
+    def __call__(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return (loss, {"loss": detached loss}) as ``v8ClassificationLoss`` does."""
+        preds = preds[1] if isinstance(preds, (list, tuple)) else preds
+        labels = batch["cls"].long()
+        if self.online is not None:
+            self.online.accumulate(preds, labels)
+        loss = matrix_cross_entropy(preds, labels, self.state.eps, self.matrix)
+        return loss, {"loss": loss.detach()}
+
+
+class MarginClassificationLoss:
+    """``ls_mode=margin`` (MbLS): CE + ε·mean(relu(max_j z_j - z_k - m)), ε on the device."""
+
+    def __init__(self, state: LabelSmoothingState, margin: float = 10.0) -> None:
+        self.state = state
+        self.margin = float(margin)
+
+    def __call__(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return (loss, {"loss": detached loss}) as ``v8ClassificationLoss`` does."""
+        preds = preds[1] if isinstance(preds, (list, tuple)) else preds
+        loss = margin_cross_entropy(preds, batch["cls"], self.state.eps, self.margin)
+        return loss, {"loss": loss.detach()}
+
+
 # ------------------------------------------------------------------------------------------------ detection
-def smooth_binary_targets(target_scores: torch.Tensor, eps: float | torch.Tensor, mode: str = "fg") -> torch.Tensor:
+def smooth_binary_targets(
+    target_scores: torch.Tensor, eps: float | torch.Tensor, mode: str = "fg", matrix: torch.Tensor | None = None
+) -> torch.Tensor:
     """Smooth the detection class targets (B, A, nc) for a binary (sigmoid) classification term.
 
     Args:
         target_scores (torch.Tensor): The assigner's soft targets, zero on background anchors.
         eps (float | torch.Tensor): ε in [0, 1).
-        mode (str): ``fg``, ``all`` or ``positive`` (see the module docstring).
+        mode (str): ``fg``, ``all``, ``positive`` or ``matrix`` (see the module docstring).
+        matrix (torch.Tensor | None): For ``matrix``: the row-stochastic nc×nc M.
     """
     eps = torch.as_tensor(eps, device=target_scores.device).to(target_scores.dtype)
+    if mode == "matrix":  # t + ε·(s·M[c] - t), c = argmax of the anchor's row, s its mass; background s = 0 stays 0
+        if matrix is None:
+            raise ValueError("smooth_binary_targets(mode='matrix') needs the matrix")
+        mass = target_scores.sum(-1, keepdim=True)
+        spread = matrix.to(target_scores.dtype)[target_scores.argmax(-1)] * mass
+        return torch.lerp(target_scores, spread, eps)
     if mode == "fg":  # t + ε·(s/nc - t) in one fused pass after the per-anchor sum
         mass = target_scores.sum(-1, keepdim=True) / target_scores.shape[-1]
         return torch.lerp(target_scores, mass.expand_as(target_scores), eps)
@@ -195,15 +297,18 @@ def smooth_binary_targets(target_scores: torch.Tensor, eps: float | torch.Tensor
 class SmoothedBCEWithLogits(nn.Module):
     """``nn.BCEWithLogitsLoss(reduction="none")`` whose targets are smoothed first with the shared ε."""
 
-    def __init__(self, state: LabelSmoothingState, mode: str = "fg") -> None:
+    def __init__(self, state: LabelSmoothingState, mode: str = "fg", matrix: torch.Tensor | None = None) -> None:
         super().__init__()
         if mode not in DETECT_MODES:
             raise ValueError(f"unknown detection smoothing mode '{mode}', expected one of {DETECT_MODES}")
+        if (mode == "matrix") != (matrix is not None):
+            raise ValueError("ls_mode='matrix' takes a matrix, and only it does")
         self.state = state
         self.mode = mode
+        self.matrix = matrix
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        target = smooth_binary_targets(target, self.state.eps, self.mode)
+        target = smooth_binary_targets(target, self.state.eps, self.mode, self.matrix)
         return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
 
 
@@ -219,7 +324,17 @@ def detection_losses(criterion: Any) -> list[Any]:
 
 
 def install_smoothing(
-    model: nn.Module, state: LabelSmoothingState, *, task: str, mode: str, num_classes: int, prior: Any = None
+    model: nn.Module,
+    state: LabelSmoothingState,
+    *,
+    task: str,
+    mode: str,
+    num_classes: int,
+    prior: Any = None,
+    matrix: Any = None,
+    margin: float = 10.0,
+    online: Any = None,
+    accumulate: bool = False,
 ) -> Any:
     """Put label smoothing into the criterion a model uses for ``model.loss`` (training and the validator's val loss).
 
@@ -228,11 +343,23 @@ def install_smoothing(
     ``v8DetectionLoss`` inside it. Calling it again on the same model is harmless. Checkpoints never hold the
     criterion: Ultralytics strips it before saving.
 
+    ``matrix`` (``ls_mode=matrix``: K×K, rows normalised here), ``margin`` (``ls_mode=margin``) and ``online``
+    (``ls_mode=online``: the run's :class:`~yolo_ls.online.OnlineSoftLabels`; ``accumulate=True`` for the training
+    model only, whose batches teach S) are read by their mode only.
+
     Returns:
         The installed criterion.
     """
+    m = class_matrix(matrix, num_classes, device=state.eps.device) if mode == "matrix" else None
     if task == "classify":
-        model.criterion = SmoothedClassificationLoss(state, num_classes, mode, prior)
+        if mode == "margin":
+            model.criterion = MarginClassificationLoss(state, margin)
+        elif mode == "online":
+            model.criterion = MatrixClassificationLoss(state, online.matrix, online if accumulate else None)
+        elif mode == "matrix":
+            model.criterion = MatrixClassificationLoss(state, m)
+        else:
+            model.criterion = SmoothedClassificationLoss(state, num_classes, mode, prior)
         return model.criterion
     criterion = getattr(model, "criterion", None) or model.init_criterion()
     losses = detection_losses(criterion)
@@ -242,6 +369,6 @@ def install_smoothing(
             "family (detect, segment, pose, obb; v8-style and end-to-end heads)."
         )
     for loss in losses:
-        loss.bce = SmoothedBCEWithLogits(state, mode)
+        loss.bce = SmoothedBCEWithLogits(state, mode, m)
     model.criterion = criterion
     return criterion

@@ -109,10 +109,12 @@ def _epoch_ticks(ax: Any, epochs: Sequence[float]) -> None:
 
 def eps_limits(values: Sequence[float]) -> tuple[float, float]:
     """The ε axis range: from 0 to a quarter above the largest ε (0.05 when all are 0), so a constant ε is a flat
-    line at its height, never an axis zoomed to a few thousandths around it."""
+    line at its height, never an axis zoomed to a few thousandths around it. A negative ε (``ls_negative``) extends
+    the axis below 0 the same way (and then the top is at least 0)."""
     finite = [float(v) for v in values if _finite(v)]
     top = max(finite, default=0.0)
-    return 0.0, (top * 1.25 if top > 0 else 0.05)
+    low = min(finite, default=0.0)
+    return (low * 1.25 if low < 0 else 0.0), (top * 1.25 if top > 0 else (0.0 if low < 0 else 0.05))
 
 
 def _unpack_bins(bins: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -501,6 +503,41 @@ def plot_smoothing_schedule(
     return path
 
 
+# ----------------------------------------------------------------------------------------------- soft labels
+def plot_soft_labels(matrix: Sequence[Sequence[float]], names: Sequence[str], path: str | Path,
+                     title: str = "Online soft labels S (row: true class)", on_plot: Callable | None = None) -> Path:
+    """Heatmap of a K×K soft-label matrix (``ls_mode=online``'s S, or ``ls_matrix``): row y is the distribution ε
+    spreads for true class y, columns the classes it goes to; values written in the cells when K <= 12.
+
+    Returns:
+        The saved path.
+    """
+    m = np.asarray(matrix, dtype=float)
+    k = m.shape[0]
+    labels = [str(n) for n in names]
+    with _rc():
+        side = min(3.0 + 0.45 * k, 12.0)
+        fig = _figure(side + 1.2, side)
+        ax = fig.add_axes((0.16, 0.14, 0.66, 0.76))
+        im = ax.imshow(m, cmap="Blues", vmin=0.0, vmax=max(float(np.nanmax(m)) if m.size else 1.0, 1e-12))
+        if k <= 30:
+            ax.set_xticks(range(k), labels, rotation=90)
+            ax.set_yticks(range(k), labels)
+        if k <= 12:
+            for i in range(k):
+                for j in range(k):
+                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=FONT_SIZE - 2,
+                            color="white" if m[i, j] > 0.6 * np.nanmax(m) else "black")
+        ax.set_xlabel("soft target class")
+        ax.set_ylabel("true class")
+        ax.set_title(title)
+        fig.colorbar(im, cax=fig.add_axes((0.85, 0.14, 0.03, 0.76)))
+        path = _save(fig, path)
+    if on_plot:
+        on_plot(path)
+    return path
+
+
 # ------------------------------------------------------------------------------------------ off the training thread
 class BackgroundPlots:
     """Figures drawn in forked child processes while the training process goes on; :meth:`join` waits for them.
@@ -598,7 +635,7 @@ def background(trainer: Any) -> BackgroundPlots:
 
 
 # ------------------------------------------------------------------------------------------------- run folders
-RUN_FILES = ("calibration.csv", "calibration/epochs.json", "calibration/final.json")
+RUN_FILES = ("calibration.csv", "calibration/epochs.json", "calibration/final.json", "soft_labels.csv")
 
 
 def is_run_folder(run: str | Path) -> bool:
@@ -639,8 +676,8 @@ def render_run(run: str | Path) -> list[Path]:
 
     Writes ``calibration/reliability_epoch{E:03d}.png`` for every epoch in ``calibration/epochs.json``,
     ``calibration/reliability.png`` from ``calibration/final.json``, ``calibration/calibration_curves.png`` from
-    ``calibration.csv`` and ``label_smoothing.png`` from results.csv (with the plan rebuilt from args.yaml when it can
-    be). Nothing is trained or validated.
+    ``calibration.csv``, ``label_smoothing.png`` from results.csv (with the plan rebuilt from args.yaml when it can
+    be) and, for ``ls_mode=online``, ``soft_labels.png`` from ``soft_labels.csv``. Nothing is trained or validated.
 
     Raises:
         FileNotFoundError: When ``run`` is not a yolo-ls run folder (see :func:`is_run_folder`).
@@ -682,6 +719,11 @@ def render_run(run: str | Path) -> list[Path]:
         epochs = int(_numeric(res, "epoch").max())
         out.append(plot_smoothing_schedule(_schedule_plan(run, epochs), run / "results.csv",
                                            run / "label_smoothing.png"))
+    if (run / "soft_labels.csv").is_file():  # ls_mode=online
+        from yolo_ls.config import read_matrix_csv
+
+        names, rows = read_matrix_csv(run / "soft_labels.csv")
+        out.append(plot_soft_labels(rows, names, run / "soft_labels.png"))
     return out
 
 

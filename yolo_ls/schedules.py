@@ -29,7 +29,7 @@ import math
 import warnings
 from collections.abc import Callable
 
-from yolo_ls.config import ARG_TABLE, PURE_SCHEDULES, _scalar
+from yolo_ls.config import ARG_TABLE, PURE_SCHEDULES, _scalar, epsilon_check
 
 __all__ = [
     "SCHEDULES",
@@ -83,12 +83,13 @@ class SmoothingSchedule:
         ValueError: If an argument is out of range.
     """
 
-    def __init__(self, eps: float, epochs: int, warmup_epochs: float = 0.0) -> None:
+    def __init__(self, eps: float, epochs: int, warmup_epochs: float = 0.0, *, negative: bool = False) -> None:
         if isinstance(epochs, bool) or not isinstance(epochs, int):
             raise TypeError(f"epochs must be an int, got {epochs!r} ({type(epochs).__name__})")
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
-        self.eps = ARG_TABLE["label_smoothing"](eps)
+        self.negative = bool(negative)  # built for an ls_negative=True run: ε and final may be in [-1, 0) too
+        self.eps = epsilon_check("label_smoothing", self.negative)("label_smoothing", eps)
         self.epochs = epochs
         self.warmup_epochs = ARG_TABLE["ls_warmup_epochs"](warmup_epochs)
         if not self.warmup_epochs < epochs:
@@ -188,9 +189,11 @@ class LinearSchedule(SmoothingSchedule):
         warmup_epochs: Warmup length in epochs.
     """
 
-    def __init__(self, eps: float, epochs: int, final: float = 0.0, warmup_epochs: float = 0.0) -> None:
-        super().__init__(eps, epochs, warmup_epochs)
-        self.final = ARG_TABLE["ls_final"](final)
+    def __init__(
+        self, eps: float, epochs: int, final: float = 0.0, warmup_epochs: float = 0.0, *, negative: bool = False
+    ) -> None:
+        super().__init__(eps, epochs, warmup_epochs, negative=negative)
+        self.final = epsilon_check("ls_final", self.negative)("ls_final", final)
 
     def _value(self, t: float, span: float) -> float:
         return _lerp(self.eps, self.final, _progress(t, span))
@@ -209,9 +212,11 @@ class CosineSchedule(SmoothingSchedule):
         warmup_epochs: Warmup length in epochs.
     """
 
-    def __init__(self, eps: float, epochs: int, final: float = 0.0, warmup_epochs: float = 0.0) -> None:
-        super().__init__(eps, epochs, warmup_epochs)
-        self.final = ARG_TABLE["ls_final"](final)
+    def __init__(
+        self, eps: float, epochs: int, final: float = 0.0, warmup_epochs: float = 0.0, *, negative: bool = False
+    ) -> None:
+        super().__init__(eps, epochs, warmup_epochs, negative=negative)
+        self.final = epsilon_check("ls_final", self.negative)("ls_final", final)
 
     def _value(self, t: float, span: float) -> float:
         w = 0.5 * (1.0 + math.cos(math.pi * _progress(t, span)))
@@ -233,9 +238,10 @@ class StepSchedule(SmoothingSchedule):
     """
 
     def __init__(
-        self, eps: float, epochs: int, step_size: int = 1, gamma: float = 0.5, warmup_epochs: float = 0.0
+        self, eps: float, epochs: int, step_size: int = 1, gamma: float = 0.5, warmup_epochs: float = 0.0, *,
+        negative: bool = False,
     ) -> None:
-        super().__init__(eps, epochs, warmup_epochs)
+        super().__init__(eps, epochs, warmup_epochs, negative=negative)
         self.step_size = ARG_TABLE["ls_step_size"](step_size)
         self.gamma = ARG_TABLE["ls_gamma"](gamma)
 
@@ -258,11 +264,12 @@ class ExpSchedule(SmoothingSchedule):
     """
 
     def __init__(
-        self, eps: float, epochs: int, gamma: float = 0.5, final: float = 0.0, warmup_epochs: float = 0.0
+        self, eps: float, epochs: int, gamma: float = 0.5, final: float = 0.0, warmup_epochs: float = 0.0, *,
+        negative: bool = False,
     ) -> None:
-        super().__init__(eps, epochs, warmup_epochs)
+        super().__init__(eps, epochs, warmup_epochs, negative=negative)
         self.gamma = ARG_TABLE["ls_gamma"](gamma)
-        self.final = ARG_TABLE["ls_final"](final)
+        self.final = epsilon_check("ls_final", self.negative)("ls_final", final)
 
     def _value(self, t: float, span: float) -> float:
         return _lerp(self.final, self.eps, self.gamma**t)
@@ -291,8 +298,10 @@ class TwoStageSchedule(SmoothingSchedule):
         ValueError: If ``off_epoch <= 0`` or ``off_epoch <= warmup_epochs``.
     """
 
-    def __init__(self, eps: float, epochs: int, off_epoch: float, warmup_epochs: float = 0.0) -> None:
-        super().__init__(eps, epochs, warmup_epochs)
+    def __init__(
+        self, eps: float, epochs: int, off_epoch: float, warmup_epochs: float = 0.0, *, negative: bool = False
+    ) -> None:
+        super().__init__(eps, epochs, warmup_epochs, negative=negative)
         self.off_epoch = _check_epoch(off_epoch, "ls_off_epoch")
         if self.off_epoch <= 0:
             raise ValueError(f"ls_off_epoch must be > 0 (first 0-based epoch without smoothing), got {off_epoch!r}")
@@ -372,6 +381,7 @@ def build_schedule(
     step_size: float = 1,
     gamma: float = 0.5,
     off_epoch: float | None = None,
+    negative: bool = False,
 ) -> SmoothingSchedule:
     """Build a schedule from config values.
 
@@ -385,6 +395,8 @@ def build_schedule(
         gamma: Decay factor for ``step``/``exp`` (``ls_gamma``), in ``(0, 1]``.
         off_epoch: First epoch without smoothing for ``two_stage`` (``ls_off_epoch``); required there.
             ``off_epoch >= epochs`` only warns (smoothing never switches off), see :class:`TwoStageSchedule`.
+        negative: Built for an ``ls_negative=True`` run: ``eps`` and ``final`` may be in ``[-1, 1)``. Whether the
+            run may be negative (uniform mode only) is decided by ``yolo_ls.config.resolve_plugin_args``.
 
     Returns:
         The schedule; call it with a fractional epoch to get ε.
@@ -405,15 +417,17 @@ def build_schedule(
         raise TypeError(f"ls_schedule must be one of {SCHEDULES} or a callable, got {schedule!r}")
     name = schedule.strip().lower()
     if name == "constant":
-        return ConstantSchedule(eps, epochs, warmup_epochs)
+        return ConstantSchedule(eps, epochs, warmup_epochs, negative=negative)
     if name == "linear":
-        return LinearSchedule(eps, epochs, final=final, warmup_epochs=warmup_epochs)
+        return LinearSchedule(eps, epochs, final=final, warmup_epochs=warmup_epochs, negative=negative)
     if name == "cosine":
-        return CosineSchedule(eps, epochs, final=final, warmup_epochs=warmup_epochs)
+        return CosineSchedule(eps, epochs, final=final, warmup_epochs=warmup_epochs, negative=negative)
     if name == "step":
-        return StepSchedule(eps, epochs, step_size=step_size, gamma=gamma, warmup_epochs=warmup_epochs)
+        return StepSchedule(
+            eps, epochs, step_size=step_size, gamma=gamma, warmup_epochs=warmup_epochs, negative=negative
+        )
     if name == "exp":
-        return ExpSchedule(eps, epochs, gamma=gamma, final=final, warmup_epochs=warmup_epochs)
+        return ExpSchedule(eps, epochs, gamma=gamma, final=final, warmup_epochs=warmup_epochs, negative=negative)
     if name == "auto":
         raise ValueError(
             "ls_schedule='auto' is steered by measured calibration, not a function of the epoch: "
@@ -424,7 +438,7 @@ def build_schedule(
             raise ValueError(
                 "ls_schedule='two_stage' needs the epoch at which smoothing switches off: set ls_off_epoch"
             )
-        return TwoStageSchedule(eps, epochs, off_epoch=off_epoch, warmup_epochs=warmup_epochs)
+        return TwoStageSchedule(eps, epochs, off_epoch=off_epoch, warmup_epochs=warmup_epochs, negative=negative)
     close = difflib.get_close_matches(name, SCHEDULES, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"Unknown ls_schedule {schedule!r}; expected one of {', '.join(SCHEDULES)} or a callable.{hint}")

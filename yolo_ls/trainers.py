@@ -30,7 +30,7 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
 from yolo_ls import __version__
-from yolo_ls.auto import AutoController, AutoSchedule
+from yolo_ls.auto import AutoController, AutoSchedule, gain_factor
 from yolo_ls.callbacks import smoothing as smoothing_callbacks
 from yolo_ls.callbacks.calibration import CalibrationCallbacks
 from yolo_ls.checkpoints import atomic_checkpoint_paths, atomic_final_strip
@@ -41,11 +41,13 @@ from yolo_ls.config import (
     check_keys,
     check_num_classes,
     inapplicable_args,
+    load_class_matrix,
     resolve_plugin_args,
     split_plugin_args,
 )
 from yolo_ls.datasets import resolve_data
 from yolo_ls.losses import LabelSmoothingState, install_smoothing
+from yolo_ls.online import OnlineSoftLabels
 from yolo_ls.utils import drop_rows_after
 
 PREFIX = colorstr("yolo-ls:")
@@ -97,12 +99,19 @@ def plugin_args_of(args: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k in PLUGIN_KEYS}
 
 
-def dataset_num_classes(data: Any, task: str) -> int:
-    """Number of classes of a dataset, resolved the way the Ultralytics trainer will resolve it."""
+def dataset_num_classes(data: Any, task: str, with_names: bool = False) -> Any:
+    """Number of classes of a dataset, resolved the way the Ultralytics trainer will resolve it (and its class names
+    in class order with ``with_names=True``: ``(nc, names)``)."""
     from ultralytics.data.utils import check_cls_dataset, check_det_dataset
 
     info = check_cls_dataset(data) if task == "classify" else check_det_dataset(data)
-    return int(info["nc"])
+    nc = int(info["nc"])
+    return (nc, class_names(info["names"], nc)) if with_names else nc
+
+
+def class_names(names: Any, nc: int) -> list[str]:
+    """Ultralytics' ``names`` (a dict index -> name, or a list) as a list in class order."""
+    return [str(names[i]) for i in range(nc)]
 
 
 def _yaml_safe(value: Any) -> Any:
@@ -207,8 +216,8 @@ class LabelSmoothingMixin:
         if "data" in overrides:
             overrides["data"] = resolve_data(overrides["data"])
         if plugin is not None:
-            if plugin["ls_mode"] == "exclusive" or plugin["ls_prior"] is not None:
-                check_num_classes(plugin, dataset_num_classes(overrides.get("data"), self.ls_task))
+            if plugin["ls_mode"] == "exclusive" or plugin["ls_prior"] is not None or plugin["ls_matrix"] is not None:
+                check_num_classes(plugin, *dataset_num_classes(overrides.get("data"), self.ls_task, with_names=True))
 
         super().__init__(cfg, overrides, _callbacks)
         self.ls_resume_state: dict[str, Any] = {}
@@ -225,6 +234,11 @@ class LabelSmoothingMixin:
                 self.ls_schedule.load_state_dict(self.ls_resume_state["auto"])  # the controller continues where it was
             self.ls_auto = AutoController(self.ls_schedule, plugin["ls_auto_split"])
         self.ls_state: LabelSmoothingState | None = None  # ε on the device, read by the losses
+        self.ls_online: OnlineSoftLabels | None = None  # ls_mode=online: S, built in setup_smoothing
+        if plugin["ls_mode"] == "online":
+            for event, fn in (("on_train_epoch_end", online_epoch_end), ("on_train_end", online_train_end)):
+                if fn not in self.callbacks[event]:
+                    self.add_callback(event, fn)
         atomic_checkpoint_paths(self)  # last.pt / best.pt are replaced atomically, never torn by a kill
         self.ls_applied = smoothing_callbacks.AppliedEpsilon()  # what was applied, for the log and the plot
         for event, fn in smoothing_callbacks.CALLBACKS.items():
@@ -273,6 +287,8 @@ class LabelSmoothingMixin:
     def save_model(self):
         """Save stock checkpoints: plugin keys hidden from the pickled args, and kept as a plain dict on the EMA."""
         state: dict[str, Any] = {"auto": self.ls_schedule.state_dict()} if self.ls_auto is not None else {}
+        if self.ls_online is not None:  # ls_mode=online: S learned so far, so a resume continues with it
+            state["online"] = self.ls_online.state_dict()
         if self.ls_calibration is not None:  # the calibration rows written so far: a resume rewrites them exactly
             state["calibration"] = dict(self.ls_calibration.committed)
         self.ema.ema.yolo_ls = {"version": __version__, "args": serialize_plugin_args(self.plugin_args), "state": state}
@@ -329,16 +345,24 @@ class LabelSmoothingMixin:
         """Create the device-side ε and install it in every criterion that computes a loss for this run."""
         args = self.plugin_args
         nc = int(self.data["nc"])
-        check_num_classes(args, nc)
+        mode = args["ls_mode"]
+        check_num_classes(args, nc, class_names(self.data["names"], nc))
         prior = args["ls_prior"]
-        if args["ls_mode"] == "prior" and prior is None:
+        if mode == "prior" and prior is None:
             prior = self.class_frequencies()
+        matrix = load_class_matrix(args["ls_matrix"])[0] if mode == "matrix" else None
         self.ls_state = LabelSmoothingState(self.ls_schedule(float(self.start_epoch)), device=self.device)
+        if mode == "online":
+            self.ls_online = OnlineSoftLabels(nc, device=self.device)
+            if self.ls_resume_state.get("online"):
+                self.ls_online.load_state_dict(self.ls_resume_state["online"])
+            matrix = self.ls_online.state_dict()["matrix"]
         if self.ls_auto is not None:
-            self.ls_auto.setup(self, args["ls_mode"], nc, prior=prior)
+            self.ls_auto.setup(self, mode, nc, prior=prior, matrix=matrix)
         models = [unwrap_model(self.model)] + ([self.ema.ema] if self.ema else [])
-        for m in models:
-            install_smoothing(m, self.ls_state, task=self.ls_task, mode=args["ls_mode"], num_classes=nc, prior=prior)
+        for i, m in enumerate(models):
+            install_smoothing(m, self.ls_state, task=self.ls_task, mode=mode, num_classes=nc, prior=prior,
+                              matrix=matrix, margin=args["ls_margin"], online=self.ls_online, accumulate=i == 0)
 
     def class_frequencies(self) -> list[float]:
         """Class frequencies of the training set (the default prior)."""
@@ -351,6 +375,30 @@ class LabelSmoothingMixin:
         if counts.sum() <= 0:
             raise PluginArgumentError("'ls_mode=prior' found no training labels to estimate class frequencies from.")
         return (counts / counts.sum()).tolist()
+
+
+def online_epoch_end(trainer: Any) -> None:
+    """``ls_mode=online``, after each training epoch: S ← what this epoch's correct predictions taught (before the
+    validation and the checkpoint, which saves S), ``soft_labels.csv`` rewritten, and the ``auto`` factor updated."""
+    online = getattr(trainer, "ls_online", None)
+    if online is None:
+        return
+    matrix = online.swap().cpu().tolist()  # one host copy per epoch
+    if trainer.ls_auto is not None:
+        trainer.ls_auto.schedule.factor = gain_factor("online", online.num_classes, matrix=matrix)
+    if RANK in {-1, 0}:
+        online.write_csv(trainer.save_dir / "soft_labels.csv", class_names(trainer.data["names"], online.num_classes))
+
+
+def online_train_end(trainer: Any) -> None:
+    """``ls_mode=online``: draw ``soft_labels.png`` from the final ``soft_labels.csv``."""
+    path = trainer.save_dir / "soft_labels.csv"
+    if RANK in {-1, 0} and path.is_file():
+        from yolo_ls.config import read_matrix_csv
+        from yolo_ls.plots import plot_soft_labels
+
+        names, rows = read_matrix_csv(path)
+        plot_soft_labels(rows, names, trainer.save_dir / "soft_labels.png", on_plot=trainer.on_plot)
 
 
 class ClassificationTrainer(LabelSmoothingMixin, yolo.classify.ClassificationTrainer):
