@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, TINY_CLS, results, run_python
+from tests.helpers import ROOT, TINY_CLS, TINY_DET, results, run_python
 
 pytestmark = pytest.mark.training
 
@@ -105,3 +105,39 @@ def test_two_process_cpu_ddp_calibrates_the_whole_val_set(tmp_path: Path, digits
     for h, (_, row) in zip(history, cal.iterrows()):
         assert (h["confidence"], h["accuracy"]) == pytest.approx((row["confidence"], row["accuracy"]), abs=1e-6)
     assert history[0]["next_eps"] == pytest.approx(per_rank[1][1][1], abs=1e-9)
+
+
+DET_DRIVER = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from yolo_ls import YOLO
+from tests.ddp_cpu import CPUDDPDetectionTrainer
+
+data, out, args = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+YOLO("yolo11n.yaml").train(trainer=CPUDDPDetectionTrainer, data=data, project=str(out), name="ddp", **args)
+best = out / "ddp" / "weights" / "best.pt"
+ref = YOLO(str(best)).val(data=data, imgsz=args["imgsz"], batch=args["batch"] // 2 * 2, device="cpu", plots=False,
+                          calib_conf=args["calib_conf"], project=str(out), name="ref", verbose=False)
+bins = {k: np.asarray(v, dtype=float).tolist() for k, v in ref.calibration_bins.items()}
+(out / "ref.json").write_text(json.dumps({"calibration": ref.calibration, "bins": bins}))
+"""
+
+
+def test_two_process_cpu_ddp_detection_calibration(tmp_path: Path, digits_det_yaml: Path) -> None:
+    from yolo_ls.callbacks.calibration import DET_KEYS
+
+    args = {**TINY_DET, "label_smoothing": 0.1, "calib_conf": 0.0}  # conf 0: an untrained model's boxes are scored
+    argv = [str(digits_det_yaml), str(tmp_path), json.dumps(args)]
+    env = dict(YOLO_CONFIG_DIR=str(tmp_path / "cfg"), YOLO_LS_TEST_WORLD="2", PYTHONPATH=str(ROOT), YOLO_OFFLINE="1",
+               MPLBACKEND="Agg")
+    proc = run_python(f"import sys\nsys.argv[1:] = {argv!r}\n" + DET_DRIVER, 900, **env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    run = tmp_path / "ddp"
+    ref = json.loads((tmp_path / "ref.json").read_text())
+    assert results(run)["epoch"].tolist() == [1] and _csv(run / "calibration.csv")["epoch"].tolist() == [1]
+    final = json.loads((run / "calibration" / "final.json").read_text())
+    assert sum(ref["bins"]["count"]) > 0  # something was scored
+    assert final["bins"]["count"] == ref["bins"]["count"]
+    for k in DET_KEYS:
+        assert final["metrics"][k] == pytest.approx(ref["calibration"][k], abs=1e-6, rel=1e-6), k
