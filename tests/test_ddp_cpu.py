@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from tests.helpers import ROOT, TINY_CLS, TINY_DET, results, run_python
-
-pytestmark = pytest.mark.training
 
 # The launching process: train with 2 CPU workers, then validate best.pt in one process on the full val set.
 DRIVER = """
@@ -52,6 +54,7 @@ def _csv(path: Path):
     return df
 
 
+@pytest.mark.training
 def test_two_process_cpu_ddp_calibrates_the_whole_val_set(tmp_path: Path, digits_root: Path) -> None:
     from yolo_ls.callbacks.calibration import CLS_KEYS
 
@@ -124,6 +127,7 @@ bins = {k: np.asarray(v, dtype=float).tolist() for k, v in ref.calibration_bins.
 """
 
 
+@pytest.mark.training
 def test_two_process_cpu_ddp_detection_calibration(tmp_path: Path, digits_det_yaml: Path) -> None:
     from yolo_ls.callbacks.calibration import DET_KEYS
 
@@ -141,3 +145,77 @@ def test_two_process_cpu_ddp_detection_calibration(tmp_path: Path, digits_det_ya
     assert final["bins"]["count"] == ref["bins"]["count"]
     for k in DET_KEYS:
         assert final["metrics"][k] == pytest.approx(ref["calibration"][k], abs=1e-6, rel=1e-6), k
+
+
+# The callbacks' cross-rank step on its own, in 3 real gloo processes: ranks 0 and 1 hold uneven shares of a val set
+# of an over-confident "model", rank 2 sees no batch at all. A plain validation (the probabilities are kept, so the
+# temperature is fitted) through the validator methods the callbacks wrap.
+SHARDS = ((0, 64), (64, 100), (100, 230), (230, 301))  # batches: rank 0 the first two, rank 1 the other two
+RANK_BATCHES = {0: SHARDS[:2], 1: SHARDS[2:], 2: ()}
+
+VAL_DATA = """
+import torch
+g = torch.Generator().manual_seed(5)
+labels = torch.randint(0, 7, (301,), generator=g)
+logits = 3 * torch.randn(301, 7, generator=g)
+logits[torch.arange(301)[::2], labels[::2]] += 4  # right half the time, always confident: T > 1 helps
+probs = logits.softmax(1)
+"""
+
+SYNC_WORKER = """
+import json, sys
+from types import SimpleNamespace
+import torch
+import torch.distributed as dist
+from yolo_ls.callbacks.calibration import CalibrationCallbacks
+
+rank, init, out, batches = int(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+dist.init_process_group("gloo", init_method="file://" + init, rank=rank, world_size=3)
+validator = SimpleNamespace(args=SimpleNamespace(task="classify"), training=False, names={i: str(i) for i in range(7)},
+                            device=torch.device("cpu"), update_metrics=lambda preds, batch: None,
+                            get_stats=lambda: {}, gather_stats=lambda: None)
+cal = CalibrationCallbacks(bins=10)
+cal.on_val_start(validator)
+for lo, hi in batches:
+    validator.update_metrics(probs[lo:hi], {"cls": labels[lo:hi]})
+validator.gather_stats()
+if rank == 0:
+    stats = validator.get_stats()
+    torch.save({"stats": stats, "last": cal.last}, out)
+dist.destroy_process_group()
+"""
+
+
+def test_cross_rank_step_equals_one_process_on_all_batches(tmp_path: Path) -> None:
+    import torch
+
+    from yolo_ls.callbacks.calibration import CalibrationCallbacks
+
+    code = VAL_DATA + SYNC_WORKER
+    out = tmp_path / "rank0.pt"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(r), str(tmp_path / "init"), str(out),
+                               json.dumps(RANK_BATCHES[r])], cwd=ROOT,
+                              env={**os.environ, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "3",
+                                   "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "YOLO_OFFLINE": "1"})
+             for r in (0, 1, 2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    got = torch.load(out, weights_only=False)
+
+    ns: dict = {}
+    exec(VAL_DATA, ns)
+    ref = CalibrationCallbacks(bins=10)  # one process (RANK -1 here), every batch
+    validator = SimpleNamespace(args=SimpleNamespace(task="classify"), training=False, device=torch.device("cpu"),
+                                names={i: str(i) for i in range(7)}, update_metrics=lambda preds, batch: None,
+                                get_stats=lambda: {}, gather_stats=lambda: None)
+    ref.on_val_start(validator)
+    for lo, hi in SHARDS:
+        validator.update_metrics(ns["probs"][lo:hi], {"cls": ns["labels"][lo:hi]})
+    validator.gather_stats()
+    expected = validator.get_stats()
+
+    assert got["stats"] == pytest.approx(expected, abs=1e-12, rel=0)  # every calib/* value, ace included
+    assert got["last"]["bins"]["count"].tolist() == ref.last["bins"]["count"].tolist()
+    assert int(ref.last["bins"]["count"].sum()) == 301
+    assert ref.last["temperature"] > 1.2  # the fit has something to do, so a share's fit would differ
+    assert got["last"]["temperature"] == pytest.approx(ref.last["temperature"], rel=1e-5)
+    assert got["last"]["ece_ts"] == pytest.approx(ref.last["ece_ts"], abs=1e-6)
