@@ -24,7 +24,8 @@ What it hooks (all from callbacks; nothing is subclassed):
       the returned metrics object as ``.calibration``.
 
 Classification keeps only per-bin sums (plus the N top confidences for ``ace``). The final epoch and plain
-validations also keep the val probabilities to fit a temperature (Guo et al. 2017) and report ``ece_ts``.
+validations also keep the val probabilities to fit a temperature (Guo et al. 2017) and report ``ece_ts``; under
+DDP every rank's kept probabilities are gathered to rank 0 first, so the temperature is fitted on the whole val set.
 """
 
 from __future__ import annotations
