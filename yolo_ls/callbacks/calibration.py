@@ -6,7 +6,10 @@ What it hooks (all from callbacks; nothing is subclassed):
       predict()'s single-label NMS at ``calib_conf`` on the same raw outputs (no second forward pass) and
       ``update_metrics`` to match those boxes to the batch's ground truth at IoU 0.5. The validator's ``get_stats``
       is wrapped so the returned metrics carry ``calib/<name>``, which is how they reach ``trainer.metrics``,
-      results.csv, TensorBoard and MLflow.
+      results.csv, TensorBoard and MLflow. Under DDP every rank validates its share of the val set; the validator's
+      ``gather_stats`` (which Ultralytics runs on every rank) is wrapped to reduce the accumulators to rank 0 first
+      (:meth:`CalibrationCallbacks._sync_ranks`: one reduction per validation, never per batch), so the metrics,
+      diagrams and the ``auto`` reading cover the whole val set.
     - ``on_pretrain_routine_end``: seeds ``trainer.metrics`` with the ``calib/*`` keys (NaN until measured) so
       results.csv has them from its first row. A fresh run into an existing folder removes the previous run's
       ``calibration.csv`` and ``calibration/``; a resume rewrites them from the checkpoint's record (yolo-ls trainers)
@@ -22,7 +25,8 @@ What it hooks (all from callbacks; nothing is subclassed):
       the returned metrics object as ``.calibration``.
 
 Classification keeps only per-bin sums (plus the N top confidences for ``ace``). The final epoch and plain
-validations also keep the val probabilities to fit a temperature (Guo et al. 2017) and report ``ece_ts``.
+validations also keep the val probabilities to fit a temperature (Guo et al. 2017) and report ``ece_ts``; under
+DDP every rank's kept probabilities are gathered to rank 0 first, so the temperature is fitted on the whole val set.
 """
 
 from __future__ import annotations
@@ -140,6 +144,14 @@ class CalibrationCallbacks:
 
         get_stats.__wrapped_calibration__ = orig_get
         validator.get_stats = get_stats
+        orig_gather = getattr(validator.gather_stats, "__wrapped_calibration__", validator.gather_stats)
+
+        def gather_stats(_orig=orig_gather):  # every rank runs it (Ultralytics' own gather is next to ours)
+            self._sync_ranks(validator)
+            return _orig()
+
+        gather_stats.__wrapped_calibration__ = orig_gather
+        validator.gather_stats = gather_stats
 
     def _update_classify(self, preds: torch.Tensor, batch: dict[str, Any]) -> None:
         probs = preds.float()
@@ -213,10 +225,56 @@ class CalibrationCallbacks:
             self.acc = DetectionCalibration(len(validator.names), self.bins, self.conf, device=conf_t.device)
         self.acc.update(conf_t, torch.cat(correct).to(conf_t.device), torch.cat(cls).to(conf_t.device))
 
+    def _sync_ranks(self, validator: Any) -> None:
+        """Under DDP, combine every rank's share of this validation so rank 0 measures the whole val set.
+
+        Runs in the validator's ``gather_stats``, which Ultralytics calls on every rank once per validation, after the
+        last batch. The accumulator's sums are all-reduced (its :meth:`~ClassificationCalibration.sync`, which also
+        gathers the top-1 confidences ``ace`` needs); the val probabilities kept for the temperature fit (final epoch
+        and plain validations) are gathered to rank 0. A rank that saw no batch still takes part: its accumulator is
+        created here from the validator's class names, so the shapes match. Nothing happens outside DDP.
+        """
+        import torch.distributed as dist
+        from ultralytics.utils import RANK
+
+        if RANK == -1 or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return
+        nc = len(validator.names)
+        if self.acc is None:
+            device = getattr(validator, "device", None)
+            if self.task == "classify":
+                self.acc = ClassificationCalibration(nc, self.bins, device=device)
+            else:
+                self.acc = DetectionCalibration(nc, self.bins, self.conf, device=device)
+        self.acc.sync()
+        if self._probs is not None:
+            self._probs, self._labels = self._gather_probs(nc, self.acc.device)
+
+    def _gather_probs(self, nc: int, device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every rank's kept (probabilities, labels), concatenated on rank 0 in rank order (empty lists elsewhere)."""
+        import torch.distributed as dist
+
+        probs = torch.cat(self._probs).float() if self._probs else torch.zeros(0, nc, device=device)
+        labels = torch.cat(self._labels) if self._labels else torch.zeros(0, dtype=torch.long, device=device)
+        mine = torch.cat([probs.to(device), labels.to(device, probs.dtype)[:, None]], 1)  # labels < 2**24: exact
+        world, rank = dist.get_world_size(), dist.get_rank()
+        length = torch.tensor([mine.shape[0]], device=device)
+        lengths = [torch.zeros_like(length) for _ in range(world)]
+        dist.all_gather(lengths, length)
+        sizes = [int(x) for x in torch.cat(lengths).tolist()]
+        padded = torch.zeros(max(sizes), nc + 1, dtype=mine.dtype, device=device)
+        padded[: mine.shape[0]] = mine
+        parts = [torch.empty_like(padded) for _ in range(world)] if rank == 0 else None
+        dist.gather(padded, parts, dst=0)
+        if rank != 0:
+            return [], []
+        rows = torch.cat([p[:m] for p, m in zip(parts, sizes)])
+        return [rows[:, :nc]], [rows[:, nc].long()]
+
     def _finish(self, validator: Any) -> dict[str, Any]:
         """Compute this validation's metrics (one host transfer) and the data behind its diagram."""
         keys = metric_keys(self.task)
-        if self.acc is None:  # an empty val split
+        if self.acc is None or (self.task == "classify" and int(self.acc.bins()["count"].sum()) == 0):  # empty split
             return {"metrics": dict.fromkeys(keys, math.nan), "bins": None, "per_class": {}, "ece_ts": math.nan,
                     "training": validator.training}
         metrics = self.acc.compute()

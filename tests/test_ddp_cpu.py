@@ -1,0 +1,225 @@
+"""A real 2-process DDP training on the CPU (gloo), through Ultralytics' own multi-GPU path.
+
+The launching process runs ``model.train(trainer=CPUDDPClassificationTrainer)``; Ultralytics writes its DDP file and
+starts two workers with ``torch.distributed.run``; each validates its share of the val set and the calibration is
+reduced across them. What Ultralytics hard-wires to CUDA is patched in :mod:`tests.ddp_cpu`, nothing else.
+
+Checked against independent references:
+    - the final validation (best.pt, both ranks) equals a single-process ``val()`` of the same best.pt on the full val
+      set: every ``calib/*`` metric, the reliability bins and ``ece_ts`` (a temperature fitted on all probabilities);
+    - every epoch's bins count the whole val set (not one rank's half) and ``auto`` steered from that reading;
+    - ε is the same on both ranks every epoch (``ls_schedule=auto``: ε changes after epoch 1);
+    - results.csv and calibration.csv hold each epoch once.
+The tiny models are still near-uniform after these trainings (accuracy about 0.1), so the ``ece_ts`` agreement of the
+training test says little; the temperature gather is proven by the 3-process test of the callbacks' step at the end,
+on an over-confident "model" whose fitted temperature is far from 1. Without the cross-rank step, the bin-count
+assertions of both training tests and the temperature assertion of the 3-process test fail (checked by disabling it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.helpers import ROOT, TINY_CLS, TINY_DET, results, run_python
+
+# The launching process: train with 2 CPU workers, then validate best.pt in one process on the full val set.
+DRIVER = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from yolo_ls import YOLO
+from tests.ddp_cpu import CPUDDPClassificationTrainer
+
+data, out, args = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+YOLO("yolo11n-cls.yaml").train(trainer=CPUDDPClassificationTrainer, data=data, project=str(out), name="ddp", **args)
+best = out / "ddp" / "weights" / "best.pt"
+val_batch = args["batch"] // 2 * 2  # the per-rank val batch of the DDP run: batch // world_size * 2
+ref = YOLO(str(best)).val(data=data, imgsz=args["imgsz"], batch=val_batch, device="cpu", plots=False,
+                          project=str(out), name="ref", verbose=False)
+bins = {k: np.asarray(v, dtype=float).tolist() for k, v in ref.calibration_bins.items()}
+(out / "ref.json").write_text(json.dumps({"calibration": ref.calibration, "bins": bins, "top1": ref.top1}))
+"""
+
+
+def _csv(path: Path):
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    df.columns = [c.strip() for c in df.columns]
+    return df
+
+
+@pytest.mark.training
+def test_two_process_cpu_ddp_calibrates_the_whole_val_set(tmp_path: Path, digits_root: Path) -> None:
+    from yolo_ls.callbacks.calibration import CLS_KEYS
+
+    # The val set is class-sorted and Ultralytics' val sampler gives each rank a contiguous half (rank 0: digits 0-4),
+    # so one rank's share alone has a different accuracy, class-wise ECE and bin counts from the whole set.
+    args = {**TINY_CLS, "epochs": 2, "fraction": 0.1, "ls_schedule": "auto", "label_smoothing": 0.1}
+    eps_dir = tmp_path / "eps"
+    eps_dir.mkdir()
+    t0 = time.perf_counter()
+    argv = [str(digits_root), str(tmp_path), json.dumps(args)]
+    env = dict(YOLO_CONFIG_DIR=str(tmp_path / "cfg"), YOLO_LS_EPS_DIR=str(eps_dir), YOLO_LS_TEST_WORLD="2",
+               PYTHONPATH=str(ROOT), YOLO_OFFLINE="1", MPLBACKEND="Agg")
+    proc = run_python(f"import sys\nsys.argv[1:] = {argv!r}\n" + DRIVER, 900, **env)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    print(f"2-process CPU DDP run + reference val: {wall:.1f} s")
+    run = tmp_path / "ddp"
+    ref = json.loads((tmp_path / "ref.json").read_text())
+    n_val = sum(1 for d in (digits_root / "val").iterdir() for _ in d.iterdir())
+
+    # each epoch once, in both files
+    assert results(run)["epoch"].tolist() == [1, 2]
+    cal = _csv(run / "calibration.csv")
+    assert cal["epoch"].tolist() == [1, 2]
+
+    # every epoch measured the whole val set (one rank alone holds about half of it)
+    epochs = json.loads((run / "calibration" / "epochs.json").read_text())["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert [sum(e["bins"]["count"]) for e in epochs] == [n_val, n_val]
+
+    # the final validation of best.pt on both ranks == one process validating best.pt on the full val set
+    final = json.loads((run / "calibration" / "final.json").read_text())
+    assert sum(final["bins"]["count"]) == n_val == sum(ref["bins"]["count"])
+    assert final["bins"]["count"] == ref["bins"]["count"]
+    for k in CLS_KEYS:
+        assert final["metrics"][k] == pytest.approx(ref["calibration"][k], abs=1e-6, rel=1e-6), k
+    assert math.isfinite(final["ece_ts"])
+    assert final["ece_ts"] == pytest.approx(ref["calibration"]["ece_ts"], abs=1e-4), "temperature fit on all probs"
+
+    # ε: the same on both ranks every epoch, equal to the logged one; auto stepped from the full-val reading
+    per_rank = [[tuple(map(float, line.split())) for line in (eps_dir / f"eps_rank{r}.txt").read_text().splitlines()]
+                for r in (0, 1)]
+    assert [e for e, _ in per_rank[0]] == [1, 2]
+    assert per_rank[0] == per_rank[1]
+    assert [round(v, 6) for _, v in per_rank[0]] == cal["label_smoothing"].tolist()
+    assert per_rank[0][0][1] == pytest.approx(0.1) and per_rank[0][1][1] != pytest.approx(0.1)  # auto moved ε
+    from yolo_ls.trainers import checkpoint_plugin_state
+
+    history = checkpoint_plugin_state(run / "weights" / "last.pt")["state"]["auto"]["history"]
+    assert [h["epoch"] for h in history] == [0, 1]
+    for h, (_, row) in zip(history, cal.iterrows()):
+        assert (h["confidence"], h["accuracy"]) == pytest.approx((row["confidence"], row["accuracy"]), abs=1e-6)
+    assert history[0]["next_eps"] == pytest.approx(per_rank[1][1][1], abs=1e-9)
+
+
+DET_DRIVER = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from yolo_ls import YOLO
+from tests.ddp_cpu import CPUDDPDetectionTrainer
+
+data, out, args = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+YOLO("yolo11n.yaml").train(trainer=CPUDDPDetectionTrainer, data=data, project=str(out), name="ddp", **args)
+best = out / "ddp" / "weights" / "best.pt"
+ref = YOLO(str(best)).val(data=data, imgsz=args["imgsz"], batch=args["batch"] // 2 * 2, device="cpu", plots=False,
+                          calib_conf=args["calib_conf"], project=str(out), name="ref", verbose=False)
+bins = {k: np.asarray(v, dtype=float).tolist() for k, v in ref.calibration_bins.items()}
+(out / "ref.json").write_text(json.dumps({"calibration": ref.calibration, "bins": bins}))
+"""
+
+
+@pytest.mark.training
+def test_two_process_cpu_ddp_detection_calibration(tmp_path: Path, digits_det_yaml: Path) -> None:
+    from yolo_ls.callbacks.calibration import DET_KEYS
+
+    args = {**TINY_DET, "label_smoothing": 0.1, "calib_conf": 0.0}  # conf 0: an untrained model's boxes are scored
+    argv = [str(digits_det_yaml), str(tmp_path), json.dumps(args)]
+    env = dict(YOLO_CONFIG_DIR=str(tmp_path / "cfg"), YOLO_LS_TEST_WORLD="2", PYTHONPATH=str(ROOT), YOLO_OFFLINE="1",
+               MPLBACKEND="Agg")
+    proc = run_python(f"import sys\nsys.argv[1:] = {argv!r}\n" + DET_DRIVER, 900, **env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    run = tmp_path / "ddp"
+    ref = json.loads((tmp_path / "ref.json").read_text())
+    assert results(run)["epoch"].tolist() == [1] and _csv(run / "calibration.csv")["epoch"].tolist() == [1]
+    final = json.loads((run / "calibration" / "final.json").read_text())
+    assert sum(ref["bins"]["count"]) > 0  # something was scored
+    assert final["bins"]["count"] == ref["bins"]["count"]
+    for k in DET_KEYS:
+        assert final["metrics"][k] == pytest.approx(ref["calibration"][k], abs=1e-6, rel=1e-6), k
+
+
+# The callbacks' cross-rank step on its own, in 3 real gloo processes: ranks 0 and 1 hold uneven shares of a val set
+# of an over-confident "model", rank 2 sees no batch at all. A plain validation (the probabilities are kept, so the
+# temperature is fitted) through the validator methods the callbacks wrap.
+SHARDS = ((0, 64), (64, 100), (100, 230), (230, 301))  # batches: rank 0 the first two, rank 1 the other two
+RANK_BATCHES = {0: SHARDS[:2], 1: SHARDS[2:], 2: ()}
+
+VAL_DATA = """
+import torch
+g = torch.Generator().manual_seed(5)
+labels = torch.randint(0, 7, (301,), generator=g)
+logits = 3 * torch.randn(301, 7, generator=g)
+logits[torch.arange(301)[::2], labels[::2]] += 4  # right half the time, always confident: T > 1 helps
+probs = logits.softmax(1)
+"""
+
+SYNC_WORKER = """
+import json, sys
+from types import SimpleNamespace
+import torch
+import torch.distributed as dist
+from yolo_ls.callbacks.calibration import CalibrationCallbacks
+
+rank, init, out, batches = int(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+dist.init_process_group("gloo", init_method="file://" + init, rank=rank, world_size=3)
+validator = SimpleNamespace(args=SimpleNamespace(task="classify"), training=False, names={i: str(i) for i in range(7)},
+                            device=torch.device("cpu"), update_metrics=lambda preds, batch: None,
+                            get_stats=lambda: {}, gather_stats=lambda: None)
+cal = CalibrationCallbacks(bins=10)
+cal.on_val_start(validator)
+for lo, hi in batches:
+    validator.update_metrics(probs[lo:hi], {"cls": labels[lo:hi]})
+validator.gather_stats()
+if rank == 0:
+    stats = validator.get_stats()
+    torch.save({"stats": stats, "last": cal.last}, out)
+dist.destroy_process_group()
+"""
+
+
+def test_cross_rank_step_equals_one_process_on_all_batches(tmp_path: Path) -> None:
+    import torch
+
+    from yolo_ls.callbacks.calibration import CalibrationCallbacks
+
+    code = VAL_DATA + SYNC_WORKER
+    out = tmp_path / "rank0.pt"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(r), str(tmp_path / "init"), str(out),
+                               json.dumps(RANK_BATCHES[r])], cwd=ROOT,
+                              env={**os.environ, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "3",
+                                   "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "YOLO_OFFLINE": "1"})
+             for r in (0, 1, 2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    got = torch.load(out, weights_only=False)
+
+    ns: dict = {}
+    exec(VAL_DATA, ns)
+    ref = CalibrationCallbacks(bins=10)  # one process (RANK -1 here), every batch
+    validator = SimpleNamespace(args=SimpleNamespace(task="classify"), training=False, device=torch.device("cpu"),
+                                names={i: str(i) for i in range(7)}, update_metrics=lambda preds, batch: None,
+                                get_stats=lambda: {}, gather_stats=lambda: None)
+    ref.on_val_start(validator)
+    for lo, hi in SHARDS:
+        validator.update_metrics(ns["probs"][lo:hi], {"cls": ns["labels"][lo:hi]})
+    validator.gather_stats()
+    expected = validator.get_stats()
+
+    assert got["stats"] == pytest.approx(expected, abs=1e-12, rel=0)  # every calib/* value, ace included
+    assert got["last"]["bins"]["count"].tolist() == ref.last["bins"]["count"].tolist()
+    assert int(ref.last["bins"]["count"].sum()) == 301
+    assert ref.last["temperature"] > 1.2  # the fit has something to do, so a share's fit would differ
+    assert got["last"]["temperature"] == pytest.approx(ref.last["temperature"], rel=1e-5)
+    assert got["last"]["ece_ts"] == pytest.approx(ref.last["ece_ts"], abs=1e-6)
