@@ -60,7 +60,7 @@ def loadable(path: Path) -> bool:
         ckpt = torch_load(str(path), map_location="cpu", weights_only=False)
     except Exception:
         return False
-    return isinstance(ckpt, dict) and ckpt.get("ema") is not None
+    return isinstance(ckpt, dict) and (ckpt.get("ema") or ckpt.get("model")) is not None  # stripped: "model" only
 
 
 def complete(server: ForkServer, run: Path, argv: list[str]) -> str:
@@ -215,6 +215,8 @@ def serve() -> int:
     """
     import traceback
 
+    answers = os.fdopen(os.dup(1), "w")  # the protocol's own channel: what the imports print goes to stderr
+    os.dup2(2, 1)
     import yolo_ls.cli  # noqa: F401 - the imports every child inherits
     import yolo_ls.model  # noqa: F401
 
@@ -224,6 +226,7 @@ def serve() -> int:
         if pid == 0:  # the child: one yolo-ls command, then exit without running the server's cleanup
             rc = 1
             try:
+                answers.close()
                 os.setsid()
                 fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 os.dup2(fd, 1)
@@ -241,9 +244,9 @@ def serve() -> int:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(rc)
-        print(json.dumps({"pid": pid}), flush=True)
+        print(json.dumps({"pid": pid}), file=answers, flush=True)
         _, status = os.waitpid(pid, 0)
-        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), file=answers, flush=True)
     return 0
 
 
@@ -253,8 +256,9 @@ class ForkServer:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._stderr = open(self.log_dir / "server.log", "ab")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.kill_helpers", "serve"], cwd=ROOT, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                      env=subprocess_env(YOLO_CONFIG_DIR=str(self.log_dir / "config")))
         self.count = 0
 
@@ -299,6 +303,7 @@ class ForkServer:
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         self.proc.wait(timeout=60)
+        self._stderr.close()
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ def test_reused_folder_starts_fresh(server, reference, digits_root, tmp_path):
 # calibration.csv / epochs.json rename, and before the final strip's rewrite of last.pt.
 TARGETED = ["last_replaced:1", "last_replaced:2", "last_replaced:3", "last_torn:1", "last_torn:3", "best_torn:1",
             "calib_csv:1", "calib_csv:2", "calib_csv:3", "epochs_json:2", "epochs_json:3", "strip_last"]
-N_RANDOM = 10
+N_RANDOM = 8
 
 
 @pytest.mark.slow
