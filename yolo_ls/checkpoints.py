@@ -59,11 +59,23 @@ class AtomicPath(type(Path())):  # type: ignore[misc]
 
 
 def atomic_checkpoint_paths(trainer: Any) -> None:
-    """Make the trainer's ``last``, ``best`` and ``wdir`` atomic-writing paths (same locations)."""
+    """Make the trainer's ``last``, ``best`` and ``wdir`` atomic-writing paths (same locations), and remove the
+    temporary files that a kill during an earlier write left in ``wdir`` (:func:`remove_stale_temp_files`)."""
     for name in ("last", "best", "wdir"):
         value = getattr(trainer, name, None)
         if value is not None and not isinstance(value, AtomicPath):
             setattr(trainer, name, AtomicPath(value))
+    if getattr(trainer, "wdir", None) is not None:
+        remove_stale_temp_files(trainer.wdir)
+
+
+def remove_stale_temp_files(wdir: str | Path) -> list[Path]:
+    """Delete the ``.<name>.pt.*.tmp`` files of checkpoint writes that a kill interrupted (never renamed, so never a
+    checkpoint). Called when a trainer starts, before it writes any checkpoint. Returns the files removed."""
+    stale = sorted(Path(wdir).glob(".*.pt.*.tmp")) if Path(wdir).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_strip_optimizer(strip: Callable[..., Any]) -> Callable[..., Any]:

@@ -346,6 +346,9 @@ def run(task: str | None, mode: str | None, overrides: dict[str, Any]) -> Any:
     if task is not None and task not in TASKS:
         raise SyntaxError(f"Invalid 'task={task}'. Valid tasks are {list(TASKS)}.")
     model = overrides.pop("model", None)
+    resume = overrides.get("resume")
+    if model is None and mode == "train" and isinstance(resume, (str, Path)) and Path(resume).is_file():
+        model = str(resume)  # 'yolo-ls train resume=PATH': the checkpoint is the model (not the default download)
     if model is None:
         model = TASK2MODEL[task or "detect"]
         LOGGER.warning(f"'model' argument is missing. Using default 'model={model}'.")
