@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -114,3 +116,16 @@ def test_an_older_release_gets_the_guard_message_not_a_bare_import_error(tmp_pat
         assert "IMPORTERROR yolo-ls" in out.stdout
         assert "ultralytics 8.3.100 is installed" in out.stdout and ">=8.3.210,<8.5" in out.stdout
         assert "YAML" in out.stdout  # names what is missing
+
+
+def test_ddp_state_file_matches_what_generate_ddp_file_writes(tmp_path, monkeypatch, digits_root):
+    from ultralytics.utils import dist
+
+    import yolo_ls
+    from yolo_ls.compat import ddp_state_file
+
+    monkeypatch.setattr(dist, "USER_CONFIG_DIR", tmp_path)
+    trainer = yolo_ls.ClassificationTrainer(overrides={"model": "yolo11n-cls.yaml", "data": str(digits_root),
+                                                       "epochs": 1, "project": str(tmp_path / "runs")})
+    file = dist.generate_ddp_file(trainer)
+    assert Path(file).with_suffix(".pt").exists() is ddp_state_file()

@@ -86,6 +86,7 @@ __all__ = (
     "YAML",
     "check_ultralytics_version",
     "classification_loss_items",
+    "ddp_state_file",
     "has_model_yaml",
     "parse_version",
     "unwrap_model",
@@ -118,3 +119,14 @@ def has_model_yaml(name: str) -> bool:
     except (FileNotFoundError, OSError):
         return False
     return True
+
+
+def ddp_state_file() -> bool:
+    """Whether the installed multi-GPU relaunch pickles the trainer state into a ``.pt`` file (from about 8.4.14x).
+
+    Before it, ``generate_ddp_file`` writes ``vars(trainer.args)`` into the worker script as a Python literal and the
+    workers rebuild their callbacks: plain plugin values survive, a callable ``ls_schedule`` cannot.
+    """
+    from ultralytics.utils.dist import generate_ddp_file
+
+    return "torch_save" in generate_ddp_file.__code__.co_names
