@@ -10,7 +10,7 @@ import zlib
 import pytest
 import torch
 
-from tests.helpers import TINY_DET, results
+from tests.helpers import TINY_DET, results, yolo26_mark
 from yolo_ls.calibration.detection import box_iou, match_predictions
 
 # ------------------------------------------------------------------------------------------ independent references
@@ -259,8 +259,9 @@ def _reference(yolo, batches: list[dict], task: str, conf: float, end2end: bool,
     "model_yaml,task,data_fixture,nms_free",
     [
         ("yolo11n.yaml", "detect", "digits_det_yaml", None),
-        ("yolo26n.yaml", "detect", "digits_det_yaml", False),  # nms=False: the one-to-one (end-to-end) head
-        ("yolo26n.yaml", "detect", "digits_det_yaml", None),  # default: YOLO26's one-to-many head with NMS
+        # nms=False: the one-to-one (end-to-end) head; default: YOLO26's one-to-many head with NMS
+        pytest.param("yolo26n.yaml", "detect", "digits_det_yaml", False, marks=yolo26_mark()),
+        pytest.param("yolo26n.yaml", "detect", "digits_det_yaml", None, marks=yolo26_mark()),
         ("yolo11n-seg.yaml", "segment", "digits_seg_yaml", None),
         ("yolo11n-obb.yaml", "obb", "digits_seg_yaml", None),
         ("yolo11n-pose.yaml", "pose", "digits_pose_yaml", None),
