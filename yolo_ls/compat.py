@@ -88,6 +88,7 @@ __all__ = (
     "classification_loss_items",
     "ddp_state_file",
     "has_model_yaml",
+    "segment_proto",
     "parse_version",
     "unwrap_model",
     "version_message",
@@ -130,3 +131,14 @@ def ddp_state_file() -> bool:
     from ultralytics.utils.dist import generate_ddp_file
 
     return "torch_save" in generate_ddp_file.__code__.co_names
+
+
+def segment_proto(preds: Any) -> Any:
+    """The mask prototypes in a segmentation model's eval output, in either release's layout.
+
+    8.4: ``((y, proto), raw)``; 8.3: ``(y, (feats, coefficients, proto))``; an exported model: ``(y, proto)``.
+    """
+    if isinstance(preds[0], (list, tuple)):
+        return preds[0][1]
+    second = preds[1]
+    return second[-1] if isinstance(second, (list, tuple)) and len(second) == 3 else second
