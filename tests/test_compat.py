@@ -129,3 +129,15 @@ def test_ddp_state_file_matches_what_generate_ddp_file_writes(tmp_path, monkeypa
                                                        "epochs": 1, "project": str(tmp_path / "runs")})
     file = dist.generate_ddp_file(trainer)
     assert Path(file).with_suffix(".pt").exists() is ddp_state_file()
+
+
+def test_tune_is_refused_by_name_where_iterations_cannot_train_through_the_plugin(tmp_path, monkeypatch):
+    import ultralytics.engine.trainer as engine_trainer
+
+    from yolo_ls import YOLO
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.delattr(engine_trainer, "_YOLO_CLI_COMMAND", raising=False)  # as in releases before 8.4
+    with pytest.raises(NotImplementedError, match=r"model.tune\(\) through yolo-ls needs an ultralytics 8.4 release"):
+        YOLO("yolo11n-cls.yaml").tune(data="digits", epochs=1, iterations=1, project=str(tmp_path), label_smoothing=0.1)
+    assert not (tmp_path / "tune").exists() and not any(p.name != "cfg" for p in tmp_path.iterdir())

@@ -11,8 +11,9 @@ Differences inside the range, and how they are bridged:
 - ``Model.train`` passes ``session`` (the HUB session) in the trainer's overrides up to about 8.4.112; it is not a
   config key, so :data:`EXTRA_OVERRIDE_KEYS` lets the plugin's key check accept it.
 - The classification loss items: stock ``v8ClassificationLoss`` returns ``(loss, loss.detach())`` before about
-  8.4.106 and ``(loss, {"loss": loss.detach()})`` after; :func:`classification_loss_items` returns what the installed
+  8.4.106 and ``(loss, {"loss": loss.detach()})`` after; :func:`classification_loss_items` picks what the installed
   stock loss returns (found by calling it, not by a version number).
+- ``model.tune()`` through yolo-ls needs the trainer's ``_YOLO_CLI_COMMAND`` (8.4.x): :func:`check_tune_supported`.
 - YOLO26 (``yolo26*.yaml``, ``E2ELoss``, ``SegmentLoss26``, ``PoseLoss26``) exists from 8.4.0; 8.3 has YOLOv10's
   ``E2EDetectLoss``, which holds the same ``one2many``/``one2one`` branches. :func:`has_model_yaml` says which
   architectures the installed release ships.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, Callable
 
 import ultralytics
 from ultralytics.utils import LOGGER
@@ -85,6 +86,7 @@ __all__ = (
     "TESTED_ULTRALYTICS",
     "YAML",
     "check_ultralytics_version",
+    "check_tune_supported",
     "classification_loss_items",
     "ddp_state_file",
     "has_model_yaml",
@@ -105,9 +107,35 @@ def stock_classification_items_are_dict() -> bool:
     return isinstance(items, dict)
 
 
-def classification_loss_items(loss: Any) -> Any:
-    """The classification loss items in the installed stock format: ``{"loss": loss}`` or the tensor itself."""
-    return {"loss": loss} if stock_classification_items_are_dict() else loss
+def _items_as_dict(loss: Any) -> Any:
+    return {"loss": loss}
+
+
+def _items_as_tensor(loss: Any) -> Any:
+    return loss
+
+
+def classification_loss_items() -> Callable[[Any], Any]:
+    """The function that puts a detached classification loss in the installed stock item format (``{"loss": loss}``
+    or the tensor itself): a plain function, chosen once, so a compiled loss traces no cache lookup."""
+    return _items_as_dict if stock_classification_items_are_dict() else _items_as_tensor
+
+
+def check_tune_supported() -> None:
+    """``model.tune()`` through yolo-ls needs the trainer's ``_YOLO_CLI_COMMAND`` (8.4.x); earlier releases launch
+    ``python -m ultralytics.cfg`` for every iteration, which would train without the plugin.
+
+    Raises:
+        NotImplementedError: Naming the installed release, before any iteration runs.
+    """
+    import ultralytics.engine.trainer as engine_trainer
+
+    if not hasattr(engine_trainer, "_YOLO_CLI_COMMAND"):
+        raise NotImplementedError(
+            f"model.tune() through yolo-ls needs an ultralytics 8.4 release (ultralytics {ultralytics.__version__} is "
+            "installed, whose Tuner trains every iteration with stock Ultralytics, without the plugin). Upgrade "
+            f"within ultralytics{SUPPORTED_SPEC}, or tune stock arguments with ultralytics.YOLO."
+        )
 
 
 @functools.cache

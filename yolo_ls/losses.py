@@ -163,9 +163,9 @@ class SmoothedClassificationLoss:
         self.state = state
         self.mode = mode
         self.base = smoothing_base(num_classes, mode, prior, device=state.eps.device)
-        from yolo_ls.compat import classification_loss_items as loss_items  # the stock item format (dict/tensor)
+        from yolo_ls.compat import classification_loss_items  # the stock item format (dict/tensor)
 
-        self.loss_items = loss_items
+        self.loss_items = classification_loss_items()
 
     def __call__(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return (loss, detached loss items) as the installed ``v8ClassificationLoss`` does (a dict or a tensor)."""
