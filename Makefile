@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.yolo-ls-installed
 # torch is pinned here (the CI and demo environment), never in pyproject.toml: users bring their own.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: test test-fast demo lint venv clean
+.PHONY: test test-fast test-compat demo lint venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,26 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not training and not slow" tests
+
+# The supported Ultralytics range (pyproject.toml, yolo_ls/compat.py) at both ends: each release is installed with
+# --no-deps under .venv/compat/<version> and put on PYTHONPATH after the repo, before site-packages (the venv's own
+# ultralytics is left as it is);
+# per release: the fast tests plus one tiny training per task family (tests/test_compat_training.py).
+COMPAT_VERSIONS ?= 8.3.210 8.4.190
+COMPAT_DIR      ?= $(VENV)/compat
+
+test-compat: $(STAMP)
+	@set -e; for v in $(COMPAT_VERSIONS); do \
+	  d="$(abspath $(COMPAT_DIR))/$$v"; \
+	  test -f "$$d/ultralytics/__init__.py" || $(PY) -m pip install --quiet --no-deps --target "$$d" "ultralytics==$$v"; \
+	  mkdir -p "$$d/config"; \
+	  export PYTHONPATH="$(CURDIR):$$d" YOLO_CONFIG_DIR="$$d/config" YOLO_OFFLINE=1 MPLBACKEND=Agg; \
+	  $(PY) -c "import sys, ultralytics as u; ok = u.__version__ == sys.argv[1] and u.__file__.startswith(sys.argv[2]); \
+	print('test-compat: ultralytics', u.__version__, 'from', u.__file__); sys.exit(0 if ok else 'wrong ultralytics')" \
+	    "$$v" "$$d/"; \
+	  $(PY) -m pytest -q -p no:cacheprovider -m "not training and not slow" tests; \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/test_compat_training.py; \
+	done
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.helpers import TINY_DET, results
+from tests.helpers import TINY_DET, results, yolo26_mark
 
 pytestmark = pytest.mark.training
 
@@ -22,7 +22,7 @@ def _train(model: str, data, project, name: str, **kwargs):
     "model,data_fixture,mode",
     [
         ("yolo11n.yaml", "digits_det_yaml", "all"),
-        ("yolo26n.yaml", "digits_det_yaml", "fg"),
+        pytest.param("yolo26n.yaml", "digits_det_yaml", "fg", marks=yolo26_mark()),
         ("yolo11n-seg.yaml", "digits_seg_yaml", "fg"),
     ],
 )

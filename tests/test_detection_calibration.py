@@ -10,8 +10,11 @@ import zlib
 import pytest
 import torch
 
-from tests.helpers import TINY_DET, results
+from tests.helpers import TINY_DET, results, yolo26_mark
 from yolo_ls.calibration.detection import box_iou, match_predictions
+from yolo_ls.compat import has_model_yaml
+
+OUTPUTS_84 = has_model_yaml("yolo26n.yaml")  # 8.4's eval-output layout (segment: ((y, proto), raw)) came with YOLO26
 
 # ------------------------------------------------------------------------------------------ independent references
 
@@ -209,7 +212,8 @@ def _fake_outputs(model, img: torch.Tensor, batch: dict | None, task: str, end2e
     parts = [xywh, scores, *extra.get(task, [])]
     y = torch.cat(parts, -1).permute(0, 2, 1).contiguous()
     if task == "segment":
-        return (y, torch.ones(b, 32, h // 4, w // 4)), {}
+        proto = torch.ones(b, 32, h // 4, w // 4)
+        return ((y, proto), {}) if OUTPUTS_84 else (y, (None, coef, proto))  # the release's own layout
     return y, {}
 
 
@@ -230,8 +234,11 @@ def _reference(yolo, batches: list[dict], task: str, conf: float, end2end: bool,
 
     rows = []
     for batch in batches:
-        y = _fake_outputs(yolo.model, batch["img"], batch, task, end2end)[0]
-        y, proto = y if isinstance(y, tuple) else (y, None)
+        fake = _fake_outputs(yolo.model, batch["img"], batch, task, end2end)
+        if task == "segment":  # the prototypes, in the layout _fake_outputs wrote for this release
+            y, proto = fake[0] if OUTPUTS_84 else (fake[0], fake[1][2])
+        else:
+            y, proto = fake[0], None
         out = non_max_suppression(y, conf, 0.7, multi_label=multi_label, max_det=300,
                                   nc=0 if task == "detect" else len(yolo.model.names), end2end=end2end,
                                   rotated=task == "obb")
@@ -259,8 +266,9 @@ def _reference(yolo, batches: list[dict], task: str, conf: float, end2end: bool,
     "model_yaml,task,data_fixture,nms_free",
     [
         ("yolo11n.yaml", "detect", "digits_det_yaml", None),
-        ("yolo26n.yaml", "detect", "digits_det_yaml", False),  # nms=False: the one-to-one (end-to-end) head
-        ("yolo26n.yaml", "detect", "digits_det_yaml", None),  # default: YOLO26's one-to-many head with NMS
+        # nms=False: the one-to-one (end-to-end) head; default: YOLO26's one-to-many head with NMS
+        pytest.param("yolo26n.yaml", "detect", "digits_det_yaml", False, marks=yolo26_mark()),
+        pytest.param("yolo26n.yaml", "detect", "digits_det_yaml", None, marks=yolo26_mark()),
         ("yolo11n-seg.yaml", "segment", "digits_seg_yaml", None),
         ("yolo11n-obb.yaml", "obb", "digits_seg_yaml", None),
         ("yolo11n-pose.yaml", "pose", "digits_pose_yaml", None),
@@ -294,6 +302,8 @@ def test_scored_set_is_what_predict_keeps(tmp_path, monkeypatch, request, model_
 
     yolo.add_callback("on_val_start", on_val_start)
     _install_fake_head(yolo, task, stash)
+    if task == "pose" and not hasattr(yolo.model, "kpt_shape"):  # before 8.4 only the head holds it; predict() needs it
+        yolo.model.kpt_shape = yolo.model.model[-1].kpt_shape
     kw = {} if nms_free is None else {"nms": nms_free}
     metrics = yolo.val(data=str(data), imgsz=64, batch=8, device="cpu", workers=0, plots=False, verbose=False,
                        project=str(tmp_path), name="val", **kw)

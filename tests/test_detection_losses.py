@@ -10,23 +10,24 @@ import torch.nn.functional as F
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel, OBBModel, PoseModel, SegmentationModel
 from ultralytics.utils import DEFAULT_CFG
-from ultralytics.utils.loss import (
-    E2ELoss,
-    PoseLoss26,
-    SegmentLoss26,
-    v8DetectionLoss,
-    v8OBBLoss,
-    v8PoseLoss,
-    v8SegmentationLoss,
-)
+from ultralytics.utils import loss as stock_losses
+from ultralytics.utils.loss import v8DetectionLoss, v8OBBLoss, v8PoseLoss, v8SegmentationLoss
 
+from yolo_ls.compat import has_model_yaml
 from yolo_ls.losses import LabelSmoothingState, SmoothedBCEWithLogits, install_smoothing, smooth_binary_targets
+
+# YOLO26 and its losses exist from ultralytics 8.4.0; YOLOv10's end-to-end criterion is E2EDetectLoss before that
+E2ELoss = getattr(stock_losses, "E2ELoss", None)
+PoseLoss26 = getattr(stock_losses, "PoseLoss26", None)
+SegmentLoss26 = getattr(stock_losses, "SegmentLoss26", None)
+E2E_V10 = E2ELoss or stock_losses.E2EDetectLoss
 
 IMGSZ, B, NC = 64, 2, 3
 
 # (yaml, model class, task, expected stock criterion class, expected inner v8DetectionLoss class)
 CASES = [
     ("yolo11n.yaml", DetectionModel, "detect", v8DetectionLoss, v8DetectionLoss),
+    ("yolov10n.yaml", DetectionModel, "detect", E2E_V10, v8DetectionLoss),
     ("yolo26n.yaml", DetectionModel, "detect", E2ELoss, v8DetectionLoss),
     ("yolo11n-seg.yaml", SegmentationModel, "segment", v8SegmentationLoss, v8SegmentationLoss),
     ("yolo26n-seg.yaml", SegmentationModel, "segment", E2ELoss, SegmentLoss26),
@@ -34,6 +35,16 @@ CASES = [
     ("yolo26n-pose.yaml", PoseModel, "pose", E2ELoss, PoseLoss26),
     ("yolo11n-obb.yaml", OBBModel, "obb", v8OBBLoss, v8OBBLoss),
 ]
+CASES = [
+    pytest.param(*c, id=c[0], marks=pytest.mark.skipif(not has_model_yaml(c[0]), reason=f"no {c[0]} here"))
+    for c in CASES
+]
+# The stock loss items before about 8.4.106: one tensor in the trainer's loss_names order
+ITEM_NAMES = {
+    3: ("box_loss", "cls_loss", "dfl_loss"),
+    4: ("box_loss", "seg_loss", "cls_loss", "dfl_loss"),
+    5: ("box_loss", "pose_loss", "kobj_loss", "cls_loss", "dfl_loss"),
+}
 
 
 def _batch(task: str, kpt_shape=(17, 3)) -> dict[str, torch.Tensor]:
@@ -83,10 +94,12 @@ def _model_and_preds(yaml: str, cls):
 
 def _loss(criterion, preds, batch):
     loss, items = criterion(preds, batch)
+    if isinstance(items, torch.Tensor):  # either stock format: {"box_loss": ...} or the tensor of those values
+        items = dict(zip(ITEM_NAMES[items.numel()], items))
     return loss.detach(), {k: v.detach().clone() for k, v in items.items()}
 
 
-@pytest.mark.parametrize("yaml,cls,task,crit_cls,inner_cls", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("yaml,cls,task,crit_cls,inner_cls", CASES)
 def test_each_loss_class_eps0_is_stock_and_eps_changes_cls_only(yaml, cls, task, crit_cls, inner_cls):
     model, batch, preds = _model_and_preds(yaml, cls)
     stock = model.init_criterion()

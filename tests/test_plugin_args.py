@@ -85,7 +85,14 @@ def _rebuild_in_worker(trainer, body: str):
 
     file = generate_ddp_file(trainer)
     state = Path(file).with_suffix(".pt")
-    code = f"""
+    if not state.exists():  # before the .pt state file (about 8.4.14x) the script holds the overrides as a literal
+        import textwrap
+
+        script = Path(file).read_text(encoding="utf-8")
+        assert "    results = trainer.train()\n" in script
+        code = script.replace("    results = trainer.train()\n", textwrap.indent(body, "    "))
+    else:
+        code = f"""
 from ultralytics.utils import DEFAULT_CFG_DICT
 from ultralytics.utils.patches import torch_load
 state = torch_load({str(state)!r}, map_location="cpu")
@@ -137,6 +144,10 @@ print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)])
 
 
 def test_ddp_relaunch_carries_a_callable_schedule(tmp_path, digits_root):
+    from yolo_ls.compat import ddp_state_file
+
+    if not ddp_state_file():
+        pytest.skip("this ultralytics writes the multi-GPU overrides as a Python literal: no callable survives it")
 
     import yolo_ls
 
@@ -189,16 +200,18 @@ def test_readme_argument_table_is_the_config_table():
 
 
 def test_version_guard_names_the_installed_and_tested_versions(monkeypatch):
-    from yolo_ls import trainers
+    from yolo_ls import compat, trainers
 
     seen: list[str] = []
-    monkeypatch.setattr(trainers.LOGGER, "warning", seen.append)
-    assert trainers.check_ultralytics_version() is True  # CI runs the pinned, tested version
-    assert trainers.check_ultralytics_version("8.4.190") is True
+    monkeypatch.setattr(compat.LOGGER, "warning", seen.append)
+    assert trainers.check_ultralytics_version is compat.check_ultralytics_version
+    assert compat.check_ultralytics_version() is True  # CI runs supported releases only (make test, make test-compat)
+    assert compat.check_ultralytics_version("8.3.210") is True
+    assert compat.check_ultralytics_version("8.4.190") is True
     assert not seen
-    assert trainers.check_ultralytics_version("8.3.99") is False
-    assert trainers.check_ultralytics_version("8.5.0") is False
-    assert len(seen) == 2 and "ultralytics 8.5.0 is installed" in seen[1] and ">=8.4.190,<8.5" in seen[1]
+    assert compat.check_ultralytics_version("8.3.209") is False
+    assert compat.check_ultralytics_version("8.5.0") is False
+    assert len(seen) == 2 and "ultralytics 8.5.0 is installed" in seen[1] and ">=8.3.210,<8.5" in seen[1]
 
 
 # ------------------------------------------------------------------------------------------------ loose input

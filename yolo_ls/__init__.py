@@ -28,6 +28,7 @@ __all__ = ("__version__", *_LAZY)
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        importlib.import_module("yolo_ls.compat")  # the version guard speaks before a missing Ultralytics symbol
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'yolo_ls' has no attribute '{name}'")
 

@@ -288,7 +288,9 @@ def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, A
         SyntaxError: For a malformed or unknown argument, with a "did you mean" over Ultralytics and plugin keys.
     """
     from ultralytics.cfg import merge_equals_args, parse_key_value_pair
-    from ultralytics.utils import DEFAULT_CFG_DICT, YAML, checks
+    from ultralytics.utils import DEFAULT_CFG_DICT, checks
+
+    from yolo_ls.compat import YAML
 
     task = mode = None
     overrides: dict[str, Any] = {}
@@ -370,7 +372,9 @@ def _normalised_tokens(argv: Sequence[str]) -> list[str]:
 def _key_values(tokens: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the ``k=v`` tokens, the keys of a ``cfg=file.yaml``) parsed with Ultralytics' helpers (bad pairs skipped)."""
     from ultralytics.cfg import parse_key_value_pair
-    from ultralytics.utils import YAML, checks
+    from ultralytics.utils import checks
+
+    from yolo_ls.compat import YAML
 
     given: dict[str, Any] = {}
     for a in tokens:

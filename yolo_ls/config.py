@@ -366,7 +366,9 @@ def ultralytics_keys() -> frozenset[str]:
     """Every key stock Ultralytics accepts in ``train``/``val``/``predict`` overrides."""
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    return frozenset(DEFAULT_CFG_DICT) | _ULTRALYTICS_EXTRA_KEYS
+    from yolo_ls.compat import EXTRA_OVERRIDE_KEYS
+
+    return frozenset(DEFAULT_CFG_DICT) | _ULTRALYTICS_EXTRA_KEYS | EXTRA_OVERRIDE_KEYS
 
 
 def check_keys(keys: Iterable[str]) -> None:

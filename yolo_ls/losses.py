@@ -172,12 +172,15 @@ class SmoothedClassificationLoss:
         self.state = state
         self.mode = mode
         self.base = smoothing_base(num_classes, mode, prior, device=state.eps.device)
+        from yolo_ls.compat import classification_loss_items  # the stock item format (dict/tensor)
+
+        self.loss_items = classification_loss_items()
 
     def __call__(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return (loss, {"loss": detached loss}) exactly as ``v8ClassificationLoss`` does."""
+        """Return (loss, detached loss items) as the installed ``v8ClassificationLoss`` does (a dict or a tensor)."""
         preds = preds[1] if isinstance(preds, (list, tuple)) else preds
         loss = _SmoothedCrossEntropy.apply(preds, batch["cls"].long(), self.state.eps, self.base)
-        return loss, {"loss": loss.detach()}
+        return loss, self.loss_items(loss.detach())
 
 
 # ------------------------------------------------------------------- margin, online and matrix (classification)

@@ -26,14 +26,14 @@ from typing import Any
 import numpy as np
 from ultralytics.cfg import cfg2dict
 from ultralytics.models import yolo
-from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
-from ultralytics.utils.torch_utils import unwrap_model
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, colorstr
 
-from yolo_ls import __version__
+from yolo_ls import __version__, compat  # noqa: F401 -- compat first: the guard speaks before a missing symbol
 from yolo_ls.auto import AutoController, AutoSchedule, gain_factor
 from yolo_ls.callbacks import smoothing as smoothing_callbacks
 from yolo_ls.callbacks.calibration import CalibrationCallbacks
 from yolo_ls.checkpoints import atomic_checkpoint_paths, atomic_final_strip
+from yolo_ls.compat import TESTED_ULTRALYTICS, YAML, check_ultralytics_version, unwrap_model  # noqa: F401
 from yolo_ls.config import (
     PLUGIN_KEYS,
     PluginArgumentError,
@@ -51,37 +51,6 @@ from yolo_ls.online import OnlineSoftLabels
 from yolo_ls.utils import drop_rows_after
 
 PREFIX = colorstr("yolo-ls:")
-TESTED_ULTRALYTICS = ((8, 4, 190), (8, 5, 0))  # >= first, < second: the range pyproject.toml declares and CI runs
-
-
-def check_ultralytics_version(version: str | None = None) -> bool:
-    """Warn, naming both versions, when the installed Ultralytics is outside the range yolo-ls is tested with.
-
-    yolo-ls rides on Ultralytics internals (where arguments are dropped, the loss classes, the validators' statistics)
-    that change between releases, so an untested version gets a clear message rather than a silent surprise.
-
-    Returns:
-        Whether the version is inside the tested range.
-    """
-    import re
-
-    import ultralytics
-
-    version = version or ultralytics.__version__
-    parts = tuple(int(x) for x in re.findall(r"\d+", version)[:3])
-    lo, hi = TESTED_ULTRALYTICS
-    if lo <= parts < hi:
-        return True
-    LOGGER.warning(
-        f"{PREFIX} yolo-ls {__version__} is tested with ultralytics>={'.'.join(map(str, lo))},"
-        f"<{'.'.join(map(str, hi[:2]))}, but ultralytics {version} is installed. Label smoothing is injected into "
-        "Ultralytics internals that change between releases: install a tested version "
-        "(pip install 'ultralytics>=8.4.190,<8.5') or check the results carefully."
-    )
-    return False
-
-
-check_ultralytics_version()
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from typing import Any
 
 from ultralytics.engine.tuner import Tuner as _UltralyticsTuner
 
+from yolo_ls.compat import check_tune_supported
 from yolo_ls.config import (
     ARG_TABLE,
     PLUGIN_KEYS,
@@ -154,6 +155,7 @@ class Tuner(_UltralyticsTuner):
         data = stock.get("data")
         if data is not None:
             stock["data"] = [resolve_data(d) for d in data] if isinstance(data, (list, tuple)) else resolve_data(data)
+        check_tune_supported()  # from yolo_ls.compat: the iterations must be able to train through yolo-ls
         super().__init__(stock, _callbacks, model=model)
         # iteration 1 starts from the default, as Ultralytics does for its keys (a None default: from the minimum)
         defaults = {k: d if _is_number(d := ARG_TABLE[k].default) else space[k][0] for k in space if k in PLUGIN_KEYS}

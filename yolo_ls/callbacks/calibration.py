@@ -184,7 +184,9 @@ class CalibrationCallbacks:
         )
         proto = None
         if task == "segment":  # predict() drops boxes whose mask is empty (SegmentationPredictor.construct_result)
-            proto = preds[0][1] if isinstance(preds[0], (list, tuple)) else preds[1]
+            from yolo_ls.compat import segment_proto  # the output layout differs between releases
+
+            proto = segment_proto(preds)
         kept = []
         for i, x in enumerate(out):
             if proto is not None and x.shape[0]:

@@ -1,0 +1,172 @@
+"""Every difference between the Ultralytics releases yolo-ls supports, in one place.
+
+yolo-ls supports ``ultralytics>=8.3.210,<8.5`` (:data:`SUPPORTED`, the range ``pyproject.toml`` declares and
+``make test-compat`` runs against its oldest and newest release). The rest of the package imports the symbols that
+differ between those releases from here, and this module is imported before any of them, so a release too old to
+have them gets the version guard's message (naming the installed and the supported versions), never a bare
+ImportError from deep inside yolo-ls.
+
+Differences inside the range, and how they are bridged:
+
+- ``Model.train`` passes ``session`` (the HUB session) in the trainer's overrides up to about 8.4.112; it is not a
+  config key, so :data:`EXTRA_OVERRIDE_KEYS` lets the plugin's key check accept it.
+- The classification loss items: stock ``v8ClassificationLoss`` returns ``(loss, loss.detach())`` before about
+  8.4.106 and ``(loss, {"loss": loss.detach()})`` after; :func:`classification_loss_items` picks what the installed
+  stock loss returns (found by calling it, not by a version number).
+- ``model.tune()`` through yolo-ls needs the trainer's ``_YOLO_CLI_COMMAND`` (8.4.x): :func:`check_tune_supported`.
+- YOLO26 (``yolo26*.yaml``, ``E2ELoss``, ``SegmentLoss26``, ``PoseLoss26``) exists from 8.4.0; 8.3 has YOLOv10's
+  ``E2EDetectLoss``, which holds the same ``one2many``/``one2one`` branches. :func:`has_model_yaml` says which
+  architectures the installed release ships.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any, Callable
+
+import ultralytics
+from ultralytics.utils import LOGGER
+
+SUPPORTED = ((8, 3, 210), (8, 5, 0))  # >= first, < second: pyproject.toml's range; make test-compat runs both ends
+SUPPORTED_SPEC = ">=8.3.210,<8.5"
+TESTED_ULTRALYTICS = SUPPORTED  # the name trainers.py has exported since 0.1.0
+
+#: Keys stock ``Model.train`` passes in the trainer's overrides that are not config keys (``session``: up to 8.4.112).
+EXTRA_OVERRIDE_KEYS = frozenset({"session"})
+
+
+def parse_version(version: str) -> tuple[int, ...]:
+    """``"8.4.190"`` -> ``(8, 4, 190)``; a suffix such as ``.dev0`` or ``rc1`` is ignored."""
+    return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
+
+
+def version_message(version: str) -> str:
+    """The guard's message: the installed Ultralytics, the supported range, and what to do."""
+    from yolo_ls import __version__
+
+    return (
+        f"yolo-ls {__version__} supports ultralytics{SUPPORTED_SPEC}, but ultralytics {version} is installed. Label "
+        "smoothing is injected into Ultralytics internals that change between releases: install a supported version "
+        f"(pip install 'ultralytics{SUPPORTED_SPEC}') or check the results carefully."
+    )
+
+
+def check_ultralytics_version(version: str | None = None) -> bool:
+    """Warn, naming both versions, when the installed Ultralytics is outside the supported range.
+
+    Returns:
+        Whether the version is inside the supported range.
+    """
+    version = version or ultralytics.__version__
+    lo, hi = SUPPORTED
+    if lo <= parse_version(version) < hi:
+        return True
+    from ultralytics.utils import colorstr
+
+    LOGGER.warning(f"{colorstr('yolo-ls:')} {version_message(version)}")
+    return False
+
+
+check_ultralytics_version()
+
+try:  # symbols older releases lack (YAML, unwrap_model and DetMetrics.update_stats arrived by 8.3.2xx)
+    from ultralytics.utils import YAML
+    from ultralytics.utils.metrics import DetMetrics
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    DetMetrics.update_stats  # noqa: B018 -- the dict-based validator API the detection calibration reads
+except (ImportError, AttributeError) as e:
+    raise ImportError(f"{version_message(ultralytics.__version__)} (missing: {e})") from e
+
+__all__ = (
+    "EXTRA_OVERRIDE_KEYS",
+    "SUPPORTED",
+    "SUPPORTED_SPEC",
+    "TESTED_ULTRALYTICS",
+    "YAML",
+    "check_ultralytics_version",
+    "check_tune_supported",
+    "classification_loss_items",
+    "ddp_state_file",
+    "has_model_yaml",
+    "segment_proto",
+    "parse_version",
+    "unwrap_model",
+    "version_message",
+)
+
+
+@functools.cache
+def stock_classification_items_are_dict() -> bool:
+    """Whether the installed stock ``v8ClassificationLoss`` returns its items as ``{"loss": ...}`` (or a tensor)."""
+    import torch
+    from ultralytics.utils.loss import v8ClassificationLoss
+
+    _, items = v8ClassificationLoss()(torch.zeros(1, 2), {"cls": torch.zeros(1, dtype=torch.long)})
+    return isinstance(items, dict)
+
+
+def _items_as_dict(loss: Any) -> Any:
+    return {"loss": loss}
+
+
+def _items_as_tensor(loss: Any) -> Any:
+    return loss
+
+
+def classification_loss_items() -> Callable[[Any], Any]:
+    """The function that puts a detached classification loss in the installed stock item format (``{"loss": loss}``
+    or the tensor itself): a plain function, chosen once, so a compiled loss traces no cache lookup."""
+    return _items_as_dict if stock_classification_items_are_dict() else _items_as_tensor
+
+
+def check_tune_supported() -> None:
+    """``model.tune()`` through yolo-ls needs the trainer's ``_YOLO_CLI_COMMAND`` (8.4.x); earlier releases launch
+    ``python -m ultralytics.cfg`` for every iteration, which would train without the plugin.
+
+    Raises:
+        NotImplementedError: Naming the installed release, before any iteration runs.
+    """
+    import ultralytics.engine.trainer as engine_trainer
+
+    if not hasattr(engine_trainer, "_YOLO_CLI_COMMAND"):
+        raise NotImplementedError(
+            f"model.tune() through yolo-ls needs an ultralytics 8.4 release (ultralytics {ultralytics.__version__} is "
+            "installed, whose Tuner trains every iteration with stock Ultralytics, without the plugin). Upgrade "
+            f"within ultralytics{SUPPORTED_SPEC}, or tune stock arguments with ultralytics.YOLO."
+        )
+
+
+@functools.cache
+def has_model_yaml(name: str) -> bool:
+    """Whether the installed Ultralytics ships the model config ``name`` (``yolo26n.yaml`` exists from 8.4.0)."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    try:
+        yaml_model_load(name)
+    except (FileNotFoundError, OSError):
+        return False
+    return True
+
+
+def ddp_state_file() -> bool:
+    """Whether the installed multi-GPU relaunch pickles the trainer state into a ``.pt`` file (from about 8.4.14x).
+
+    Before it, ``generate_ddp_file`` writes ``vars(trainer.args)`` into the worker script as a Python literal and the
+    workers rebuild their callbacks: plain plugin values survive, a callable ``ls_schedule`` cannot.
+    """
+    from ultralytics.utils.dist import generate_ddp_file
+
+    return "torch_save" in generate_ddp_file.__code__.co_names
+
+
+def segment_proto(preds: Any) -> Any:
+    """The mask prototypes in a segmentation model's eval output, in either release's layout.
+
+    8.4: ``((y, proto), raw)``; 8.3: ``(y, (feats, coefficients, proto))``; an exported model: ``(y, proto)``.
+    """
+    if isinstance(preds[0], (list, tuple)):
+        return preds[0][1]
+    second = preds[1]
+    return second[-1] if isinstance(second, (list, tuple)) and len(second) == 3 else second
