@@ -475,6 +475,7 @@ def test_no_ultralytics_imports_in_calibration() -> None:
             assert not any(n.split(".")[0] == "ultralytics" for n in names), f"{path.name} imports ultralytics"
 
 
+@pytest.mark.slow
 def test_import_does_not_load_matplotlib() -> None:
     code = (
         "import sys, yolo_ls.calibration as c; "
@@ -655,6 +656,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_sync_across_two_processes_equals_one_accumulator(tmp_path: Path) -> None:
     # Two real processes in a gloo group (plain interpreters that import only torch and yolo_ls.calibration).
     code = SYNC_DATA + SYNC_WORKER

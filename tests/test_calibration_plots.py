@@ -419,6 +419,7 @@ def test_cli_plot(tmp_path: Path) -> None:
     (["{tmp}/missing"], "is not a yolo-ls run folder: it does not exist"),
     (["{tmp}"], "is not a yolo-ls run folder: it holds none of calibration.csv"),
 ])
+@pytest.mark.slow
 def test_cli_plot_bad_run_exits_2_without_traceback(tmp_path: Path, args, message) -> None:
     from tests.helpers import run_python
 

@@ -95,6 +95,7 @@ def test_track_streams_a_video_and_saves_what_yolo_saves(assets):
     assert "video 1/1 (frame 6/6)" in ours.stdout + ours.stderr
 
 
+@pytest.mark.slow
 def test_python_m_yolo_ls_help_and_version():
     help_ = subprocess.run([sys.executable, "-m", "yolo_ls", "help"], capture_output=True, text=True, cwd=ROOT)
     assert help_.returncode == 0, help_.stderr

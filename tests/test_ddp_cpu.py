@@ -190,6 +190,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_cross_rank_step_equals_one_process_on_all_batches(tmp_path: Path) -> None:
     import torch
 

@@ -57,6 +57,7 @@ def test_python_api(tmp_path, digits_root, case, key, value, cli_value, error, m
 
 
 @pytest.mark.parametrize("case,key,value,cli_value,error,message", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.slow
 def test_cli(tmp_path, digits_root, case, key, value, cli_value, error, message):
     project = tmp_path / "runs"
     args = ["train", "model=yolo11n-cls.yaml", f"data={digits_root}", "epochs=1", "imgsz=32", f"project={project}",

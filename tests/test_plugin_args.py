@@ -109,6 +109,7 @@ trainer = state["trainer"](cfg=cfg, overrides=state["args"], _callbacks=state["c
 
 @pytest.mark.parametrize("trainer_name,data_fixture", [("ClassificationTrainer", "digits_root"),
                                                         ("DetectionTrainer", "digits_det_yaml")])
+@pytest.mark.slow
 def test_ddp_relaunch_round_trip_keeps_plugin_args(tmp_path, request, trainer_name, data_fixture):
     """Every plugin argument, the schedule and the callbacks survive the multi-GPU relaunch."""
     import yolo_ls
@@ -143,6 +144,7 @@ print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)])
     assert f"EPS {expected}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_ddp_relaunch_carries_a_callable_schedule(tmp_path, digits_root):
     from yolo_ls.compat import ddp_state_file
 
@@ -175,6 +177,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         (["model=yolo11n-cls.yaml"], 2, "'mode' is missing"),
     ],
 )
+@pytest.mark.slow
 def test_cli_errors_are_one_line_not_tracebacks(tmp_path, args, code, message):
     proc = _cli(*args, f"project={tmp_path}")
     assert proc.returncode == code, proc.stderr[-2000:]
@@ -183,6 +186,7 @@ def test_cli_errors_are_one_line_not_tracebacks(tmp_path, args, code, message):
     assert not any(tmp_path.iterdir()), "the CLI wrote a run folder for bad input"
 
 
+@pytest.mark.slow
 def test_cli_help_version_cfg():
     out = _cli("help").stdout
     for name, arg in ARG_TABLE.items():

@@ -416,6 +416,7 @@ def test_repr_mentions_params():
     assert "off_epoch=2" in repr(build_schedule("two_stage", 0.2, 4, off_epoch=2))
 
 
+@pytest.mark.slow
 def test_module_is_pure_stdlib():
     # Load the file on its own (not via the yolo_ls package, whose __init__ imports ultralytics) with torch,
     # ultralytics and numpy made unimportable: it must still import and work.

@@ -78,6 +78,7 @@ def test_disable_restores_an_unusual_mode_exactly(scripts):
     assert _snapshot(scripts) == original
 
 
+@pytest.mark.slow
 def test_doctor_says_whether_the_hook_is_on(scripts):
     off = _hook_cli("doctor", f"bin={scripts}")
     assert off.returncode == 0, off.stderr

@@ -146,14 +146,24 @@ def check_resume_checkpoint(resume: Any) -> None:
     """
     if not isinstance(resume, (str, Path)) or not Path(resume).is_file():
         return  # resume=True (latest run) or a missing path: Ultralytics' own message says which
+    from ultralytics.utils.patches import torch_load
+
     try:
-        checkpoint_plugin_state(resume)
+        ckpt = torch_load(str(resume), map_location="cpu", weights_only=False)
     except Exception as e:
         raise PluginArgumentError(
             f"'resume={resume}' cannot be resumed: the file is not a readable checkpoint ({type(e).__name__}: {e}). "
             "A checkpoint torn by a kill during its write cannot be repaired; resume from another checkpoint "
             "(e.g. weights/epochN.pt with save_period) or start a new run."
         ) from None
+    epoch, epochs = ckpt.get("epoch", -1), (ckpt.get("train_args") or {}).get("epochs")
+    if epoch == -1 or (epochs is not None and epoch + 1 >= int(epochs)):
+        best = Path(resume).with_name("best.pt")
+        raise PluginArgumentError(
+            f"'resume={resume}': training to {epochs} epochs is finished, nothing to resume (every epoch is trained "
+            "and on disk; a kill after the last epoch only skipped the final best.pt validation and figures). "
+            f"Get them with 'yolo-ls val model={best if best.exists() else resume}', or start a new run."
+        )
 
 
 class LabelSmoothingMixin:
