@@ -80,11 +80,12 @@ def test_eps_zero_reproduces_stock_ultralytics_loss():
     for mode, prior in (("uniform", None), ("exclusive", None), ("prior", [1, 2, 3, 4, 5, 6, 7])):
         ours, items = SmoothedClassificationLoss(LabelSmoothingState(0.0), 7, mode, prior)(logits, batch)
         torch.testing.assert_close(ours, stock_loss, rtol=1e-6, atol=1e-7)
+        expected = stock_items
         if isinstance(stock_items, dict):  # 8.4.106+: {"loss": ...}; earlier releases: the tensor itself
             assert set(items) == set(stock_items) == {"loss"}
-            items, stock_items = items["loss"], stock_items["loss"]
+            items, expected = items["loss"], stock_items["loss"]
         assert isinstance(items, torch.Tensor) and not items.requires_grad
-        torch.testing.assert_close(items, stock_items, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(items, expected, rtol=1e-6, atol=1e-7)
     # Ultralytics passes (inference, train) tuples in some paths: the first element is ignored as in stock
     ours_tuple, _ = SmoothedClassificationLoss(LabelSmoothingState(0.0), 7)((None, logits), batch)
     torch.testing.assert_close(ours_tuple, stock_loss, rtol=1e-6, atol=1e-7)
