@@ -148,6 +148,10 @@ def check_resume_checkpoint(resume: Any) -> None:
         return  # resume=True (latest run) or a missing path: Ultralytics' own message says which
     from ultralytics.utils.patches import torch_load
 
+    from yolo_ls.checkpoints import remove_stale_temp_files
+
+    remove_stale_temp_files(Path(resume).parent)  # a kill during an earlier checkpoint write left them
+
     try:
         ckpt = torch_load(str(resume), map_location="cpu", weights_only=False)
     except Exception as e:
