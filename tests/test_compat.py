@@ -114,7 +114,7 @@ def test_an_older_release_gets_the_guard_message_not_a_bare_import_error(tmp_pat
         out = run_python(code.format(str(tmp_path), name), timeout=120)
         assert out.returncode == 0, out.stderr
         assert "IMPORTERROR yolo-ls" in out.stdout
-        assert "ultralytics 8.3.100 is installed" in out.stdout and ">=8.3.210,<8.5" in out.stdout
+        assert "ultralytics 8.3.100 is installed" in out.stdout and ">=8.4.190,<8.5" in out.stdout
         assert "YAML" in out.stdout  # names what is missing
 
 

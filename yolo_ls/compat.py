@@ -1,6 +1,6 @@
 """Every difference between the Ultralytics releases yolo-ls supports, in one place.
 
-yolo-ls supports ``ultralytics>=8.3.210,<8.5`` (:data:`SUPPORTED`, the range ``pyproject.toml`` declares and
+yolo-ls supports ``ultralytics>=8.4.190,<8.5`` (8.3.210 in progress) (:data:`SUPPORTED`, the range ``pyproject.toml`` declares and
 ``make test-compat`` runs against its oldest and newest release). The rest of the package imports the symbols that
 differ between those releases from here, and this module is imported before any of them, so a release too old to
 have them gets the version guard's message (naming the installed and the supported versions), never a bare
@@ -28,8 +28,8 @@ from typing import Any, Callable
 import ultralytics
 from ultralytics.utils import LOGGER
 
-SUPPORTED = ((8, 3, 210), (8, 5, 0))  # >= first, < second: pyproject.toml's range; make test-compat runs both ends
-SUPPORTED_SPEC = ">=8.3.210,<8.5"
+SUPPORTED = ((8, 4, 190), (8, 5, 0))  # >= first, < second: pyproject.toml's range (8.3.210 shims: in progress)
+SUPPORTED_SPEC = ">=8.4.190,<8.5"
 TESTED_ULTRALYTICS = SUPPORTED  # the name trainers.py has exported since 0.1.0
 
 #: Keys stock ``Model.train`` passes in the trainer's overrides that are not config keys (``session``: up to 8.4.112).
