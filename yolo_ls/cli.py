@@ -277,6 +277,13 @@ def _resume_model(overrides: dict[str, Any]) -> None:
     if model is not None and Path(str(model)).resolve() != path.resolve():
         raise SyntaxError(f"'resume={resume}' resumes that checkpoint, but 'model={model}' names another one. Drop "
                           "'model=' (resume=PATH uses PATH as the model) or pass 'model=PATH resume'.")
+    from yolo_ls.trainers import check_resume_checkpoint
+
+    try:  # a finished run (stripped last.pt) is answered here, before Model.train would start a new run from it
+        check_resume_checkpoint(path)
+    except PluginArgumentError as e:
+        if "is finished, nothing to resume" in str(e):
+            raise
     overrides["model"] = str(path)
     overrides["resume"] = True
 

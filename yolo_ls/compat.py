@@ -1,6 +1,6 @@
 """Every difference between the Ultralytics releases yolo-ls supports, in one place.
 
-yolo-ls supports ``ultralytics>=8.4.190,<8.5`` (8.3.210 in progress) (:data:`SUPPORTED`, the range ``pyproject.toml`` declares and
+yolo-ls supports ``ultralytics>=8.4.190,<8.5`` (:data:`SUPPORTED`, the range ``pyproject.toml`` declares and
 ``make test-compat`` runs against its oldest and newest release). The rest of the package imports the symbols that
 differ between those releases from here, and this module is imported before any of them, so a release too old to
 have them gets the version guard's message (naming the installed and the supported versions), never a bare
