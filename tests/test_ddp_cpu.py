@@ -111,7 +111,8 @@ def test_two_process_cpu_ddp_calibrates_the_whole_val_set(tmp_path: Path, digits
     assert [h["epoch"] for h in history] == [0, 1]
     for h, (_, row) in zip(history, cal.iterrows()):
         assert (h["confidence"], h["accuracy"]) == pytest.approx((row["confidence"], row["accuracy"]), abs=1e-6)
-    assert history[0]["next_eps"] == pytest.approx(per_rank[1][1][1], abs=1e-9)
+    # the losses hold ε as a float32 tensor: the controller's float64 value rounded to float32 (spacing 7e-9 near 0.1)
+    assert history[0]["next_eps"] == pytest.approx(per_rank[1][1][1], rel=1e-7)
 
 
 DET_DRIVER = """
@@ -145,10 +146,14 @@ def test_two_process_cpu_ddp_detection_calibration(tmp_path: Path, digits_det_ya
     ref = json.loads((tmp_path / "ref.json").read_text())
     assert results(run)["epoch"].tolist() == [1] and _csv(run / "calibration.csv")["epoch"].tolist() == [1]
     final = json.loads((run / "calibration" / "final.json").read_text())
-    assert sum(ref["bins"]["count"]) > 0  # something was scored
-    assert final["bins"]["count"] == ref["bins"]["count"]
+    total, ref_total = sum(final["bins"]["count"]), sum(ref["bins"]["count"])
+    assert ref_total > 0  # something was scored
+    # Each rank's forward runs other batch sizes than the reference's, so its float results differ in the last bits:
+    # an untrained model scores hundreds of boxes close to the validator's own conf floor, and one of them can cross it
+    # (seen on an AMD EPYC: 522 against 521). Half the val set, the bug this test guards against, would be ~50% off.
+    assert abs(total - ref_total) <= max(2, 0.01 * ref_total), (final["bins"]["count"], ref["bins"]["count"])
     for k in DET_KEYS:
-        assert final["metrics"][k] == pytest.approx(ref["calibration"][k], abs=1e-6, rel=1e-6), k
+        assert final["metrics"][k] == pytest.approx(ref["calibration"][k], abs=2e-3, rel=1e-2), k
 
 
 # The callbacks' cross-rank step on its own, in 3 real gloo processes: ranks 0 and 1 hold uneven shares of a val set

@@ -6,8 +6,13 @@ per-sample terms, ``compute`` applies the same ``_ece_from_sums``/``_mce_from_su
 host transfer. Accumulated results equal the one-shot functions on the concatenated data.
 
 Memory: :class:`ClassificationCalibration` keeps O(K * n_bins) sums plus the N top-1 confidences and correctness
-flags (two scalars per sample, needed only for the adaptive ECE); it never keeps an N x K matrix, and ``update`` makes
-no float64 copy of one (on the CPU it works through row chunks that stay in the cache).
+flags (two scalars per sample, needed for the adaptive ECE); it never keeps an N x K matrix, and ``update`` makes no
+float64 copy of one (on the CPU it works through row chunks that stay in the cache). ``update`` passes over the
+``(B, K)`` matrix once and keeps the batch's per-sample vectors (top-1 confidence, correctness, ``p_y``, label);
+their sums (top-label bins, classwise accuracy, NLL, Brier) are taken for many batches at once when a result or the
+state is asked for, so a batch costs a few kernels, not dozens. On the CPU, float32/float64 inputs run through the
+NumPy kernels of :mod:`yolo_ls.calibration._cpu` (the same rules, several times faster there than torch's small
+kernels).
 
 Multi-process (DDP) validation: each process feeds its shard, then :meth:`~ClassificationCalibration.sync` reduces the
 sums with one ``all_reduce`` of a flattened state tensor (and gathers the top-1 confidences the adaptive ECE needs), so
@@ -21,6 +26,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
+from yolo_ls.calibration import _cpu
 from yolo_ls.calibration.metrics import (
     _ace_from_top,
     _as_float,
@@ -133,6 +139,8 @@ class ClassificationCalibration(_SumState):
     """
 
     KEYS = CLASSIFICATION_METRICS
+    #: The per-sample vectors of this many samples are kept before their sums are taken in one go.
+    FOLD_SAMPLES = 1 << 16
 
     def __init__(self, num_classes: int, n_bins: int = 15, device: DeviceLike = None, eps: float = 1e-12) -> None:
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -158,6 +166,8 @@ class ClassificationCalibration(_SumState):
     def reset(self) -> None:
         """Clear all accumulated state (keeps the device)."""
         super().reset()
+        self._pending: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (conf, correct, p_y, labels) per batch
+        self._pending_n = 0
         self._top_conf: list[Tensor] = []
         self._top_correct: list[Tensor] = []
 
@@ -176,24 +186,38 @@ class ClassificationCalibration(_SumState):
         self._adopt(probs)
         probs = probs.detach().to(self.device)
         labels = labels.detach().to(self.device, torch.long)
-
-        conf, correct = _top_label(probs, labels)
-        for key, v in zip(("bin_count", "bin_conf", "bin_acc"), _bin_sums(conf, correct, self.n_bins)):
-            self._add(key, v)
-        p_y = _label_probs(probs, labels)
+        if _cpu.usable(probs, labels):
+            conf, correct, p_y = _cpu.top_label(probs, labels)
+        else:
+            (conf, correct), p_y = _top_label(probs, labels), _label_probs(probs, labels)
         sums = _matrix_sums(probs, self.n_bins)  # one pass over the (B, K) matrix for all three
         self._add("cw_conf", sums["cw_conf"])
-        self._add("cw_acc", _classwise_acc_sums(p_y, labels, self.num_classes, self.n_bins))
-        self._add("brier", _brier_sum(sums["squares"], p_y, probs.shape[0]))
-        self._add("nll", _nll_sum(p_y, self.eps))
+        self._add("brier", sums["squares"])  # the per-sample rest of the Brier score is added by _fold
         self._add("entropy", sums["entropy"])
+        self._pending.append((conf, correct, p_y, labels.clone()))  # the caller may reuse its labels tensor
+        self._pending_n += probs.shape[0]
+        if self._pending_n >= self.FOLD_SAMPLES:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Add the sums of the per-sample vectors kept since the last fold (once for many batches: few kernels)."""
+        if not self._pending:
+            return
+        conf, correct, p_y, labels = (torch.cat(v) if len(self._pending) > 1 else v[0] for v in zip(*self._pending))
+        self._pending, self._pending_n = [], 0
+        for key, v in zip(("bin_count", "bin_conf", "bin_acc"), _bin_sums(conf, correct, self.n_bins)):
+            self._add(key, v)
+        self._add("cw_acc", _classwise_acc_sums(p_y, labels, self.num_classes, self.n_bins))
+        self._add("brier", _brier_sum(torch.zeros((), dtype=torch.float64, device=p_y.device), p_y, p_y.shape[0]))
+        self._add("nll", _nll_sum(p_y, self.eps))
         self._add("correct", correct.sum())
         self._add("confidence", conf.sum(dtype=self._state["confidence"].dtype))
-        self._state["n"] += probs.shape[0]
+        self._state["n"] += conf.shape[0]
         self._top_conf.append(conf)
         self._top_correct.append(correct)
 
     def _top(self) -> tuple[Tensor, Tensor]:
+        self._fold()
         if not self._top_conf:
             return torch.zeros(0, device=self.device), torch.zeros(0, dtype=torch.bool, device=self.device)
         if len(self._top_conf) > 1:  # concatenate once and keep the result (compute() may be called again)
@@ -203,6 +227,7 @@ class ClassificationCalibration(_SumState):
 
     def compute_tensors(self) -> dict[str, Tensor]:
         """Like :meth:`compute` but returns 0-d tensors on the state's device (no host transfer)."""
+        self._fold()
         s = self._state
         n = s["n"]
         acc = _mean(s["correct"], n)
@@ -233,6 +258,7 @@ class ClassificationCalibration(_SumState):
 
     def bins(self) -> dict[str, Any]:
         """Top-label reliability data from the accumulated sums (same format as ``reliability_bins``)."""
+        self._fold()
         s = self._state
         return _bins_to_dict(s["bin_count"], s["bin_conf"], s["bin_acc"])
 
@@ -255,6 +281,7 @@ class ClassificationCalibration(_SumState):
             ``self``.
         """
         state = other.state_dict() if isinstance(other, ClassificationCalibration) else other
+        self._fold()
         self._merge_sums(state)
         self._top_conf.append(state["top_conf"].to(self.device))
         self._top_correct.append(state["top_correct"].to(self.device, torch.bool))
@@ -279,6 +306,7 @@ class ClassificationCalibration(_SumState):
             return self
         import torch.distributed as dist
 
+        self._fold()
         flat = self._flat_state()
         dist.all_reduce(flat, group=group)
         self._load_flat_state(flat)

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from yolo_ls.calibration import _cpu
+
 __all__ = (
     "accuracy",
     "ace",
@@ -90,6 +92,8 @@ def _top_label(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         ``(conf, correct)``: ``(N,)`` max probability in the dtype of ``probs`` (so it is binned with that dtype's
         edges; sums convert it) and ``(N,)`` bool ``argmax == label``.
     """
+    if _cpu.usable(probs, labels):
+        return _cpu.top_label(probs, labels)[:2]
     conf, pred = probs.max(dim=1)
     return conf, pred == labels.to(pred.device, torch.long)
 
@@ -191,6 +195,8 @@ def _bin_sums(
     Returns:
         ``(count, conf_sum, acc_sum)``: each ``(n_bins,)`` without ``group``, else ``(n_groups, n_bins)``.
     """
+    if group is None and weight is None and _cpu.usable(conf, correct):
+        return _cpu.bin_sums(conf, correct, n_bins)
     index = _bin_index(conf, n_bins)
     if group is None:
         return _scatter_sums(index, conf, correct, n_bins, weight)
@@ -234,6 +240,8 @@ def _matrix_sums(
     Returns:
         Dict with the requested keys, in the accumulation dtype.
     """
+    if _cpu.usable(probs):
+        return _cpu.matrix_sums(probs, n_bins, classwise, squares, entropy)
     n, k = probs.shape
     device, dtype = probs.device, _sum_dtype(probs.device)
     zero = torch.zeros((), dtype=dtype, device=device)
@@ -283,6 +291,8 @@ def _label_probs(probs: Tensor, labels: Tensor) -> Tensor:
 
 def _classwise_acc_sums(p_y: Tensor, labels: Tensor, num_classes: int, n_bins: int) -> Tensor:
     """``(K, n_bins)`` counts of ``labels == k`` per class and bin of ``probs[:, k]``: only the label entries count."""
+    if _cpu.usable(p_y, labels):
+        return _cpu.classwise_acc_sums(p_y, labels, num_classes, n_bins)
     labels = labels.to(p_y.device, torch.long)
     index = _bin_index(p_y, n_bins) + labels * n_bins
     dtype = _sum_dtype(p_y.device)
@@ -337,6 +347,10 @@ def _ace_from_top(conf: Tensor, correct: Tensor, n_bins: int) -> Tensor:
     # A sample whose value has L smaller values goes to bin floor(L * n_bins / n). Bin >= j  <=>  L >= ceil(j n / B)
     # =: r_j  <=>  the r_j-th smallest value (0-based rank r_j - 1) is < conf. So B - 1 order statistics are the
     # thresholds and the bin is the number of thresholds strictly below the value: tied values share a bin.
+    if _cpu.usable(conf, correct):
+        index = _cpu.ace_index(conf, n_bins)
+        if index is not None:
+            return _ece_from_sums(*_cpu.index_sums(index, conf, correct, n_bins))
     ranks = [-(-j * n // n_bins) - 1 for j in range(1, n_bins)]
     if ranks and conf.device.type == "cpu":
         thresholds = _order_statistics(conf, ranks).numpy()

@@ -1,0 +1,166 @@
+"""The NumPy CPU kernels (yolo_ls/calibration/_cpu.py) against the torch path they replace on the CPU.
+
+Every metric is computed twice on the same data: once as shipped (float32/float64 CPU tensors take the NumPy kernels)
+and once with the kernels switched off (``_cpu.usable`` patched to False: the torch implementation of the same rules,
+which the GPU runs). They must agree, on ties, on values exactly at bin edges, at 0 and 1, for the sparse classwise
+path (K >= 4 * n_bins) and for the adaptive ECE's bucket selection.
+"""
+
+from __future__ import annotations
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from yolo_ls.calibration import ClassificationCalibration, _cpu
+from yolo_ls.calibration import metrics as M
+
+FUNCS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "entropy", "accuracy", "confidence", "overconfidence")
+
+
+def _all(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> dict[str, float]:
+    out = {}
+    for name in FUNCS:
+        fn = getattr(M, name)
+        args = (probs,) if name in ("entropy", "confidence") else (probs, labels)
+        kw = {"n_bins": n_bins} if name in ("ece", "mce", "ace", "cw_ece") else {}
+        out[name] = float(fn(*args, **kw))
+    cal = ClassificationCalibration(probs.shape[1], n_bins=n_bins)
+    cal.update(probs[: len(probs) // 2], labels[: len(probs) // 2])
+    cal.update(probs[len(probs) // 2 :], labels[len(probs) // 2 :])
+    out.update({f"acc_{k}": v for k, v in cal.compute().items()})
+    out["bins"] = cal.bins()["count"].tolist()
+    return out
+
+
+def _both(probs: torch.Tensor, labels: torch.Tensor, n_bins: int, monkeypatch: pytest.MonkeyPatch):
+    fast = _all(probs, labels, n_bins)
+    with monkeypatch.context() as m:
+        m.setattr(_cpu, "usable", lambda *t: False)
+        ref = _all(probs, labels, n_bins)
+    return fast, ref
+
+
+def _assert_same(fast: dict, ref: dict, tol: float = 1e-9) -> None:
+    assert fast["bins"] == ref["bins"]
+    for k in ref:
+        if k == "bins":
+            continue
+        a, b = fast[k], ref[k]
+        assert (np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol * max(1.0, abs(b)), (k, a, b)
+
+
+def _softmax(n: int, k: int, scale: float, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(n, k, generator=g, dtype=torch.float64)).softmax(1).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("n", "k", "scale"), [(5000, 10, 2.0), (700, 100, 4.0), (300, 2, 1.0), (50, 1, 1.0)])
+def test_random_data_same_as_torch_path(n, k, scale, dtype, monkeypatch) -> None:
+    probs = _softmax(n, k, scale, seed=n + k, dtype=dtype)
+    labels = torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(1))
+    assert _cpu.usable(probs, labels)
+    # sums over a chunk run in the input's precision on both paths (in another order): float32 agrees to ~1e-7
+    _assert_same(*_both(probs, labels, 15, monkeypatch), tol=1e-6 if dtype == torch.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ties_and_edges_same_as_torch_path(dtype, monkeypatch) -> None:
+    # rows with tied maxima (uniform rows, two equal top classes), values exactly on k/15 and on 0.2/0.4, 0 and 1
+    k, n_bins = 5, 15
+    rows = [[0.2] * 5, [0.4, 0.4, 0.2, 0.0, 0.0], [0.0, 0.4, 0.4, 0.2, 0.0], [1.0, 0, 0, 0, 0], [0, 0, 0, 0, 1.0]]
+    rows += [[3 / 15, 4 / 15, 8 / 15, 0.0, 0.0], [0.6, 0.2, 0.2, 0.0, 0.0], [0.7, 0.1, 0.1, 0.1, 0.0]]
+    probs = torch.tensor(rows * 30, dtype=dtype)
+    labels = torch.arange(len(probs)) % k
+    fast, ref = _both(probs, labels, n_bins, monkeypatch)
+    _assert_same(fast, ref, tol=1e-6 if dtype == torch.float32 else 1e-9)
+    # the tie rule is argmax's first index: the uniform row is correct only for label 0
+    conf, correct = M._top_label(probs[:5], torch.arange(5))
+    assert correct.tolist() == [True, False, False, False, True]
+
+
+def test_sparse_classwise_path_same_as_torch_path(monkeypatch) -> None:
+    probs = _softmax(400, 80, 5.0, seed=3)  # K >= 4 * n_bins: only entries >= 1/15 are binned
+    probs[::9] = 1 / 80  # exact uniform rows: every entry below the first edge
+    labels = torch.randint(0, 80, (400,), generator=torch.Generator().manual_seed(2))
+    _assert_same(*_both(probs, labels, 15, monkeypatch), tol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        torch.full((1000,), 0.73),  # everything tied: one bucket, one bin
+        torch.cat([torch.full((500,), 0.5), torch.full((500,), 0.9)]),  # ties across the median threshold
+        0.999 + 0.001 * torch.rand(5000, generator=torch.Generator().manual_seed(0)),  # all in a few buckets
+        torch.rand(7, generator=torch.Generator().manual_seed(1)),  # fewer samples than bins
+        torch.tensor([0.25]),
+        torch.tensor([0.0, 0.0, 1.0, 1.0, 0.5] * 9),
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ace_bucket_selection_same_as_torch_path(conf, dtype, monkeypatch) -> None:
+    conf = conf.to(dtype)
+    correct = torch.arange(len(conf)) % 3 == 0
+    fast = float(M._ace_from_top(conf, correct, 15))
+    monkeypatch.setattr(_cpu, "usable", lambda *t: False)
+    ref = float(M._ace_from_top(conf, correct, 15))
+    assert fast == pytest.approx(ref, abs=1e-12)
+    # and the order of the samples does not matter
+    perm = torch.randperm(len(conf), generator=torch.Generator().manual_seed(5))
+    assert float(M._ace_from_top(conf[perm], correct[perm], 15)) == pytest.approx(ref, abs=1e-12)
+
+
+def test_ace_negative_values_fall_back() -> None:
+    assert _cpu.ace_index(torch.tensor([-0.5, 0.2, 0.3]), 15) is None
+
+
+def test_fold_boundary_does_not_change_results(monkeypatch) -> None:
+    probs, labels = _softmax(999, 7, 2.0, seed=4), torch.randint(0, 7, (999,))
+    ref = ClassificationCalibration(7)
+    ref.update(probs, labels)
+    monkeypatch.setattr(ClassificationCalibration, "FOLD_SAMPLES", 10)
+    cal = ClassificationCalibration(7)
+    for part in zip(probs.split(33), labels.split(33)):
+        cal.update(*part)
+    a, b = cal.compute(), ref.compute()
+    assert a == pytest.approx(b, rel=1e-6)  # brier/entropy: float32 chunk sums over other chunks
+    assert {k: a[k] for k in ("ece", "mce", "ace", "cw_ece", "nll")} == pytest.approx(
+        {k: b[k] for k in ("ece", "mce", "ace", "cw_ece", "nll")}, rel=1e-12)
+    state = cal.state_dict()
+    assert int(state["n"]) == 999 and state["top_conf"].shape == (999,)
+
+
+def test_labels_buffer_reused_by_caller() -> None:
+    """update keeps per-sample vectors until the fold: a caller overwriting its labels tensor must not change them."""
+    probs = _softmax(64, 4, 2.0, seed=6)
+    labels = torch.randint(0, 4, (64,), generator=torch.Generator().manual_seed(3))
+    ref = ClassificationCalibration(4)
+    ref.update(probs, labels.clone())
+    cal = ClassificationCalibration(4)
+    buf = labels.clone()
+    cal.update(probs, buf)
+    buf.fill_(0)
+    assert cal.compute() == pytest.approx(ref.compute())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 40), st.integers(1, 6)),
+               elements=st.sampled_from([0.0, 0.2, 0.4, 1 / 15, 2 / 15, 0.5, 0.7, 1.0, 0.33, 0.066])),
+    st.integers(1, 20),
+)
+def test_property_same_as_torch_path(raw, n_bins) -> None:
+    probs = torch.from_numpy(raw)  # not normalised: the kernels must follow the same rules on any values in [0, 1]
+    labels = torch.arange(probs.shape[0]) % probs.shape[1]
+    fast = _all(probs, labels, n_bins)
+    orig = _cpu.usable
+    _cpu.usable = lambda *t: False
+    try:
+        ref = _all(probs, labels, n_bins)
+    finally:
+        _cpu.usable = orig
+    _assert_same(fast, ref, tol=1e-6)
