@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ultralytics.engine.trainer as engine_trainer
 import yaml
@@ -139,3 +140,85 @@ def test_two_iteration_tune_trains_every_iteration_through_the_plugin(tmp_path):
         assert any(abs(recorded - v) <= 1e-5 for v in df["calib/ece"]), (recorded, df["calib/ece"].tolist())
     best = yaml.safe_load((home / "runs" / "tune" / "best_hyperparameters.yaml").read_text())
     assert set(best) == {"label_smoothing"}
+
+
+# ------------------------------------------------------------------------------------------------ tune_objective
+class _FakeMultiTrainer:
+    """Stands in for Ultralytics' MultiTrainer: iteration i 'trains' to the i-th scripted metrics."""
+
+    script: list = []
+    calls: list = []
+
+    def __init__(self, _cfg, overrides, _model):
+        self.overrides = overrides
+        i = len(self.calls)
+        self.calls.append(overrides)
+        self.save_dir = Path(overrides["project"]) / f"iter{i}"
+        (self.save_dir / "d" / "weights").mkdir(parents=True)
+        (self.save_dir / "d" / "weights" / "best.pt").write_text(f"iteration {i}")
+        fitness, nll = self.script[i]
+        self.metrics = {"metrics/accuracy_top1": fitness, "fitness": fitness, "calib/nll": nll}
+        self.mean_metrics = dict(self.metrics)
+
+    def train(self):
+        return {"d": dict(self.metrics)}
+
+
+@NEEDS_TUNE_HOOK
+@pytest.mark.parametrize(
+    "objective,tol,expected",
+    [("fitness", None, 1), ("nll", None, 2), ("nll", 0.05, 0)],
+)
+def test_tune_objective_decides_the_best_iteration(tmp_path, monkeypatch, objective, tol, expected):
+    """Three scripted iterations (fitness, nll): the objective picks the iteration, best_hyperparameters.yaml and the
+    copied weights follow it, and each record carries the objective's value."""
+    import ultralytics.engine.trainer as engine_trainer
+
+    from yolo_ls import YOLO
+
+    script = [(0.80, 0.50), (0.82, 0.60), (0.40, 0.30)]
+    monkeypatch.setattr(_FakeMultiTrainer, "script", script)
+    monkeypatch.setattr(_FakeMultiTrainer, "calls", [])
+    monkeypatch.setattr(engine_trainer, "MultiTrainer", _FakeMultiTrainer)
+    kwargs = {"tune_objective": objective} if objective != "fitness" else {}
+    if tol is not None:
+        kwargs["fitness_tol"] = tol
+    YOLO("yolo11n-cls.yaml").tune(data="unused", epochs=2, imgsz=32, iterations=3, plots=False,
+                                  project=str(tmp_path), name="tune", space={"label_smoothing": (0.0, 0.2)}, **kwargs)
+    assert all("tune_objective" not in c and "fitness_tol" not in c for c in _FakeMultiTrainer.calls)
+    tune = tmp_path / "tune"
+    records = [json.loads(line) for line in (tune / "tune_results.ndjson").read_text().splitlines()]
+    assert [r["objective"] for r in records] == [
+        {"tune_objective": objective, "fitness_tol": tol, "value": (f if objective == "fitness" else v)}
+        for f, v in script
+    ]
+    best = yaml.safe_load((tune / "best_hyperparameters.yaml").read_text())
+    assert best == records[expected]["hyperparameters"]
+    assert (tune / "weights" / "best.pt").read_text() == f"iteration {expected}"
+
+
+@NEEDS_TUNE_HOOK
+def test_tune_objective_ranks_the_mutation_parents(tmp_path):
+    from ultralytics import YOLO as StockYOLO
+
+    from yolo_ls.tuner import Tuner
+
+    model = StockYOLO("yolo11n-cls.yaml")
+    args = {**model.overrides, "data": "x", "epochs": 2, "project": str(tmp_path), "mode": "train",
+            "space": {"label_smoothing": (0.0, 0.2)}, "tune_objective": "nll", "fitness_tol": 0.05}
+    tuner = Tuner(args=args, model=model.model)
+    assert (tuner.objective, tuner.objective_tol) == ("nll", 0.05) and "tune_objective" not in vars(tuner.args)
+    results = [tuner._result_record(i + 1, f, {"label_smoothing": 0.1 * i}, {"d": {"fitness": f, "calib/nll": v}})
+               for i, (f, v) in enumerate([(0.9, 0.5), (0.88, 0.2), (0.5, 0.1)])]
+    assert tuner._local_results_to_array(results)[:, 0].tolist() == [0.9, 0.88, 0.5]  # outside _mutate: fitness
+    tuner._scoring = True
+    scores = tuner._local_results_to_array(results)[:, 0]
+    tuner._scoring = False
+    assert scores.argsort()[::-1].tolist() == [1, 0, 2]  # nll 0.2 within the tolerance, then 0.5, then the outsider
+    assert tuner._best_result_index(results, np.array([0.9, 0.88, 0.5])) == 1
+
+
+def test_tune_objective_is_checked_for_the_task(tmp_path):
+    with pytest.raises(PluginArgumentError, match="'tune_objective=d_ece' is a detection metric"):
+        _tune(tmp_path, tune_objective="d_ece")
+    assert not (tmp_path / "runs").exists()
