@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +223,131 @@ def test_tune_objective_is_checked_for_the_task(tmp_path):
     with pytest.raises(PluginArgumentError, match="'tune_objective=d_ece' is a detection metric"):
         _tune(tmp_path, tune_objective="d_ece")
     assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------------------------------------------ Ray Tune
+def _ray_tune(tmp_path, space, **kwargs):
+    from yolo_ls import YOLO
+
+    args = dict(data="unused", epochs=2, imgsz=32, project=str(tmp_path / "runs"), name="ray", device="cpu",
+                gpu_per_trial=0, search_alg="random")
+    return YOLO("yolo11n-cls.yaml").tune(use_ray=True, iterations=2, space=space, **{**args, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "space,kwargs,error,message",
+    [
+        ("uniform_eps_too_high", {}, PluginArgumentError,
+         "space['label_smoothing'] reaches a value 'label_smoothing' does not allow: 'label_smoothing=1.2'"),
+        ("choice_detect_mode", {}, PluginArgumentError, "'ls_mode=fg' is a detection mode"),
+        ("choice_typo", {}, PluginArgumentError, "Did you mean 'cosine'?"),
+        ("two_stage_choice", {}, PluginArgumentError,
+         "with space at {'ls_schedule': 'two_stage', 'label_smoothing': 0.1}: ls_schedule='two_stage' needs"),
+        ("sample_from", {}, PluginArgumentError, "cannot be checked before the trials start"),
+        ("objective_in_space", {}, PluginArgumentError, "cannot vary between them"),
+        ("typo_key", {}, SyntaxError, "Similar arguments are i.e. ['label_smoothing"),
+        ("none", {"ls_shedule": "cosine"}, SyntaxError, "ls_schedule"),
+        ("none", {"tune_objective": "d_ece"}, PluginArgumentError, "is a detection metric"),
+        ("none", {"tune_objective": "nll", "search_alg": "bohb"}, PluginArgumentError, "search-space conversion"),
+        ("none", {"ls_schedule": "cosnie"}, PluginArgumentError, "Did you mean 'cosine'?"),
+    ],
+)
+def test_bad_ray_tuning_arguments_are_refused_before_ray_starts(tmp_path, space, kwargs, error, message):
+    pytest.importorskip("ray.tune")
+    import ray
+    from ray import tune
+
+    spaces = {
+        "uniform_eps_too_high": {"label_smoothing": tune.uniform(0.0, 1.2)},
+        "choice_detect_mode": {"ls_mode": tune.choice(["uniform", "fg"])},
+        "choice_typo": {"ls_schedule": tune.choice(["linear", "cosin"])},
+        "two_stage_choice": {"ls_schedule": tune.choice(["cosine", "two_stage"]), "label_smoothing": 0.1},
+        "sample_from": {"label_smoothing": tune.sample_from(lambda _: 0.1)},
+        "objective_in_space": {"tune_objective": tune.choice(["nll", "ece"])},
+        "typo_key": {"label_smothing": tune.uniform(0.0, 0.1)},
+        "none": {"lr0": tune.uniform(1e-4, 1e-2)},
+    }
+    with pytest.raises(error) as e:
+        _ray_tune(tmp_path, spaces[space], **kwargs)
+    assert message in str(e.value)
+    assert not (tmp_path / "runs").exists() and not ray.is_initialized()
+
+
+RAY_SCRIPT = """
+import json, math, sys
+from ultralytics.utils import SETTINGS
+home = sys.argv[1]
+SETTINGS.update(datasets_dir=home + '/datasets', runs_dir=home + '/runs', sync=False, mlflow=False)
+from ray import tune
+from yolo_ls import YOLO
+out = {}
+for objective in ('fitness', 'nll'):
+    grid = YOLO('yolo11n-cls.yaml').tune(
+        use_ray=True, data='digits', iterations=2, epochs=2, imgsz=32, batch=64, fraction=0.1, workers=0,
+        plots=False, device='cpu', seed=0, gpu_per_trial=0, grace_period=2, search_alg='random',
+        ls_schedule='cosine', tune_objective=objective, space={'label_smoothing': tune.uniform(0.0, 0.2)},
+        project=home + '/runs', name='ray-' + objective)
+    best = grid.get_best_result() if objective == 'nll' else None  # stock puts its metric on the scheduler only
+    out[objective] = {'errors': [str(e) for e in grid.errors], 'paths': [r.path for r in grid],
+                      'best_metric': best and best.metrics.get('calib/nll'),
+                      'metric': grid._experiment_analysis.default_metric,
+                      'mode': grid._experiment_analysis.default_mode}
+print('RESULT ' + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.training
+def test_ray_tune_trains_every_trial_through_the_plugin(tmp_path):
+    """Two real Ray Tune runs of 2 trials each (stock objective, then tune_objective=nll): a fixed ls_schedule and a
+    searched label_smoothing reach every trial, each trial reports calib/*, and Ray writes under tmp_path only."""
+    pytest.importorskip("ray.tune")
+    import pandas as pd
+
+    # Ray's sockets live in its temp dir and a socket path may not exceed 107 bytes: a short link into tmp_path
+    (tmp_path / "ray").mkdir()
+    link = Path(tempfile.mkdtemp(prefix="yls-ray-", dir="/tmp"))
+    link.rmdir()
+    link.symlink_to(tmp_path / "ray")
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "PYTHONPATH": str(ROOT), "YOLO_OFFLINE": "1",
+           "RAY_TMPDIR": str(link), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        proc = subprocess.run([sys.executable, "-c", RAY_SCRIPT, str(tmp_path)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=900)
+    finally:
+        link.unlink()
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "is not a valid YOLO argument" not in log and "'label_smoothing' is deprecated" not in log
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    out = json.loads(line[len("RESULT "):])
+    assert out["fitness"]["metric"] is None  # Ultralytics' own run: metric/mode live on its ASHA scheduler
+    assert (out["nll"]["metric"], out["nll"]["mode"]) == ("calib/nll", "min")
+    assert list((tmp_path / "ray").glob("**/session_*")), "Ray's temp dir is not under tmp_path"
+    for objective, run in out.items():
+        assert run["errors"] == [] and len(run["paths"]) == 2
+        nlls = []
+        for path in map(Path, run["paths"]):
+            assert tmp_path / "runs" / f"ray-{objective}" in path.parents  # Ray's storage path
+            progress = pd.read_csv(path / "progress.csv")
+            params = json.loads((path / "params.json").read_text())
+            eps = params["label_smoothing"]
+            assert 0.0 <= eps <= 0.2
+            assert progress["epoch"].tolist()[:2] == [1, 2]
+            # cosine from the searched ε to ls_final=0 over 2 epochs: ε in the first epoch's report, then 0
+            assert progress["label_smoothing"].tolist()[:2] == pytest.approx([eps, 0.0], abs=1e-6)
+            assert progress["calib/ece"].between(0, 1).all() and progress["calib/nll"].map(math.isfinite).all()
+            nlls.append(progress["calib/nll"].iloc[-1])
+            [train_dir] = [d for d in (tmp_path / "runs").iterdir()
+                           if d.name.startswith(f"ray-{objective}_") and d.name.endswith(params_trial_suffix(path))]
+            args = yaml.safe_load((train_dir / "args.yaml").read_text())
+            assert args["ls_schedule"] == "cosine" and args["label_smoothing"] == pytest.approx(eps)
+            assert "tune_objective" not in args or args["tune_objective"] == "fitness"
+        if objective == "nll":
+            assert run["best_metric"] == pytest.approx(min(nlls))
+
+
+def params_trial_suffix(trial_path: Path) -> str:
+    """A Ray trial folder '_tune_<exp>_<index>' trains in '<name>_<index>'."""
+    return "_" + trial_path.name.rsplit("_", 1)[-1]
