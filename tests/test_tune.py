@@ -8,8 +8,10 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ultralytics.engine.trainer as engine_trainer
 import yaml
@@ -139,3 +141,213 @@ def test_two_iteration_tune_trains_every_iteration_through_the_plugin(tmp_path):
         assert any(abs(recorded - v) <= 1e-5 for v in df["calib/ece"]), (recorded, df["calib/ece"].tolist())
     best = yaml.safe_load((home / "runs" / "tune" / "best_hyperparameters.yaml").read_text())
     assert set(best) == {"label_smoothing"}
+
+
+# ------------------------------------------------------------------------------------------------ tune_objective
+class _FakeMultiTrainer:
+    """Stands in for Ultralytics' MultiTrainer: iteration i 'trains' to the i-th scripted metrics."""
+
+    script: list = []
+    calls: list = []
+
+    def __init__(self, _cfg, overrides, _model):
+        self.overrides = overrides
+        i = len(self.calls)
+        self.calls.append(overrides)
+        self.save_dir = Path(overrides["project"]) / f"iter{i}"
+        (self.save_dir / "d" / "weights").mkdir(parents=True)
+        (self.save_dir / "d" / "weights" / "best.pt").write_text(f"iteration {i}")
+        fitness, nll = self.script[i]
+        self.metrics = {"metrics/accuracy_top1": fitness, "fitness": fitness, "calib/nll": nll}
+        self.mean_metrics = dict(self.metrics)
+
+    def train(self):
+        return {"d": dict(self.metrics)}
+
+
+@NEEDS_TUNE_HOOK
+@pytest.mark.parametrize(
+    "objective,tol,expected",
+    [("fitness", None, 1), ("nll", None, 2), ("nll", 0.05, 0)],
+)
+def test_tune_objective_decides_the_best_iteration(tmp_path, monkeypatch, objective, tol, expected):
+    """Three scripted iterations (fitness, nll): the objective picks the iteration, best_hyperparameters.yaml and the
+    copied weights follow it, and each record carries the objective's value."""
+    import ultralytics.engine.trainer as engine_trainer
+
+    from yolo_ls import YOLO
+
+    script = [(0.80, 0.50), (0.82, 0.60), (0.40, 0.30)]
+    monkeypatch.setattr(_FakeMultiTrainer, "script", script)
+    monkeypatch.setattr(_FakeMultiTrainer, "calls", [])
+    monkeypatch.setattr(engine_trainer, "MultiTrainer", _FakeMultiTrainer)
+    kwargs = {"tune_objective": objective} if objective != "fitness" else {}
+    if tol is not None:
+        kwargs["fitness_tol"] = tol
+    YOLO("yolo11n-cls.yaml").tune(data="unused", epochs=2, imgsz=32, iterations=3, plots=False,
+                                  project=str(tmp_path), name="tune", space={"label_smoothing": (0.0, 0.2)}, **kwargs)
+    assert all("tune_objective" not in c and "fitness_tol" not in c for c in _FakeMultiTrainer.calls)
+    tune = tmp_path / "tune"
+    records = [json.loads(line) for line in (tune / "tune_results.ndjson").read_text().splitlines()]
+    assert [r["objective"] for r in records] == [
+        {"tune_objective": objective, "fitness_tol": tol, "value": (f if objective == "fitness" else v)}
+        for f, v in script
+    ]
+    best = yaml.safe_load((tune / "best_hyperparameters.yaml").read_text())
+    assert best == records[expected]["hyperparameters"]
+    assert (tune / "weights" / "best.pt").read_text() == f"iteration {expected}"
+
+
+@NEEDS_TUNE_HOOK
+def test_tune_objective_ranks_the_mutation_parents(tmp_path):
+    from ultralytics import YOLO as StockYOLO
+
+    from yolo_ls.tuner import Tuner
+
+    model = StockYOLO("yolo11n-cls.yaml")
+    args = {**model.overrides, "data": "x", "epochs": 2, "project": str(tmp_path), "mode": "train",
+            "space": {"label_smoothing": (0.0, 0.2)}, "tune_objective": "nll", "fitness_tol": 0.05}
+    tuner = Tuner(args=args, model=model.model)
+    assert (tuner.objective, tuner.objective_tol) == ("nll", 0.05) and "tune_objective" not in vars(tuner.args)
+    results = [tuner._result_record(i + 1, f, {"label_smoothing": 0.1 * i}, {"d": {"fitness": f, "calib/nll": v}})
+               for i, (f, v) in enumerate([(0.9, 0.5), (0.88, 0.2), (0.5, 0.1)])]
+    assert tuner._local_results_to_array(results)[:, 0].tolist() == [0.9, 0.88, 0.5]  # outside _mutate: fitness
+    tuner._scoring = True
+    scores = tuner._local_results_to_array(results)[:, 0]
+    tuner._scoring = False
+    assert scores.argsort()[::-1].tolist() == [1, 0, 2]  # nll 0.2 within the tolerance, then 0.5, then the outsider
+    assert tuner._best_result_index(results, np.array([0.9, 0.88, 0.5])) == 1
+
+
+def test_tune_objective_is_checked_for_the_task(tmp_path):
+    with pytest.raises(PluginArgumentError, match="'tune_objective=d_ece' is a detection metric"):
+        _tune(tmp_path, tune_objective="d_ece")
+    assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------------------------------------------ Ray Tune
+def _ray_tune(tmp_path, space, **kwargs):
+    from yolo_ls import YOLO
+
+    args = dict(data="unused", epochs=2, imgsz=32, project=str(tmp_path / "runs"), name="ray", device="cpu",
+                gpu_per_trial=0, search_alg="random")
+    return YOLO("yolo11n-cls.yaml").tune(use_ray=True, iterations=2, space=space, **{**args, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "space,kwargs,error,message",
+    [
+        ("uniform_eps_too_high", {}, PluginArgumentError,
+         "space['label_smoothing'] reaches a value 'label_smoothing' does not allow: 'label_smoothing=1.2'"),
+        ("choice_detect_mode", {}, PluginArgumentError, "'ls_mode=fg' is a detection mode"),
+        ("choice_typo", {}, PluginArgumentError, "Did you mean 'cosine'?"),
+        ("two_stage_choice", {}, PluginArgumentError,
+         "with space at {'ls_schedule': 'two_stage', 'label_smoothing': 0.1}: ls_schedule='two_stage' needs"),
+        ("sample_from", {}, PluginArgumentError, "cannot be checked before the trials start"),
+        ("objective_in_space", {}, PluginArgumentError, "cannot vary between them"),
+        ("typo_key", {}, SyntaxError, "Similar arguments are i.e. ['label_smoothing"),
+        ("none", {"ls_shedule": "cosine"}, SyntaxError, "ls_schedule"),
+        ("none", {"tune_objective": "d_ece"}, PluginArgumentError, "is a detection metric"),
+        ("none", {"tune_objective": "nll", "search_alg": "bohb"}, PluginArgumentError, "search-space conversion"),
+        ("none", {"ls_schedule": "cosnie"}, PluginArgumentError, "Did you mean 'cosine'?"),
+    ],
+)
+def test_bad_ray_tuning_arguments_are_refused_before_ray_starts(tmp_path, space, kwargs, error, message):
+    pytest.importorskip("ray.tune")
+    import ray
+    from ray import tune
+
+    spaces = {
+        "uniform_eps_too_high": {"label_smoothing": tune.uniform(0.0, 1.2)},
+        "choice_detect_mode": {"ls_mode": tune.choice(["uniform", "fg"])},
+        "choice_typo": {"ls_schedule": tune.choice(["linear", "cosin"])},
+        "two_stage_choice": {"ls_schedule": tune.choice(["cosine", "two_stage"]), "label_smoothing": 0.1},
+        "sample_from": {"label_smoothing": tune.sample_from(lambda _: 0.1)},
+        "objective_in_space": {"tune_objective": tune.choice(["nll", "ece"])},
+        "typo_key": {"label_smothing": tune.uniform(0.0, 0.1)},
+        "none": {"lr0": tune.uniform(1e-4, 1e-2)},
+    }
+    with pytest.raises(error) as e:
+        _ray_tune(tmp_path, spaces[space], **kwargs)
+    assert message in str(e.value)
+    assert not (tmp_path / "runs").exists() and not ray.is_initialized()
+
+
+RAY_SCRIPT = """
+import json, math, sys
+from ultralytics.utils import SETTINGS
+home = sys.argv[1]
+SETTINGS.update(datasets_dir=home + '/datasets', runs_dir=home + '/runs', sync=False, mlflow=False)
+from ray import tune
+from yolo_ls import YOLO
+out = {}
+for objective in ('fitness', 'nll'):
+    grid = YOLO('yolo11n-cls.yaml').tune(
+        use_ray=True, data='digits', iterations=2, epochs=2, imgsz=32, batch=64, fraction=0.1, workers=0,
+        plots=False, device='cpu', seed=0, gpu_per_trial=0, grace_period=2, search_alg='random',
+        ls_schedule='cosine', tune_objective=objective, space={'label_smoothing': tune.uniform(0.0, 0.2)},
+        project=home + '/runs', name='ray-' + objective)
+    best = grid.get_best_result() if objective == 'nll' else None  # stock puts its metric on the scheduler only
+    out[objective] = {'errors': [str(e) for e in grid.errors], 'paths': [r.path for r in grid],
+                      'best_metric': best and best.metrics.get('calib/nll'),
+                      'metric': grid._experiment_analysis.default_metric,
+                      'mode': grid._experiment_analysis.default_mode}
+print('RESULT ' + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.training
+def test_ray_tune_trains_every_trial_through_the_plugin(tmp_path):
+    """Two real Ray Tune runs of 2 trials each (stock objective, then tune_objective=nll): a fixed ls_schedule and a
+    searched label_smoothing reach every trial, each trial reports calib/*, and Ray writes under tmp_path only."""
+    pytest.importorskip("ray.tune")
+    import pandas as pd
+
+    # Ray's sockets live in its temp dir and a socket path may not exceed 107 bytes: a short link into tmp_path
+    (tmp_path / "ray").mkdir()
+    link = Path(tempfile.mkdtemp(prefix="yls-ray-", dir="/tmp"))
+    link.rmdir()
+    link.symlink_to(tmp_path / "ray")
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "PYTHONPATH": str(ROOT), "YOLO_OFFLINE": "1",
+           "RAY_TMPDIR": str(link), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        proc = subprocess.run([sys.executable, "-c", RAY_SCRIPT, str(tmp_path)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=900)
+    finally:
+        link.unlink()
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "is not a valid YOLO argument" not in log and "'label_smoothing' is deprecated" not in log
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    out = json.loads(line[len("RESULT "):])
+    assert out["fitness"]["metric"] is None  # Ultralytics' own run: metric/mode live on its ASHA scheduler
+    assert (out["nll"]["metric"], out["nll"]["mode"]) == ("calib/nll", "min")
+    assert list((tmp_path / "ray").glob("**/session_*")), "Ray's temp dir is not under tmp_path"
+    for objective, run in out.items():
+        assert run["errors"] == [] and len(run["paths"]) == 2
+        nlls = []
+        for path in map(Path, run["paths"]):
+            assert tmp_path / "runs" / f"ray-{objective}" in path.parents  # Ray's storage path
+            progress = pd.read_csv(path / "progress.csv")
+            params = json.loads((path / "params.json").read_text())
+            eps = params["label_smoothing"]
+            assert 0.0 <= eps <= 0.2
+            assert progress["epoch"].tolist()[:2] == [1, 2]
+            # cosine from the searched ε to ls_final=0 over 2 epochs: ε in the first epoch's report, then 0
+            assert progress["label_smoothing"].tolist()[:2] == pytest.approx([eps, 0.0], abs=1e-6)
+            assert progress["calib/ece"].between(0, 1).all() and progress["calib/nll"].map(math.isfinite).all()
+            nlls.append(progress["calib/nll"].iloc[-1])
+            [train_dir] = [d for d in (tmp_path / "runs").iterdir()
+                           if d.name.startswith(f"ray-{objective}_") and d.name.endswith(params_trial_suffix(path))]
+            args = yaml.safe_load((train_dir / "args.yaml").read_text())
+            assert args["ls_schedule"] == "cosine" and args["label_smoothing"] == pytest.approx(eps)
+            assert "tune_objective" not in args or args["tune_objective"] == "fitness"
+        if objective == "nll":
+            assert run["best_metric"] == pytest.approx(min(nlls))
+
+
+def params_trial_suffix(trial_path: Path) -> str:
+    """A Ray trial folder '_tune_<exp>_<index>' trains in '<name>_<index>'."""
+    return "_" + trial_path.name.rsplit("_", 1)[-1]

@@ -17,6 +17,8 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
+from yolo_ls.objective import OBJECTIVES, OBJECTIVES_HELP, task_objectives
+
 # Keys Ultralytics accepts without them being in DEFAULT_CFG_DICT: extras that check_dict_alignment allows, and the
 # deprecated keys that its _handle_deprecation maps or drops (label_smoothing is the plugin's, so it is not listed).
 _ULTRALYTICS_EXTRA_KEYS = frozenset(
@@ -56,21 +58,25 @@ class FloatRange:
     lo_closed: bool = True
     hi_closed: bool = True
     example: float = 0.1
+    optional: bool = False  # None allowed too
 
     @property
     def allowed(self) -> str:
-        return f"a float in {'[' if self.lo_closed else '('}{self.lo}, {self.hi}{']' if self.hi_closed else ')'}"
+        text = f"a float in {'[' if self.lo_closed else '('}{self.lo}, {self.hi}{']' if self.hi_closed else ')'}"
+        return f"None or {text}" if self.optional else text
 
     def contains(self, value: float) -> bool:
         lo_ok = self.lo <= value if self.lo_closed else self.lo < value
         return lo_ok and (value <= self.hi if self.hi_closed else value < self.hi)
 
-    def __call__(self, name: str, value: Any) -> float:
+    def __call__(self, name: str, value: Any) -> float | None:
         value = _scalar(value)
+        if value is None and self.optional:
+            return None
         if not (_is_number(value) and math.isfinite(value) and self.contains(value)):
             kind = {True: "inclusive", False: "exclusive"}
             ends = f"between {self.lo} ({kind[self.lo_closed]}) and {self.hi} ({kind[self.hi_closed]})"
-            raise _invalid(name, value, f"floats {ends}, i.e. {self.example}")
+            raise _invalid(name, value, f"{'None or ' if self.optional else ''}floats {ends}, i.e. {self.example}")
         return float(value)
 
 
@@ -355,6 +361,17 @@ ARGS: tuple[PluginArg, ...] = (
     PluginArg("calib_conf", 0.25, "detection: predictions below this confidence are left out of d_ece",
               FloatRange(0.0, 1.0, example=0.25)),
     PluginArg("calib_plots", PLOT_CHOICES[0], PLOT_CHOICES_HELP, Choice(PLOT_CHOICES)),
+    PluginArg("best_by", "fitness",
+              "which epoch is saved as best.pt: fitness (stock), or the lowest val calibration metric "
+              "(with fitness_tol: among epochs within fitness_tol of the best fitness so far)",
+              Choice(OBJECTIVES, OBJECTIVES_HELP)),
+    PluginArg("tune_objective", "fitness",
+              "model.tune(): which iteration (built-in Tuner) or trial (use_ray=True) is best, as best_by; "
+              "with fitness_tol: the lowest metric among those within fitness_tol of the best fitness",
+              Choice(OBJECTIVES, OBJECTIVES_HELP)),
+    PluginArg("fitness_tol", None,
+              "best_by/tune_objective: how far below the best fitness a candidate may be (absolute); None = no limit",
+              FloatRange(0.0, 1.0, example=0.01, optional=True)),
 )
 
 ARG_TABLE: dict[str, PluginArg] = {a.name: a for a in ARGS}
@@ -469,6 +486,17 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
             raise PluginArgumentError(
                 f"'ls_auto_split=train_holdout' is implemented for task 'classify'; for '{task}' use ls_auto_split=val."
             )
+    for key in ("best_by", "tune_objective"):
+        objective = out[key]
+        if objective not in task_objectives(task):
+            kind = "classification" if task != "classify" else "detection"
+            raise PluginArgumentError(
+                f"'{key}={objective}' is a {kind} metric and does not apply to task '{task}'. "
+                f"Valid '{key}' values for '{task}' are {list(task_objectives(task))}."
+            )
+        if objective != "fitness" and not out["calibration"]:
+            raise PluginArgumentError(f"'{key}={objective}' reads the calibration measured at each validation: keep "
+                                      f"calibration=True, or use {key}=fitness.")
     if out["ls_prior"] is not None and mode != "prior":
         raise PluginArgumentError(f"'ls_prior' is only used with 'ls_mode=prior', but 'ls_mode={mode}'.")
     out["ls_mode"] = mode
@@ -521,6 +549,10 @@ def inapplicable_args(given: Mapping[str, Any], resolved: Mapping[str, Any], tas
     if not resolved["calibration"]:
         out += [f"'{k}' has no effect with calibration=False." for k in ("calib_bins", "calib_conf", "calib_plots")
                 if k in given]
+    if "fitness_tol" in given and resolved["best_by"] == "fitness" and resolved["tune_objective"] == "fitness":
+        out.append("'fitness_tol' is only used with best_by or tune_objective set to a calibration metric.")
+    if "tune_objective" in given and resolved["tune_objective"] != "fitness":
+        out.append("'tune_objective' is only used by model.tune(); training picks best.pt by 'best_by'.")
     ramps = schedule in ("linear", "cosine", "exp") and resolved["ls_final"] > 0
     if (not callable(schedule) and schedule not in ("constant", "auto") and resolved["label_smoothing"] == 0
             and not ramps):

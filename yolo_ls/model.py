@@ -64,11 +64,17 @@ class YOLO(_UltralyticsYOLO):
         names resolve, and ``tune_results.ndjson`` / ``best_hyperparameters.yaml`` record the tuned plugin values.
         The arguments are those of :meth:`ultralytics.engine.model.Model.tune`.
 
-        ``use_ray=True`` is handed to Ultralytics unchanged (its trials call this model's ``train``); yolo-ls does
-        not check plugin keys in a Ray search space.
+        ``use_ray=True`` runs Ultralytics' Ray Tune through :func:`yolo_ls.ray_tune.run_ray_tune`: fixed plugin
+        arguments reach every trial, plugin entries of a Ray ``space`` (``tune.uniform``, ``tune.choice``, ...) are
+        checked first, and ``tune_objective``/``fitness_tol`` set Ray's metric and mode (and the final pick).
         """
         if use_ray:
-            return super().tune(use_ray, iterations, *args, **kwargs)
+            from yolo_ls.ray_tune import run_ray_tune
+
+            self._check_is_pytorch_model()
+            if "optimizer" not in (kwargs.get("space") or {}):
+                kwargs.setdefault("optimizer", "AdamW")
+            return run_ray_tune(self, *args, iterations=iterations, **kwargs)
         from yolo_ls.tuner import Tuner
 
         # The same steps as Model.tune in ultralytics 8.4.190, with yolo_ls.tuner.Tuner in place of its Tuner.

@@ -47,6 +47,7 @@ from yolo_ls.config import (
 )
 from yolo_ls.datasets import resolve_data
 from yolo_ls.losses import LabelSmoothingState, install_smoothing
+from yolo_ls.objective import best_step, metric_key, new_best_state
 from yolo_ls.online import OnlineSoftLabels
 from yolo_ls.utils import drop_rows_after
 
@@ -227,6 +228,12 @@ class LabelSmoothingMixin:
         for event, fn in smoothing_callbacks.CALLBACKS.items():
             if fn not in self.callbacks[event]:  # the DDP relaunch hands the parent's callbacks back in
                 self.add_callback(event, fn)
+        # best_by: which epoch is best.pt (fitness: Ultralytics' own choice, untouched); the state survives resume
+        self.ls_best_by: str = plugin["best_by"]
+        self.ls_best_tol: float | None = plugin["fitness_tol"]
+        self.ls_best_state: dict[str, Any] = dict(self.ls_resume_state.get("best") or new_best_state())
+        self.ls_best_pending: tuple[dict[str, Any], bool] | None = None  # this epoch's choice, until save_metrics
+        self.ls_best_chosen = False  # this epoch is the new best.pt (read once by save_model)
         self.ls_calibration: CalibrationCallbacks | None = None
         if plugin["calibration"]:
             calib = CalibrationCallbacks(plugin["calib_bins"], plugin["calib_plots"], plugin["calib_conf"])
@@ -274,9 +281,38 @@ class LabelSmoothingMixin:
             state["online"] = self.ls_online.state_dict()
         if self.ls_calibration is not None:  # the calibration rows written so far: a resume rewrites them exactly
             state["calibration"] = dict(self.ls_calibration.committed)
+        if self.ls_best_by != "fitness":  # which epoch best.pt holds and the best fitness so far: resume continues
+            state["best"] = dict(self.ls_best_state)
         self.ema.ema.yolo_ls = {"version": __version__, "args": serialize_plugin_args(self.plugin_args), "state": state}
-        with hidden_plugin_args(self.args):
+        with hidden_plugin_args(self.args), self._best_by_decides():
             return super().save_model()
+
+    def validate(self):
+        """Stock validation; with ``best_by`` set, also decide whether this epoch is the new best.pt.
+
+        The decision is committed in :meth:`save_metrics`, which Ultralytics reaches only for an epoch it keeps (an
+        epoch redone by its NaN recovery is not counted).
+        """
+        metrics, fitness = super().validate()
+        self.ls_best_pending = None
+        if self.ls_best_by != "fitness" and metrics is not None:
+            value = metrics.get(metric_key(self.ls_best_by), math.nan)
+            self.ls_best_pending = best_step(self.ls_best_state, self.epoch, fitness, value, self.ls_best_tol)
+        return metrics, fitness
+
+    @contextmanager
+    def _best_by_decides(self) -> Iterator[None]:
+        """Ultralytics writes best.pt when ``best_fitness == fitness``; with ``best_by`` set, that holds exactly
+        when this epoch was chosen (``best_fitness`` is None in the checkpoint of an epoch that was not)."""
+        if self.ls_best_by == "fitness":
+            yield
+            return
+        saved, chosen, self.ls_best_chosen = self.best_fitness, self.ls_best_chosen, False
+        self.best_fitness = self.fitness if chosen else None
+        try:
+            yield
+        finally:
+            self.best_fitness = saved
 
     def final_eval(self):
         """Stock final validation of best.pt; its rewrite of last.pt/best.pt (optimizer stripped) is atomic too."""
@@ -291,6 +327,9 @@ class LabelSmoothingMixin:
         The controller steps here, after validation and before the checkpoint that must hold its new state.
         """
         eps = round(smoothing_callbacks.epoch_value(self), 6)
+        if self.ls_best_pending is not None:  # best_by: this epoch counts (Ultralytics keeps it)
+            (self.ls_best_state, self.ls_best_chosen), self.ls_best_pending = self.ls_best_pending, None
+            self.best_fitness = self.ls_best_state["fitness"]  # the fitness of the epoch best.pt holds
         if isinstance(self.metrics, dict):
             self.metrics["label_smoothing"] = eps
         super().save_metrics({**metrics, "label_smoothing": eps})
@@ -303,6 +342,8 @@ class LabelSmoothingMixin:
         parts = [f"epoch {self.epoch + 1}/{self.epochs}", f"ε={eps:.3g}"]
         if next_eps is not None:
             parts[-1] += f" (auto: next {next_eps:.3g})"
+        if self.ls_best_by != "fitness" and self.ls_best_state["epoch"] >= 0:
+            parts.append(f"best.pt: epoch {self.ls_best_state['epoch'] + 1} by {self.ls_best_by}")
         result = self.ls_calibration.last if self.ls_calibration is not None else None
         if result is not None:
             m = result["metrics"]

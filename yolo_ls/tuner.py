@@ -10,7 +10,11 @@ and nothing else:
 * every iteration's subprocess is ``python -m yolo_ls train k=v ...``, so it trains through the plugin trainers
   (ε in the loss, the schedule, calibration in results.csv) and resolves ``data="digits"``;
 * the plugin's integer arguments (``ls_step_size``, ``ls_off_epoch``, ``calib_bins``) are rounded like Ultralytics'
-  own integer keys.
+  own integer keys;
+* ``tune_objective`` (with ``fitness_tol``) decides which iteration is best: Ultralytics picks it in
+  ``_best_result_index`` (the reported best, ``best_hyperparameters.yaml``, the copied weights) and ranks the parents
+  of each mutation by the first column of ``_local_results_to_array``; both read the objective here. Each record of
+  ``tune_results.ndjson`` gets ``"objective": {"tune_objective", "fitness_tol", "value"}``.
 
 Plugin values in ``space`` are checked with the plugin's own checks, at both bounds, before the first iteration.
 """
@@ -24,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ultralytics.engine.tuner import Tuner as _UltralyticsTuner
+from ultralytics.utils import LOGGER
 
 from yolo_ls.compat import check_tune_supported
 from yolo_ls.config import (
@@ -36,6 +41,7 @@ from yolo_ls.config import (
     split_plugin_args,
 )
 from yolo_ls.datasets import resolve_data
+from yolo_ls.objective import metric_key, objective_scores, pick_best
 
 YOLO_LS_CLI_COMMAND = [sys.executable, "-m", "yolo_ls"]
 
@@ -152,6 +158,12 @@ class Tuner(_UltralyticsTuner):
         task = stock.get("task") or getattr(model, "task", None) or "detect"
         epochs = int(stock.get("epochs") or 100)
         self.plugin_int_keys = check_plugin_space(space, fixed, task, epochs)
+        resolved = resolve_plugin_args(fixed, task)
+        self.objective: str = resolved["tune_objective"]  # the tune's, not the iterations'
+        self.objective_tol: float | None = resolved["fitness_tol"]
+        fixed.pop("tune_objective", None)
+        if resolved["best_by"] == "fitness":  # fitness_tol reaches the iterations only where best_by reads it
+            fixed.pop("fitness_tol", None)
         data = stock.get("data")
         if data is not None:
             stock["data"] = [resolve_data(d) for d in data] if isinstance(data, (list, tuple)) else resolve_data(data)
@@ -168,6 +180,51 @@ class Tuner(_UltralyticsTuner):
             lo, hi = self.space[k][:2]
             hyp[k] = min(max(round(hyp[k]), math.ceil(lo)), math.floor(hi))
         return hyp
+
+    # ------------------------------------------------------------------------------------------- tune_objective
+    def _objective_value(self, result: Mapping[str, Any]) -> float:
+        """The objective's value of one iteration: its mean over the datasets (NaN where not measured)."""
+        key = metric_key(self.objective)
+        vals = [float(m.get(key, math.nan)) for m in (result.get("datasets") or {}).values() if m]
+        return sum(vals) / len(vals) if vals else math.nan
+
+    def _result_record(self, *args: Any, **kwargs: Any) -> dict:
+        """Ultralytics' record plus the objective's value."""
+        record = super()._result_record(*args, **kwargs)
+        record["objective"] = {"tune_objective": self.objective, "fitness_tol": self.objective_tol,
+                               "value": self._objective_value(record)}
+        return record
+
+    def _best_result_index(self, results: list[dict], fitness: Any) -> int:
+        """The best iteration by ``tune_objective`` (rows with training metrics first, as Ultralytics does)."""
+        if self.objective == "fitness":
+            return super()._best_result_index(results, fitness)
+        valid = [i for i, r in enumerate(results) if self._has_training_metrics(r)] or list(range(len(results)))
+        values = [self._objective_value(results[i]) for i in valid]
+        best = valid[pick_best([float(fitness[i]) for i in valid], values, self.objective, self.objective_tol)]
+        tol = f" among fitness within {self.objective_tol} of the best" if self.objective_tol is not None else ""
+        value = self._objective_value(results[best])
+        LOGGER.info(f"{self.prefix}tune_objective={self.objective}{tol}: best is iteration {best + 1} "
+                    f"({self.objective}={value:.5g}, fitness={float(fitness[best]):.5g})")
+        return best
+
+    def _local_results_to_array(self, results: list[dict]) -> Any:
+        """Ultralytics' history array; while mutating, its first column holds the objective's scores instead."""
+        x = super()._local_results_to_array(results)
+        if x is not None and self._scoring and self.objective != "fitness":
+            x[:, 0] = objective_scores(x[:, 0].tolist(), [self._objective_value(r) for r in results],
+                                       self.objective, self.objective_tol)
+        return x
+
+    _scoring = False
+
+    def _mutate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Ultralytics' mutation, its parents ranked and weighted by the objective."""
+        self._scoring = True
+        try:
+            return super()._mutate(*args, **kwargs)
+        finally:
+            self._scoring = False
 
     def __call__(self, iterations: int = 300, cleanup: bool = True):
         """Ultralytics' evolution loop, each iteration trained by ``python -m yolo_ls train ...``."""
