@@ -42,7 +42,7 @@ def main() -> None:
         times[backend] = time.perf_counter() - t0
     a_csv, b_csv = pd.read_csv(out / "local" / "report.csv"), pd.read_csv(out / "ray" / "report.csv")
     diff = max(float((a_csv[c] - b_csv[c]).abs().max()) for c in ("top1", "ece", "nll", "ece_ts"))
-    print(f"cpus: {os.cpu_count()}, load average before/after: {os.getloadavg()}")
+    print(f"cpus: {os.cpu_count()}, load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     print(f"sequential (backend=local): {times['local']:.1f} s")
     print(f"local Ray, 2 workers (backend=ray cpu_per_variant=1): {times['ray']:.1f} s")
     print(f"speed-up: {times['local'] / times['ray']:.2f}x; largest per-run difference of top1/ece/nll/ece_ts: {diff:g}")

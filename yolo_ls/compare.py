@@ -556,10 +556,13 @@ def _run_ray(jobs: dict[int, dict[str, Any]], cpu: float, gpu: float, address: s
     except ImportError:
         raise PluginArgumentError("backend=ray needs Ray: pip install 'yolo-ls[ray]' (or pip install 'ray[tune]')") \
             from None
+    for h in logging.getLogger("ray").handlers:  # Ray's handler keeps the stderr of its import, i.e. a run's log
+        if isinstance(h, logging.StreamHandler) and getattr(h.stream, "closed", False):  # that compare has closed
+            h.setStream(sys.stderr)
     started = False
     if not ray.is_initialized():
         kw: dict[str, Any] = {"address": address} if address else {"include_dashboard": False}
-        ray.init(**kw, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(**kw, log_to_driver=False, logging_level=logging.ERROR)
         started = True
     try:
         task = ray.remote(num_cpus=cpu, num_gpus=gpu, max_retries=0)(run_one)
