@@ -45,7 +45,7 @@ def main() -> None:
     print(f"cpus: {os.cpu_count()}, load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     print(f"sequential (backend=local): {times['local']:.1f} s")
     print(f"local Ray, 2 workers (backend=ray cpu_per_variant=1): {times['ray']:.1f} s")
-    print(f"speed-up: {times['local'] / times['ray']:.2f}x; largest per-run difference of top1/ece/nll/ece_ts: {diff:g}")
+    print(f"speed-up: {times['local'] / times['ray']:.2f}x; largest per-run difference (top1/ece/nll/ece_ts): {diff:g}")
 
 
 if __name__ == "__main__":

@@ -558,7 +558,7 @@ def _run_ray(jobs: dict[int, dict[str, Any]], cpu: float, gpu: float, address: s
             from None
     for h in logging.getLogger("ray").handlers:  # Ray's handler keeps the stderr of its import, i.e. a run's log
         if isinstance(h, logging.StreamHandler) and getattr(h.stream, "closed", False):  # that compare has closed
-            h.setStream(sys.stderr)
+            h.stream = sys.stderr  # not setStream(): it flushes the closed one first
     started = False
     if not ray.is_initialized():
         kw: dict[str, Any] = {"address": address} if address else {"include_dashboard": False}
