@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,28 +74,30 @@ def test_compare_relative_project_report_matches_runs_rerun_reuses_changed_args_
     assert any(ln.startswith("yolo-ls: [2/2] eps0.1 seed 0: done in ") for ln in lines), proc.stdout
     assert "| variant | label_smoothing |" in proc.stdout and str(out / "report.md") in proc.stdout
     assert len(lines) < 20 and "Epoch" not in proc.stdout, proc.stdout  # stock output is in each variant's log
-    assert "Starting training" in (out / "eps0" / "compare.log").read_text()
+    assert "Starting training" in (out / "eps0" / "seed0" / "compare.log").read_text()
     report = pd.read_csv(out / "report.csv")
-    assert report["label_smoothing"].tolist() == [0.0, 0.1]
-    for _, row in report.iterrows():
-        cal = pd.read_csv(out / row["variant"] / "calibration.csv").iloc[-1]
+    assert report["label_smoothing"].tolist() == [0.0, 0.1] and report["seed"].tolist() == [0, 0]
+    for _, row in report.iterrows():  # the numbers are best.pt's final validation (calibration/final.json)
+        final = json.loads((out / row["run"] / "calibration" / "final.json").read_text())
         for k in ("ece", "mce", "brier", "nll", "overconfidence"):
-            assert row[k] == pytest.approx(cal[k], abs=1e-6)
-        assert row["top1"] == pytest.approx(results(out / row["variant"])["metrics/accuracy_top1"].iloc[-1])
+            assert row[k] == pytest.approx(final["metrics"][k], rel=1e-5)
+        assert row["top1"] == pytest.approx(final["val_metrics"]["metrics/accuracy_top1"], rel=1e-5)
+        assert row["best_epoch"] == 1
+        assert row["top1_last"] == pytest.approx(results(out / row["run"])["metrics/accuracy_top1"].iloc[-1])
     md = (out / "report.md").read_text()
     assert "best calibrated variant is ε=" in md and "| variant |" in md and "epochs=1" in md
 
-    stamp = (out / "eps0.1" / "results.csv").stat().st_mtime_ns
+    stamp = (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing the finished variant") == 2
-    assert (out / "eps0.1" / "results.csv").stat().st_mtime_ns == stamp
+    assert (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns == stamp
 
     changed = subprocess.run([c.replace("epochs=1", "epochs=2") for c in cmd], capture_output=True, text=True,
                              cwd=cwd, env=env, timeout=900)
     assert changed.returncode == 2 and "Traceback" not in changed.stderr
-    assert "eps0: epochs=1 there, 2 now" in changed.stderr and "Nothing was trained" in changed.stderr
-    assert (out / "eps0.1" / "results.csv").stat().st_mtime_ns == stamp
+    assert "eps0/seed0: epochs=1 there, 2 now" in changed.stderr and "Nothing was trained" in changed.stderr
+    assert (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns == stamp
 
     owned = subprocess.run([*cmd, "exist_ok=True"], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
     assert owned.returncode == 2 and "'exist_ok' cannot be passed to compare" in owned.stderr

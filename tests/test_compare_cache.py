@@ -110,9 +110,9 @@ def test_variants_interrupted_anywhere_complete_on_rerun(tmp_path, digits_root, 
     monkeypatch.setattr(BaseTrainer, "final_eval", killed_in_final_save)
     with pytest.raises(KeyboardInterrupt):
         compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", project=str(project), **kw)
-    assert not (out / "eps0" / DONE).exists() and (out / "eps0" / STARTED).exists()
+    assert not (out / "eps0" / "seed0" / DONE).exists() and (out / "eps0" / "seed0" / STARTED).exists()
     with pytest.raises(RuntimeError):
-        torch.load(out / "eps0" / "weights" / "last.pt", weights_only=False)
+        torch.load(out / "eps0" / "seed0" / "weights" / "last.pt", weights_only=False)
 
     def killed_after_save(self):  # right after epoch 1's last.pt: its calibration row was committed before the save
         done = orig_save(self)
@@ -127,8 +127,9 @@ def test_variants_interrupted_anywhere_complete_on_rerun(tmp_path, digits_root, 
         compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", project=str(project), **kw)
     said = capsys.readouterr().out
     assert "[1/2] eps0 seed 0: " in said and "(last.pt is truncated)" in said, said
-    assert (out / "eps0" / DONE).exists() and not (out / "eps0.1" / DONE).exists()
-    assert _epoch(out / "eps0.1" / "weights" / "last.pt") == 0 and pd_epochs(out / "eps0.1" / "calibration.csv") == [1]
+    assert (out / "eps0" / "seed0" / DONE).exists() and not (out / "eps0.1" / "seed0" / DONE).exists()
+    run01 = out / "eps0.1" / "seed0"
+    assert _epoch(run01 / "weights" / "last.pt") == 0 and pd_epochs(run01 / "calibration.csv") == [1]
     monkeypatch.setattr(BaseTrainer, "save_model", orig_save)
 
     # A plain mid-training kill (after epoch 1's rows) of a third variant; eps0.1 resumes: nothing of it was lost
@@ -153,7 +154,7 @@ def test_variants_interrupted_anywhere_complete_on_rerun(tmp_path, digits_root, 
     assert "[2/3] eps0.1 seed 0: reusing the finished variant" in said
     assert "[3/3] eps0.2 seed 0: interrupted after epoch 1/2: resuming from last.pt" in said, said
     for v in ("eps0", "eps0.1", "eps0.2"):
-        run = out / v
+        run = out / v / "seed0"
         assert results(run)["epoch"].tolist() == [1, 2], v  # no epoch missing or written twice
         assert pd_epochs(run / "calibration.csv") == [1, 2], v
         assert _epoch(run / "weights" / "last.pt") == -1 and _epoch(run / "weights" / "best.pt") == -1, v
@@ -162,14 +163,14 @@ def test_variants_interrupted_anywhere_complete_on_rerun(tmp_path, digits_root, 
         assert "Optimizer stripped" in (run / "compare.log").read_text(), v  # the stock output went to the log
 
     # A finished variant that lost its done-marker (its last.pt is the stripped one of a finished run) is not retrained
-    stamp = (out / "eps0.1" / "results.csv").stat().st_mtime_ns
-    (out / "eps0.1" / DONE).unlink()
+    stamp = (run01 / "results.csv").stat().st_mtime_ns
+    (run01 / DONE).unlink()
     compare("yolo11n-cls.yaml", str(digits_root), "0,0.1,0.2", project=str(project), **kw)
     said = capsys.readouterr().out
     assert "[2/3] eps0.1 seed 0: all epochs trained, interrupted in its final save or validation" in said
-    assert (out / "eps0.1" / DONE).exists() and (out / "eps0.1" / "results.csv").stat().st_mtime_ns == stamp
+    assert (run01 / DONE).exists() and (run01 / "results.csv").stat().st_mtime_ns == stamp
     report = (out / "report.csv").read_text().splitlines()
-    assert len(report) == 4 and report[0].startswith("variant,label_smoothing")
+    assert len(report) == 4 and report[0].startswith("variant,run,seed,label_smoothing")
     assert "| variant |" in said and said.count("\n") < 40, said  # progress lines and the table, not stock output
 
 
@@ -210,7 +211,7 @@ def test_a_done_variant_whose_files_were_deleted_is_not_reported(tmp_path, digit
 
     out = tmp_path / "cmp"
     for v in ("eps0", "eps0.1"):
-        (out / v).mkdir(parents=True)
+        (out / v / "seed0").mkdir(parents=True)
     monkeypatch.setattr(compare_mod, "_plan", lambda run, fp, epochs: ("reuse", "finished"))
     with pytest.raises(RuntimeError, match=r"results.csv \(epochs \[1\]\).* lack rows; delete the variant folder"):
         compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", project=str(tmp_path), name="cmp", **ARGS)

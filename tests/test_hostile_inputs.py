@@ -158,7 +158,7 @@ HOSTILE = [
             "'exist_ok' cannot be passed to compare", lambda t, d: _compare(t, d, exist_ok=True), PluginArgumentError),
     Hostile("compare_resume", (*COMPARE, "label_smoothing=0,0.1", "resume=True"),
             "'resume' cannot be passed to compare", lambda t, d: _compare(t, d, resume=True), PluginArgumentError),
-    Hostile("compare_one_eps", (*COMPARE, "label_smoothing=0.1"), "at least two different ε values",
+    Hostile("compare_one_eps", (*COMPARE, "label_smoothing=0.1"), "at least two variants or two seeds",
             lambda t, d: _compare(t, d, label_smoothing=0.1), PluginArgumentError),
     Hostile("compare_unwritable_project", (*COMPARE[:-1], "label_smoothing=0,0.1", "project=/proc/yolo-ls-test"),
             "cannot be written", lambda t, d: _compare(t, d, project="/proc/yolo-ls-test"), PluginArgumentError),

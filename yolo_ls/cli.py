@@ -48,6 +48,7 @@ def help_text() -> str:
         "    yolo-ls detect train model=yolo11n.yaml data=digits-det imgsz=128 label_smoothing=0.05 ls_mode=fg\n"
         "    yolo-ls val model=runs/classify/train/weights/best.pt data=digits\n"
         "    yolo-ls compare model=yolo11n-cls.yaml data=digits label_smoothing=0,0.05,0.1 epochs=20 imgsz=32\n"
+        "    yolo-ls compare ... label_smoothing=0,0.1 ls_mode=uniform,margin seeds=0,1,2 backend=ray\n"
         "    yolo-ls datasets digits out=data/digits-noisy noise=0.2 noise_kind=symmetric seed=0\n\n"
         f"Plugin arguments (defaults):\n{rows}\n\n"
         "Ultralytics arguments: https://docs.ultralytics.com/usage/cfg/"
@@ -70,12 +71,12 @@ def version_text() -> str:
 
 
 def run_compare(argv: Sequence[str]) -> Any:
-    """``yolo-ls compare key=value ...``: train one variant per ε and write the report."""
+    """``yolo-ls compare key=value ...``: train every variant of the sweep (per seed) and write the report."""
     import errno
 
-    from yolo_ls.compare import compare
+    from yolo_ls.compare import COMPARE_KEYS, compare
 
-    task, mode, overrides = parse_args(argv)
+    task, mode, overrides = parse_args(argv, extra=COMPARE_KEYS)
     if mode is not None:
         raise SyntaxError(f"'compare' takes key=value arguments only, not the mode '{mode}'.")
     for key in ("model", "data"):
@@ -288,8 +289,10 @@ def _resume_model(overrides: dict[str, Any]) -> None:
     overrides["resume"] = True
 
 
-def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, Any]]:
+def parse_args(argv: Sequence[str], extra: Sequence[str] = ()) -> tuple[str | None, str | None, dict[str, Any]]:
     """Parse ``[task] mode key=value ...`` into (task, mode, overrides) with Ultralytics' own value parsing.
+
+    ``extra`` names keys a command accepts besides the train arguments (compare's ``seeds``, ``backend``, ...).
 
     Raises:
         SyntaxError: For a malformed or unknown argument, with a "did you mean" over Ultralytics and plugin keys.
@@ -332,7 +335,7 @@ def parse_args(argv: Sequence[str]) -> tuple[str | None, str | None, dict[str, A
                 f"'{a}' is not a valid yolo-ls mode, task or key=value argument. Valid modes are {list(MODES)}.{hint}"
             )
     overrides = {**cfg_file, **overrides}
-    check_keys([k for k in overrides if k not in ("task", "mode")])
+    check_keys([k for k in overrides if k not in ("task", "mode", *extra)])
     _resume_model(overrides)
     task = overrides.pop("task", task)
     mode = overrides.pop("mode", mode)

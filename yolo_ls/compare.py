@@ -1,19 +1,21 @@
 """Label smoothing against hard targets, measured on your data: ``yolo-ls compare``.
 
-Trains one variant per ε from the same seed, one after another, then writes ``report.md``, ``report.csv``,
-``reliability.png`` (the variants' final reliability curves overlaid) and ``curves.png`` (ECE and accuracy against
-epoch) into the compare folder.
+Trains every variant of a sweep (``label_smoothing`` and any plugin argument as comma lists, their product, hard
+targets collapsed: :mod:`yolo_ls.sweep`) once per seed, one after another (``backend=local``) or as parallel Ray tasks
+(``backend=ray``), then writes ``report.md``, ``report.csv``, ``reliability.png`` and ``curves.png`` into the compare
+folder (:mod:`yolo_ls.compare_report`: every run scored on its ``best.pt``). Each run lives in
+``<compare>/<variant>/seed<k>``.
 
-The compare folder is an honest cache. Each variant folder is keyed by a fingerprint of everything that decides its
+The compare folder is an honest cache. Each run folder is keyed by a fingerprint of everything that decides its
 training: the full argument set (Ultralytics defaults filled in, plugin arguments normalised), ε, the seed, the model,
 the data's identity (path, and every file's relative path, size and modification time) and the yolo-ls and
-Ultralytics versions. The fingerprint is written into the variant folder before its training starts
+Ultralytics versions. The fingerprint is written into the run folder before its training starts
 (``compare_variant.json``); ``compare_done.json`` is written, atomically, only after the training returned and its
-final checkpoints, per-epoch CSVs and final validation are all in place. A re-run reuses a variant whose done-marker
-fingerprint matches, refuses (before training anything) a folder whose variants were trained with other settings, and
-completes a variant interrupted anywhere: from ``last.pt`` (or an intact ``best.pt`` when ``last.pt`` is truncated),
+final checkpoints, per-epoch CSVs and final validation are all in place. A re-run reuses a run whose done-marker
+fingerprint matches, refuses (before training anything) a folder whose runs were trained with other settings, and
+completes a run interrupted anywhere: from ``last.pt`` (or an intact ``best.pt`` when ``last.pt`` is truncated),
 by redoing the final strip and validation of a run whose epochs all finished, or from scratch when no checkpoint
-survived.
+survived. Both backends call the same per-run function, :func:`run_one`.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import hashlib
 import io
 import json
 import logging
-import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -32,7 +34,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from yolo_ls.config import PluginArgumentError
+from yolo_ls.compare_report import reading, variant_summary, write_report  # noqa: F401  (the report's public names)
+from yolo_ls.config import Choice, PluginArgumentError
+from yolo_ls.sweep import plain_value as _plain
+from yolo_ls.sweep import variant_name  # noqa: F401
 from yolo_ls.utils import read_csv
 
 DONE = "compare_done.json"  # written last, atomically: the variant is finished and its fingerprint is this one
@@ -43,97 +48,16 @@ OWNED = {
     "exist_ok": "compare always writes into its own folder: a finished variant is reused, an interrupted one "
     "completed, one trained with other settings refused",
     "resume": "compare resumes an interrupted variant by itself when the command runs again",
-    "save_dir": "each variant's folder is <project>/<name>/eps<ε>; choose it with project= and name=",
+    "save_dir": "each run's folder is <project>/<name>/<variant>/seed<k>; choose it with project= and name=",
     "mode": "compare always trains",
 }
 # Arguments left out of the fingerprint: they change what is printed or plotted, never the trained weights.
 NOT_FINGERPRINTED = ("verbose", "plots", "calib_plots", "mode", "model", "data", "project", "name", "exist_ok",
                      "resume", "save_dir", "seed", "label_smoothing", "task")
-
-
-def parse_eps_list(value: Any) -> list[float]:
-    """``0,0.05,0.1`` (string, tuple or list) -> [0.0, 0.05, 0.1], each checked like ``label_smoothing``."""
-    from yolo_ls.config import ARG_TABLE
-
-    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
-    out = []
-    for v in items:
-        if isinstance(v, str):
-            try:
-                v = float(v)
-            except ValueError:
-                msg = f"'label_smoothing={value}' must be a comma-separated list of floats, i.e. 0,0.05,0.1"
-                raise PluginArgumentError(msg) from None
-        out.append(ARG_TABLE["label_smoothing"].check("label_smoothing", v))
-    if len(out) < 2 or len(set(out)) != len(out):
-        raise PluginArgumentError(f"compare needs at least two different ε values, got label_smoothing={value}")
-    return out
-
-
-def variant_name(eps: float) -> str:
-    """Folder name of a variant, unique per distinct float: ``eps0.1``, ``eps0`` (6 significant digits when they
-    round-trip, else the shortest exact ``repr``, i.e. ``eps0.1000001``)."""
-    short = f"{eps:g}"
-    return f"eps{short if float(short) == eps else repr(float(eps))}"
-
-
-def variant_summary(run: Path, task: str) -> dict[str, Any]:
-    """The numbers of one finished variant, read from its own results.csv and calibration.csv (last epoch)."""
-    res, cal = read_csv(run / "results.csv"), read_csv(run / "calibration.csv")
-    last_res, last_cal = res.iloc[-1], cal.iloc[-1]
-    row: dict[str, Any] = {"epochs": int(last_res["epoch"])}
-    if task == "classify":
-        row["top1"] = float(last_res["metrics/accuracy_top1"])
-        for k in ("ece", "mce", "brier", "nll", "overconfidence", "ece_ts"):
-            row[k] = float(last_cal[k])
-    else:
-        row["mAP50-95"] = float(last_res["metrics/mAP50-95(B)"])
-        row["mAP50"] = float(last_res["metrics/mAP50(B)"])
-        for k in ("d_ece", "d_mce", "d_confidence", "d_accuracy"):
-            row[k] = float(last_cal[k])
-    return row
-
-
-def reading(rows: list[dict[str, Any]], task: str) -> str:
-    """One plain paragraph: which variant is best calibrated, and what it cost in accuracy."""
-    cal_key, acc_key = ("ece", "top1") if task == "classify" else ("d_ece", "mAP50-95")
-    finite = [r for r in rows if math.isfinite(r[cal_key])]
-    if not finite:
-        return "No variant produced a calibration measurement (empty val split?)."
-    best_cal = min(finite, key=lambda r: r[cal_key])
-    best_acc = max(rows, key=lambda r: r[acc_key])
-    hard = next((r for r in rows if r["label_smoothing"] == 0), None)
-    text = (f"The best calibrated variant is ε={best_cal['label_smoothing']:g} ({cal_key} {best_cal[cal_key]:.4f}). ")
-    if best_cal is best_acc:
-        text += f"It is also the most accurate ({acc_key} {best_acc[acc_key]:.4f}), so it cost nothing in accuracy. "
-    else:
-        cost = best_acc[acc_key] - best_cal[acc_key]
-        text += (f"It gives up {cost:.4f} {acc_key} against the most accurate variant, "
-                 f"ε={best_acc['label_smoothing']:g} ({acc_key} {best_acc[acc_key]:.4f}). ")
-    if hard is not None and hard is not best_cal:
-        delta = hard[cal_key] - best_cal[cal_key]
-        text += f"Against hard targets (ε=0, {cal_key} {hard[cal_key]:.4f}) it lowers {cal_key} by {delta:.4f}. "
-    elif hard is best_cal:
-        text += "Hard targets (ε=0) were the best calibrated here: smoothing did not help calibration on this data. "
-    if task == "classify":
-        ts = [r for r in rows if math.isfinite(r["ece_ts"])]
-        if ts:
-            best_ts = min(ts, key=lambda r: r["ece_ts"])
-            text += (f"Temperature scaling fitted on val brings the variants to ECE "
-                     f"{min(r['ece_ts'] for r in ts):.4f}–{max(r['ece_ts'] for r in ts):.4f} "
-                     f"(lowest: ε={best_ts['label_smoothing']:g})")
-            if hard is not None and math.isfinite(hard["ece_ts"]):
-                text += f"; hard targets plus temperature scaling reach {hard['ece_ts']:.4f}"
-            text += ": that one-parameter post-hoc fix is the yardstick for what smoothing bought."
-    return text.strip()
-
-
-def _markdown_table(rows: list[dict[str, Any]]) -> str:
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
-    return "\n".join(lines)
+# compare's own arguments: how the runs are scheduled, never what they train (not train arguments, not fingerprinted)
+BACKENDS = Choice(("local", "ray"))
+COMPARE_KEYS = ("seeds", "backend", "cpu_per_variant", "gpu_per_variant", "ray_address")
+RUN_FOLDER = re.compile(r"seed\d+")
 
 
 def data_identity(data: Any, skip: Path | None = None) -> dict[str, Any]:
@@ -191,13 +115,6 @@ def data_identity(data: Any, skip: Path | None = None) -> dict[str, Any]:
                 digest.update(f"{file.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
                 n += 1
     return {"path": str(path), "files": n, "digest": digest.hexdigest()}
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-stable form of an argument value (a callable by its import path, tuples as lists)."""
-    if callable(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
-    return json.loads(json.dumps(value, default=repr))
 
 
 def fingerprint(model: str, data_id: dict[str, Any], eps: float, seed: Any, task: str, stock: dict[str, Any],
@@ -378,12 +295,14 @@ def _finish(run: Path, data: Any, task: str, calib: dict[str, Any]) -> None:
     )
     shutil.rmtree(val_dir, ignore_errors=True)
     values = metrics.calibration
+    val = {k: float(v) for k, v in getattr(metrics, "results_dict", {}).items() if k.startswith("metrics/")}
     save_final_json(final, {"metrics": {k: values[k] for k in metric_keys(task)}, "ece_ts": values.get("ece_ts"),
-                            "bins": metrics.calibration_bins})
+                            "bins": metrics.calibration_bins, "val_metrics": val,
+                            **getattr(metrics, "calibration_ts", {})})
 
 
 def _check_outputs(run: Path, epochs: int) -> None:
-    """Refuse to mark a variant done unless every output the report reads is there, one row per trained epoch."""
+    """Refuse to mark a run done unless every output the report reads is there, one row per trained epoch."""
     df = read_csv(run / "results.csv")
     trained = int(df["epoch"].max()) if df is not None and len(df) else epochs
     holes = _missing_epochs(run, trained)
@@ -396,32 +315,113 @@ def _check_outputs(run: Path, epochs: int) -> None:
         raise RuntimeError(f"variant {run}: best.pt is unreadable: delete the variant folder to train it again")
 
 
+def _folder_reason(folder: Path) -> str | None:
+    """Why a variant folder is not compare's own (it holds only ``seed<k>`` run folders), or None."""
+    if not folder.is_dir():
+        return None
+    if (folder / DONE).exists() or (folder / STARTED).exists():
+        return "made by an older yolo-ls compare (one run per variant folder, before seed<k> folders)"
+    other = sorted(p.name for p in folder.iterdir() if not (p.is_dir() and RUN_FOLDER.fullmatch(p.name)))
+    return f"holds files compare did not write ({', '.join(other[:3])}{', ...' if len(other) > 3 else ''})" if other \
+        else None
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Train, resume or finish one run (variant × seed) as planned, check its outputs, mark it done.
+
+    The per-run step of both backends: the local loop calls it, and each Ray task calls it in its worker. Its stock
+    console output goes to ``compare.log`` in the run folder.
+
+    Returns:
+        ``{"summary": the run's numbers, "seconds": wall time}``.
+    """
+    from yolo_ls.model import YOLO
+
+    run, state, fp = Path(job["run"]), job["state"], job["fingerprint"]
+    t0 = time.time()
+    if state == "train" and run.exists():
+        shutil.rmtree(run)  # ours (its fingerprint matched) and unusable: no stale rows may survive
+    if state == "train":
+        run.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(run / STARTED, fp)
+    with _output_to(run / LOG):
+        yolo = None
+        if state == "train":
+            yolo = YOLO(job["model"])
+            yolo.train(data=job["data"], seed=job["seed"], project=str(run.parent), name=run.name, exist_ok=True,
+                       label_smoothing=job["eps"], **job["plugin"], **job["stock"])
+        elif state == "resume":
+            last = run / "weights" / "last.pt"
+            if _checkpoint(last) is None:
+                _replace_copy(run / "weights" / "best.pt", last)
+            again = {k: v for k, v in job["plugin"].items() if callable(v)}  # a callable schedule is passed again
+            yolo = YOLO(str(last))
+            yolo.train(resume=True, **again)
+        else:
+            _finish(run, job["data"], job["task"], job["calib"])
+    if yolo is not None and Path(yolo.trainer.save_dir).resolve() != run.resolve():
+        raise RuntimeError(f"Ultralytics wrote run {run} to {yolo.trainer.save_dir}, not to {run}")
+    _check_outputs(run, job["epochs"])
+    summary = variant_summary(run, job["task"])
+    _write_json_atomic(run / DONE, {"fingerprint": fp, "summary": summary})
+    return {"summary": summary, "seconds": time.time() - t0}
+
+
+def _compare_options(backend: Any, cpu_per_variant: Any, gpu_per_variant: Any) -> tuple[str, float, float]:
+    """compare's own scheduling arguments, checked with the plugin's checks."""
+    from yolo_ls.config import FloatRange, NonNegative
+
+    backend = BACKENDS("backend", backend)
+    cpu = FloatRange(0.0, 1024.0, lo_closed=False, example=1)("cpu_per_variant", cpu_per_variant)
+    gpu = NonNegative(example=1)("gpu_per_variant", gpu_per_variant)
+    return backend, cpu, gpu
+
+
 def compare(
     model: str,
     data: str,
-    label_smoothing: Sequence[float] | str = (0.0, 0.05, 0.1),
+    label_smoothing: Sequence[float] | str | float = (0.0, 0.05, 0.1),
     project: str | None = None,
     name: str = "compare",
+    seeds: Sequence[int] | str | int | None = None,
+    backend: str = "local",
+    cpu_per_variant: float = 1,
+    gpu_per_variant: float = 0,
+    ray_address: str | None = None,
     **train_args: Any,
 ) -> Path:
-    """Train one variant per ε (same seed), then write the comparison report. Returns the compare folder.
+    """Train every variant of a sweep once per seed, then write the comparison report. Returns the compare folder.
 
-    The console shows one progress line per variant (its stock output goes to ``compare.log`` in the variant folder)
-    and the report table at the end. See the module docstring for how finished and interrupted variants are handled.
+    ``label_smoothing`` and any plugin argument in ``train_args`` (``ls_mode``, ``ls_schedule``, ``ls_final``, ...)
+    may be a comma list (``"0,0.1"``) or a list/tuple: the variants are their Cartesian product, with every variant
+    whose ε is 0 at every epoch collapsed into the one hard-target run (:mod:`yolo_ls.sweep`). The console shows one
+    progress line per run (its stock output goes to ``compare.log`` in the run folder) and the report table at the
+    end. See the module docstring for how finished and interrupted runs are handled.
 
     Args:
         model (str): Model to train from, i.e. ``yolo11n-cls.yaml``.
         data (str): Dataset (``digits``, ``digits-det`` or your own).
-        label_smoothing (Sequence[float] | str): The ε values, i.e. ``0,0.05,0.1``.
+        label_smoothing (Sequence[float] | str | float): The ε values, i.e. ``0,0.05,0.1``; one value when another
+            argument varies.
         project (str | None): Parent folder, resolved exactly as Ultralytics resolves a train ``project`` (a relative
             one lies under ``runs_dir/<task>``); default ``runs_dir/<task>``.
         name (str): Compare folder name.
-        **train_args (Any): Any other train argument (epochs, imgsz, seed, ls_mode, ls_schedule, ...), the same for
-            all variants. ``exist_ok``, ``resume``, ``save_dir`` and ``mode`` are compare's own and are refused.
+        seeds (Sequence[int] | str | int | None): Seeds each variant is trained with, i.e. ``0,1,2`` (default: the
+            ``seed`` train argument, 0 unless given). ``seeds`` and ``seed`` cannot both be given.
+        backend (str): ``local`` (one run after another in this process) or ``ray`` (each run a Ray task, in
+            parallel).
+        cpu_per_variant (float): ``backend=ray``: CPUs each run reserves (``num_cpus`` of its task).
+        gpu_per_variant (float): ``backend=ray``: GPUs each run reserves (``num_gpus``; fractions share a GPU).
+        ray_address (str | None): ``backend=ray``: an existing cluster to join (``ray.init(address=...)``); default:
+            start a local Ray for this compare and shut it down after.
+        **train_args (Any): Any other train argument (epochs, imgsz, ls_mode, ls_schedule, ...), the same for all
+            variants unless a plugin argument is a list. ``exist_ok``, ``resume``, ``save_dir`` and ``mode`` are
+            compare's own and are refused.
 
     Raises:
-        PluginArgumentError: For a bad ε list, an argument compare sets itself, an unwritable project, or a compare
-            folder holding variants trained with other settings (nothing is trained then).
+        PluginArgumentError: For a bad value or combination, fewer than two runs per seed and variant overall, an
+            argument compare sets itself, an unwritable project, or a compare folder holding runs trained with other
+            settings (nothing is trained then).
         SyntaxError: For an unknown argument.
     """
     from types import SimpleNamespace
@@ -429,37 +429,57 @@ def compare(
     from ultralytics.cfg import get_save_dir
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    from yolo_ls.config import check_keys, resolve_plugin_args, split_plugin_args
+    from yolo_ls.config import check_keys, split_plugin_args
     from yolo_ls.datasets import resolve_data
     from yolo_ls.model import YOLO
+    from yolo_ls.sweep import describe_collapse, expand_variants, parse_seeds
     from yolo_ls.utils import unwritable_reason
 
-    eps_list = parse_eps_list(label_smoothing)
     owned = [k for k in train_args if k in OWNED]
     if owned:
         raise PluginArgumentError(" ".join(f"'{k}' cannot be passed to compare: {OWNED[k]}." for k in owned))
+    backend, cpu, gpu = _compare_options(backend, cpu_per_variant, gpu_per_variant)
     stock, plugin = split_plugin_args(train_args)
     check_keys(stock)
-    with _output_to(None):  # building the model prints its summary; the variants' logs have it
-        task = YOLO(model).task
-    for eps in eps_list:
-        resolve_plugin_args({**plugin, "label_smoothing": eps}, task)  # fail before training anything
+    if "seed" in stock and seeds is not None:
+        raise PluginArgumentError(f"give the seeds once: 'seeds={seeds}' or 'seed={stock['seed']}', not both.")
+    seed_list = parse_seeds(stock.pop("seed", 0) if seeds is None else seeds)
     if plugin.get("calibration") is False:
         raise PluginArgumentError("compare reads each variant's calibration: 'calibration=False' cannot be used here")
+    with _output_to(None):  # building the model prints its summary; the runs' logs have it
+        task = YOLO(model).task
+    epochs = int(stock.get("epochs", DEFAULT_CFG_DICT["epochs"]))
+    variants = expand_variants({"label_smoothing": label_smoothing, **plugin}, task, epochs)  # fail before training
+    if len(variants) < 2 and len(seed_list) < 2:
+        collapsed = f" ({describe_collapse(variants)[0]})" if describe_collapse(variants) else ""
+        raise PluginArgumentError(
+            f"compare needs at least two variants or two seeds, got one: {variants[0].label}{collapsed}. Give "
+            "label_smoothing (or another plugin argument) two or more values, i.e. label_smoothing=0,0.1, or "
+            "seeds=0,1,2."
+        )
     out = get_save_dir(SimpleNamespace(project=project, name=name, task=task, mode="train", exist_ok=True))
     reason = unwritable_reason(out)
     if reason:
         raise PluginArgumentError(f"'project={project}' cannot be written: the compare folder {out} is under {reason}.")
     data = resolve_data(data)
-    seed = stock.pop("seed", 0)
-    epochs = int(stock.get("epochs", DEFAULT_CFG_DICT["epochs"]))
     data_id = data_identity(data, skip=out)
-    variants = []
-    for eps in eps_list:
-        run = out / variant_name(eps)
-        fp = fingerprint(model, data_id, eps, seed, task, stock, plugin)
-        variants.append((eps, run, fp, *_plan(run, fp, epochs)))
-    mismatched = [f"  {run.name}: {why}" for _, run, _, state, why in variants if state == "mismatch"]
+    calib = {k: v for k, v in plugin.items() if k in ("calib_bins", "calib_conf")}
+    jobs, mismatched = [], []
+    for v in variants:
+        why = _folder_reason(out / v.name)
+        if why:
+            mismatched.append(f"  {v.name}: {why}")
+            continue
+        for seed in seed_list:
+            run = out / v.name / f"seed{seed}"
+            fp = fingerprint(model, data_id, v.eps, seed, task, stock, v.plugin)
+            state, why = _plan(run, fp, epochs)
+            if state == "mismatch":
+                mismatched.append(f"  {v.name}/{run.name}: {why}")
+            jobs.append({"variant": v, "run": run, "fingerprint": fp, "state": state, "why": why, "model": model,
+                         "data": data, "task": task, "eps": v.eps, "seed": seed, "plugin": v.plugin, "stock": stock,
+                         "calib": {**calib, **{k: v.plugin[k] for k in ("calib_bins", "calib_conf") if k in v.plugin}},
+                         "epochs": epochs})
     if mismatched:
         raise PluginArgumentError(
             f"the compare folder {out} holds variants trained with other settings, so its numbers would not be the "
@@ -467,100 +487,107 @@ def compare(
             "delete those variant folders yourself to retrain them). Nothing was trained."
         )
 
-    console = sys.stdout
-    calib = {k: v for k, v in plugin.items() if k in ("calib_bins", "calib_conf")}
-    rows, t_all = [], time.time()
-    for i, (eps, run, fp, state, why) in enumerate(variants, 1):
-        head = f"yolo-ls: [{i}/{len(variants)}] {run.name} seed {seed}"
-        if state == "reuse":
-            _check_outputs(run, epochs)  # marked done, but files the report reads may have been deleted since
-            _say(console, f"{head}: reusing the finished variant in {run}")
+    console, t_all = sys.stdout, time.time()
+    for line in describe_collapse(variants):
+        _say(console, f"yolo-ls: {line}")
+    for i, job in enumerate(jobs, 1):
+        job["head"] = f"yolo-ls: [{i}/{len(jobs)}] {job['variant'].name} seed {job['seed']}"
+    summaries: dict[int, dict[str, Any]] = {}
+    todo = []
+    for i, job in enumerate(jobs):
+        if job["state"] == "reuse":
+            _check_outputs(job["run"], epochs)  # marked done, but files the report reads may have been deleted since
+            _say(console, f"{job['head']}: reusing the finished variant in {job['run']}")
+            summaries[i] = variant_summary(job["run"], task)
         else:
-            _say(console, f"{head}: {'training' if why == 'new' else why} ... (log: {run / LOG})")
-            t0 = time.time()
-            if state == "train" and run.exists():
-                shutil.rmtree(run)  # ours (its fingerprint matched) and unusable: no stale rows may survive
-            if state == "train":
-                run.mkdir(parents=True, exist_ok=True)
-                _write_json_atomic(run / STARTED, fp)
-            with _output_to(run / LOG):
-                yolo = None
-                if state == "train":
-                    yolo = YOLO(model)
-                    yolo.train(data=data, seed=seed, project=str(out), name=run.name, exist_ok=True,
-                               label_smoothing=eps, **plugin, **stock)
-                elif state == "resume":
-                    last = run / "weights" / "last.pt"
-                    if _checkpoint(last) is None:
-                        _replace_copy(run / "weights" / "best.pt", last)
-                    again = {k: v for k, v in plugin.items() if callable(v)}  # a callable schedule is passed again
-                    yolo = YOLO(str(last))
-                    yolo.train(resume=True, **again)
-                else:
-                    _finish(run, data, task, calib)
-            if yolo is not None and Path(yolo.trainer.save_dir).resolve() != run.resolve():
-                raise RuntimeError(f"Ultralytics wrote variant {run.name} to {yolo.trainer.save_dir}, not to {run}")
-            _check_outputs(run, epochs)
-            _say(console, f"{head}: done in {time.time() - t0:.1f} s")
-        summary = variant_summary(run, task)
-        if state != "reuse":
-            _write_json_atomic(run / DONE, {"fingerprint": fp, "summary": summary})
-        rows.append({"variant": run.name, "label_smoothing": eps, **summary})
-    command = {"model": model, "data": data, "label_smoothing": ",".join(f"{e!r}" for e in eps_list), "seed": seed,
-               **{k: v for k, v in train_args.items() if k != "seed"}}
-    write_report(out, rows, task, command=command)
-    _say(console, f"\n{_markdown_table(rows)}\n\n{reading(rows, task)}\n")
+            todo.append(i)
+    if backend == "ray" and todo:
+        summaries.update(_run_ray({i: jobs[i] for i in todo}, cpu, gpu, ray_address, console))
+    else:
+        for i in todo:
+            job = jobs[i]
+            _say(console, f"{job['head']}: {'training' if job['why'] == 'new' else job['why']} ... "
+                          f"(log: {job['run'] / LOG})")
+            result = run_one({k: v for k, v in job.items() if k not in ("variant", "head")})
+            _say(console, f"{job['head']}: done in {result['seconds']:.1f} s")
+            summaries[i] = result["summary"]
+
+    varied = _varied_keys(variants)
+    rows = []
+    for i, job in enumerate(jobs):
+        v = job["variant"]
+        rows.append({"variant": v.name, "run": f"{v.name}/{job['run'].name}", "seed": job["seed"], "label": v.label,
+                     "label_smoothing": v.eps, "hard": v.hard,
+                     **{k: v.values.get(k) for k in varied if k != "label_smoothing"}, **summaries[i]})
+    command = {"model": model, "data": data, "label_smoothing": _list_text(label_smoothing),
+               "seeds": ",".join(str(s) for s in seed_list),
+               **{k: (_list_text(v) if k in plugin else v) for k, v in train_args.items() if k != "seed"},
+               **({"backend": backend} if backend != "local" else {})}
+    keys = [k for k in varied if k != "label_smoothing"]
+    table_rows = write_report(out, rows, task, command=command, keys=["label_smoothing", *keys],
+                              notes=describe_collapse(variants))
+    from yolo_ls.compare_report import variant_table
+
+    _say(console, f"\n{variant_table(table_rows, task, ['label_smoothing', *keys])}\n\n{reading(table_rows, task)}\n")
     _say(console, f"yolo-ls: compare finished in {time.time() - t_all:.1f} s; report written to {out / 'report.md'}")
     return out
 
 
+def _varied_keys(variants: Sequence[Any]) -> list[str]:
+    keys: list[str] = []
+    for v in variants:
+        keys += [k for k in v.values if k not in keys]
+    return keys
+
+
+def _list_text(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _run_ray(jobs: dict[int, dict[str, Any]], cpu: float, gpu: float, address: str | None,
+             console: TextIO) -> dict[int, dict[str, Any]]:
+    """Every run a Ray task (``num_cpus=cpu``, ``num_gpus=gpu``) calling :func:`run_one`; a line per run as it ends.
+
+    Joins the cluster at ``address``, or the Ray already initialised in this process, or starts a local one (no
+    dashboard) and shuts it down after.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise PluginArgumentError("backend=ray needs Ray: pip install 'yolo-ls[ray]' (or pip install 'ray[tune]')") \
+            from None
+    for h in logging.getLogger("ray").handlers:  # Ray's handler keeps the stderr of its import, i.e. a run's log
+        if isinstance(h, logging.StreamHandler) and getattr(h.stream, "closed", False):  # that compare has closed
+            h.stream = sys.stderr  # not setStream(): it flushes the closed one first
+    started = False
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"address": address} if address else {"include_dashboard": False}
+        ray.init(**kw, log_to_driver=False, logging_level=logging.ERROR)
+        started = True
+    try:
+        task = ray.remote(num_cpus=cpu, num_gpus=gpu, max_retries=0)(run_one)
+        refs = {}
+        for i, job in jobs.items():
+            _say(console, f"{job['head']}: {'training' if job['why'] == 'new' else job['why']} as a Ray task ... "
+                          f"(log: {job['run'] / LOG})")
+            refs[task.remote({k: v for k, v in job.items() if k not in ("variant", "head")})] = i
+        out, pending = {}, list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                i = refs[ref]
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:  # the run's own error, as the local backend raises it
+                    cause = getattr(e, "cause", None)
+                    raise (cause if isinstance(cause, BaseException) else e) from None
+                _say(console, f"{jobs[i]['head']}: done in {result['seconds']:.1f} s (Ray)")
+                out[i] = result["summary"]
+        return out
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def _say(stream: TextIO, text: str) -> None:
     print(text, file=stream, flush=True)
-
-
-def _label(row: dict[str, Any]) -> str:
-    return str(row["label"]) if "label" in row else f"ε={row['label_smoothing']:g}"
-
-
-def write_report(
-    out: Path,
-    rows: list[dict[str, Any]],
-    task: str,
-    command: dict[str, Any] | None = None,
-    title: str = "Label smoothing vs hard targets",
-    text: str | None = None,
-) -> None:
-    """report.md, report.csv, reliability.png and curves.png from the variants' run folders (``out/<variant>``).
-
-    A row may carry a ``label`` for the plots (default ``ε=<label_smoothing>``) and ``text`` replaces the automatic
-    reading of the table.
-    """
-    import pandas as pd
-
-    from yolo_ls.plots import plot_reliability_overlay
-
-    pd.DataFrame(rows).to_csv(out / "report.csv", index=False, float_format="%.6g")
-    named_bins = {}
-    for r in rows:
-        final = out / r["variant"] / "calibration" / "final.json"
-        if final.exists():
-            bins = json.loads(final.read_text()).get("bins")
-            if bins:
-                named_bins[_label(r)] = bins
-    if named_bins:
-        plot_reliability_overlay(named_bins, out / "reliability.png", title="Reliability (best.pt of each variant)")
-    _plot_curves(out, rows, task)
-    md = [f"# {title}", "", _markdown_table(rows), "", text or reading(rows, task), ""]
-    md += ["![reliability](reliability.png)", "", "![curves](curves.png)", ""]
-    if command:
-        md += ["Arguments: `" + " ".join(f"{k}={v}" for k, v in command.items()) + "`", ""]
-    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
-
-
-def _plot_curves(out: Path, rows: list[dict[str, Any]], task: str) -> None:
-    from yolo_ls.plots import plot_compare_curves
-
-    cal_key, acc_col = ("ece", "metrics/accuracy_top1") if task == "classify" else ("d_ece", "metrics/mAP50-95(B)")
-    runs = {_label(r): (read_csv(out / r["variant"] / "calibration.csv"), read_csv(out / r["variant"] / "results.csv"))
-            for r in rows}
-    plot_compare_curves(runs, out / "curves.png", cal_key, acc_col)

@@ -394,7 +394,8 @@ def plot_calibration_curves(
 
 
 def plot_compare_curves(
-    runs: Mapping[str, tuple[Any, Any]], path: str | Path, cal_key: str, acc_col: str, acc_label: str | None = None
+    runs: Mapping[str, tuple[Any, Any]], path: str | Path, cal_key: str, acc_col: str, acc_label: str | None = None,
+    best: Mapping[str, int | None] | None = None,
 ) -> Path:
     """The compare report's curves: one calibration metric and one accuracy metric per epoch, a line per variant.
 
@@ -404,6 +405,7 @@ def plot_compare_curves(
         cal_key (str): Calibration column (``ece`` or ``d_ece``).
         acc_col (str): Accuracy column of results.csv (``metrics/accuracy_top1``, ``metrics/mAP50-95(B)``).
         acc_label (str | None): Its axis label; the part after the last ``/`` by default.
+        best (Mapping | None): ``{label: epoch}``: the 1-based epoch ``best.pt`` holds, ringed on both curves.
 
     Returns:
         The saved path.
@@ -423,11 +425,19 @@ def plot_compare_curves(
                 ax2.plot(_numeric(res, "epoch"), _numeric(res, acc_col), marker="o", markersize=3, color=color,
                          label=label)
                 epochs += list(_numeric(res, "epoch"))
+            b = (best or {}).get(label)
+            for ax, df, col in ((ax1, cal, cal_key), (ax2, res, acc_col)):
+                if b is not None and df is not None and col in df:
+                    at = _numeric(df, "epoch") == b
+                    ax.scatter(_numeric(df, "epoch")[at], _numeric(df, col)[at], s=90, facecolors="none",
+                               edgecolors=color, linewidths=1.6, zorder=4)
         ax1.set(ylabel=cal_key, title=f"{cal_key} per epoch")
         ax2.set(ylabel=acc_label, title=f"{acc_label} per epoch")
         for ax in (ax1, ax2):
             ax.grid(alpha=0.3)
             _epoch_ticks(ax, epochs)
+        if best:
+            ax1.scatter([], [], s=90, facecolors="none", edgecolors=GRAY, linewidths=1.6, label="best.pt epoch")
         fig.legend(*ax1.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.89, 0.9), frameon=False)
         return _save(fig, path)
 

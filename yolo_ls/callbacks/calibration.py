@@ -39,7 +39,14 @@ import torch
 
 from yolo_ls.calibration import CLASSIFICATION_METRICS as CLS_KEYS
 from yolo_ls.calibration import DETECTION_METRICS as DET_KEYS
-from yolo_ls.calibration import ClassificationCalibration, DetectionCalibration, apply_temperature, ece, fit_temperature
+from yolo_ls.calibration import (
+    ClassificationCalibration,
+    DetectionCalibration,
+    apply_temperature,
+    ece,
+    fit_temperature,
+    nll,
+)
 from yolo_ls.config import PLOT_CHOICES
 
 PREFIX = "calib/"
@@ -291,7 +298,9 @@ class CalibrationCallbacks:
             probs, labels = torch.cat(self._probs), torch.cat(self._labels)
             t = fit_temperature(probs, labels, is_probs=True)
             out["temperature"] = t
-            out["ece_ts"] = float(ece(apply_temperature(probs, t, is_probs=True), labels, n_bins=self.bins))
+            scaled = apply_temperature(probs, t, is_probs=True)
+            out["ece_ts"] = float(ece(scaled, labels, n_bins=self.bins))
+            out["nll_ts"] = float(nll(scaled, labels))
         self._probs = None
         return out
 
@@ -307,6 +316,7 @@ class CalibrationCallbacks:
         if hasattr(validator, "metrics"):
             validator.metrics.calibration = values
             validator.metrics.calibration_bins = result["bins"]
+            validator.metrics.calibration_ts = {k: result[k] for k in ("temperature", "nll_ts") if k in result}
         if self.in_training:  # final_eval() of a training run: on_fit_epoch_end writes calibration/reliability.png
             return
         if self.plots != "off" and getattr(validator, "save_dir", None):
@@ -428,7 +438,9 @@ class CalibrationCallbacks:
     def _final_plots(self, save_dir: Path, result: dict[str, Any], trainer: Any = None) -> None:
         """final.json, then (unless ``calib_plots=off``) the best.pt diagram and the curves, off the training thread
         when a trainer is given (:class:`yolo_ls.plots.BackgroundPlots`; ``on_train_end`` waits for them)."""
-        save_final_json(save_dir / "calibration" / "final.json", result)
+        metrics = getattr(trainer, "metrics", None) if trainer is not None else None
+        val = {k: v for k, v in metrics.items() if k.startswith("metrics/")} if isinstance(metrics, dict) else {}
+        save_final_json(save_dir / "calibration" / "final.json", {**result, "val_metrics": val})
         if self.plots == "off":
             return
         from yolo_ls.plots import BackgroundPlots, background, plot_reliability_diagram
@@ -489,7 +501,7 @@ def reset_calibration_files(save_dir: Path) -> None:
 
 
 def save_final_json(path: Path, result: dict[str, Any]) -> None:
-    """The final (best.pt) calibration, metrics and bins, as JSON: what comparison reports overlay."""
+    """The final (best.pt) calibration, metrics and bins, as JSON: what comparison reports overlay and score."""
     import json
 
     import numpy as np
@@ -504,6 +516,9 @@ def save_final_json(path: Path, result: dict[str, Any]) -> None:
         return v if isinstance(v, (int, str, bool, type(None))) else str(v)
 
     data = {"metrics": result["metrics"], "ece_ts": result.get("ece_ts"), "bins": result["bins"]}
+    # temperature scaling's NLL and the temperature (classify), and the validator's own accuracy metrics of the same
+    # validation (``metrics/accuracy_top1``, ``metrics/mAP50-95(B)``, ...): what a compare report scores best.pt by
+    data.update({k: result[k] for k in ("nll_ts", "temperature", "val_metrics") if result.get(k) is not None})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(plain(data), indent=1))
 
