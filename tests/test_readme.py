@@ -70,6 +70,26 @@ def test_trainings_without_epochs_are_found():
     assert trainings_without_epochs(sh) == ["yolo-ls detect train data=x"]
 
 
+def test_readme_numbers_reads_the_run_and_rewrites_only_the_numbers(tmp_path):
+    import json
+
+    from tests.readme_numbers import demo_items, rewrite
+
+    final = {"metrics": {"confidence": 0.60331, "accuracy": 0.825, "ece": 0.22169}, "ece_ts": 0.052979}
+    (tmp_path / "calibration").mkdir()
+    (tmp_path / "calibration" / "final.json").write_text(json.dumps(final))
+    text = ("`make demo` finishes in about 1.5 minutes on 2 CPU cores.\nThe model is under-confident "
+            "(confidence 0.62 at top-1 0.83, ECE 0.21; ECE 0.035 after temperature scaling). Measure it.\n")
+    items = demo_items(text, tmp_path, 70.0)
+    assert [(i.name, i.readme, i.measured, i.ok) for i in items] == [
+        ("demo confidence", "0.62", "0.60", False), ("demo accuracy", "0.83", "0.82", False),
+        ("demo ece", "0.21", "0.22", False), ("demo ece_ts", "0.035", "0.053", False),
+        ("demo wall time (minutes)", "1.5", "1.2", True)]
+    assert rewrite(text, items, {}) == text.replace("0.62 at top-1 0.83, ECE 0.21; ECE 0.035",
+                                                    "0.60 at top-1 0.82, ECE 0.22; ECE 0.053")
+    assert all(i.ok for i in demo_items(rewrite(text, items, {}), tmp_path, None))
+
+
 # ------------------------------------------------------------------------------------------ slow: run them
 def _env(tmp: Path) -> dict[str, str]:
     bindir = str(Path(sys.executable).parent)  # the environment's yolo-ls, as after '. .venv/bin/activate'
