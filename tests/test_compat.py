@@ -114,7 +114,7 @@ def test_an_older_release_gets_the_guard_message_not_a_bare_import_error(tmp_pat
         out = run_python(code.format(str(tmp_path), name), timeout=120)
         assert out.returncode == 0, out.stderr
         assert "IMPORTERROR yolo-ls" in out.stdout
-        assert "ultralytics 8.3.100 is installed" in out.stdout and ">=8.4.190,<8.5" in out.stdout
+        assert "ultralytics 8.3.100 is installed" in out.stdout and ">=8.3.210,<8.5" in out.stdout
         assert "YAML" in out.stdout  # names what is missing
 
 
@@ -141,3 +141,31 @@ def test_tune_is_refused_by_name_where_iterations_cannot_train_through_the_plugi
     with pytest.raises(NotImplementedError, match=r"model.tune\(\) through yolo-ls needs an ultralytics 8.4 release"):
         YOLO("yolo11n-cls.yaml").tune(data="digits", epochs=1, iterations=1, project=str(tmp_path), label_smoothing=0.1)
     assert not (tmp_path / "tune").exists() and not any(p.name != "cfg" for p in tmp_path.iterdir())
+
+
+def test_calibration_hooks_gather_stats_only_where_validators_have_it():
+    """8.4 validates on every DDP rank (``gather_stats`` collects to rank 0); 8.3 validates on rank 0 alone and its
+    validators have no ``gather_stats``: the calibration's cross-rank hook is installed only where it exists."""
+    from types import SimpleNamespace
+
+    from ultralytics.engine.validator import BaseValidator
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    from yolo_ls.callbacks.calibration import CalibrationCallbacks
+    from yolo_ls.compat import validates_on_every_rank
+
+    assert validates_on_every_rank(DetectionValidator()) is hasattr(BaseValidator, "gather_stats")
+
+    def fake(with_gather: bool) -> SimpleNamespace:
+        v = SimpleNamespace(args=SimpleNamespace(task="detect"), training=False, postprocess=lambda p: p,
+                            update_metrics=lambda p, b: None, get_stats=lambda: {})
+        if with_gather:
+            v.gather_stats = lambda: "stock"
+        return v
+
+    old = fake(False)  # as in 8.3.210
+    CalibrationCallbacks().on_val_start(old)
+    assert not hasattr(old, "gather_stats") and hasattr(old.get_stats, "__wrapped_calibration__")
+    new = fake(True)  # as in 8.4.190: wrapped, and the stock gather still runs (no DDP here: nothing to reduce)
+    CalibrationCallbacks().on_val_start(new)
+    assert hasattr(new.gather_stats, "__wrapped_calibration__") and new.gather_stats() == "stock"

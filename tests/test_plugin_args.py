@@ -210,11 +210,12 @@ def test_version_guard_names_the_installed_and_tested_versions(monkeypatch):
     monkeypatch.setattr(compat.LOGGER, "warning", seen.append)
     assert trainers.check_ultralytics_version is compat.check_ultralytics_version
     assert compat.check_ultralytics_version() is True  # CI runs supported releases only (make test, make test-compat)
+    assert compat.check_ultralytics_version("8.3.210") is True
     assert compat.check_ultralytics_version("8.4.190") is True
     assert not seen
-    assert compat.check_ultralytics_version("8.4.189") is False
+    assert compat.check_ultralytics_version("8.3.209") is False
     assert compat.check_ultralytics_version("8.5.0") is False
-    assert len(seen) == 2 and "ultralytics 8.5.0 is installed" in seen[1] and ">=8.4.190,<8.5" in seen[1]
+    assert len(seen) == 2 and "ultralytics 8.5.0 is installed" in seen[1] and ">=8.3.210,<8.5" in seen[1]
 
 
 # ------------------------------------------------------------------------------------------------ loose input

@@ -1,6 +1,6 @@
 """Every difference between the Ultralytics releases yolo-ls supports, in one place.
 
-yolo-ls supports ``ultralytics>=8.4.190,<8.5`` (:data:`SUPPORTED`, the range ``pyproject.toml`` declares and
+yolo-ls supports ``ultralytics>=8.3.210,<8.5`` (:data:`SUPPORTED`, the range ``pyproject.toml`` declares and
 ``make test-compat`` runs against its oldest and newest release). The rest of the package imports the symbols that
 differ between those releases from here, and this module is imported before any of them, so a release too old to
 have them gets the version guard's message (naming the installed and the supported versions), never a bare
@@ -17,6 +17,10 @@ Differences inside the range, and how they are bridged:
 - YOLO26 (``yolo26*.yaml``, ``E2ELoss``, ``SegmentLoss26``, ``PoseLoss26``) exists from 8.4.0; 8.3 has YOLOv10's
   ``E2EDetectLoss``, which holds the same ``one2many``/``one2one`` branches. :func:`has_model_yaml` says which
   architectures the installed release ships.
+- Validation under DDP: 8.4 validates on every rank, each on its share of the val set, and the validator's
+  ``gather_stats`` collects the statistics to rank 0; 8.3 validates on rank 0 only, over the whole val set, and its
+  validators have no ``gather_stats``. :func:`validates_on_every_rank` says which, so the calibration callbacks reduce
+  their accumulators across ranks only where each rank holds a share.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from typing import Any, Callable
 import ultralytics
 from ultralytics.utils import LOGGER
 
-SUPPORTED = ((8, 4, 190), (8, 5, 0))  # >= first, < second: pyproject.toml's range (8.3.210 shims: in progress)
-SUPPORTED_SPEC = ">=8.4.190,<8.5"
+SUPPORTED = ((8, 3, 210), (8, 5, 0))  # >= first, < second: pyproject.toml's range
+SUPPORTED_SPEC = ">=8.3.210,<8.5"
 TESTED_ULTRALYTICS = SUPPORTED  # the name trainers.py has exported since 0.1.0
 
 #: Keys stock ``Model.train`` passes in the trainer's overrides that are not config keys (``session``: up to 8.4.112).
@@ -93,6 +97,7 @@ __all__ = (
     "segment_proto",
     "parse_version",
     "unwrap_model",
+    "validates_on_every_rank",
     "version_message",
 )
 
@@ -170,3 +175,9 @@ def segment_proto(preds: Any) -> Any:
         return preds[0][1]
     second = preds[1]
     return second[-1] if isinstance(second, (list, tuple)) and len(second) == 3 else second
+
+
+def validates_on_every_rank(validator: Any) -> bool:
+    """Whether this validator runs on every DDP rank with ``gather_stats`` collecting to rank 0 (8.4), rather than
+    on rank 0 alone over the whole val set (8.3, no ``gather_stats``): the calibration's cross-rank step hooks it."""
+    return callable(getattr(validator, "gather_stats", None))

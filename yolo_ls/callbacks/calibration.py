@@ -9,7 +9,8 @@ What it hooks (all from callbacks; nothing is subclassed):
       results.csv, TensorBoard and MLflow. Under DDP every rank validates its share of the val set; the validator's
       ``gather_stats`` (which Ultralytics runs on every rank) is wrapped to reduce the accumulators to rank 0 first
       (:meth:`CalibrationCallbacks._sync_ranks`: one reduction per validation, never per batch), so the metrics,
-      diagrams and the ``auto`` reading cover the whole val set.
+      diagrams and the ``auto`` reading cover the whole val set. (Ultralytics 8.3 validates on rank 0 alone, over the
+      whole val set, and has no ``gather_stats``: nothing to reduce there, see :mod:`yolo_ls.compat`.)
     - ``on_pretrain_routine_end``: seeds ``trainer.metrics`` with the ``calib/*`` keys (NaN until measured) so
       results.csv has them from its first row. A fresh run into an existing folder removes the previous run's
       ``calibration.csv`` and ``calibration/``; a resume rewrites them from the checkpoint's record (yolo-ls trainers)
@@ -151,6 +152,10 @@ class CalibrationCallbacks:
 
         get_stats.__wrapped_calibration__ = orig_get
         validator.get_stats = get_stats
+        from yolo_ls.compat import validates_on_every_rank
+
+        if not validates_on_every_rank(validator):  # 8.3: rank 0 alone validates the whole val set
+            return
         orig_gather = getattr(validator.gather_stats, "__wrapped_calibration__", validator.gather_stats)
 
         def gather_stats(_orig=orig_gather):  # every rank runs it (Ultralytics' own gather is next to ours)

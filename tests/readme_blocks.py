@@ -1,0 +1,132 @@
+"""README.md's code blocks, as tests/test_readme.py runs them: extraction, skip markers, the one shortening rule.
+
+Every fenced ``bash``/``shell``/``sh``/``python`` block of README.md is run as written from a clean temporary folder,
+except for two things:
+
+- ``epochs=N`` (and ``epochs: N`` inside a heredoc'd cfg file) becomes ``epochs=$YOLO_LS_README_EPOCHS``
+  (default 1; ``YOLO_LS_README_EPOCHS=asis`` runs the blocks unchanged). That is the only rewrite.
+- A block right after a ``<!-- readme-test: skip (reason) -->`` line is not run; the reason is shown as the test's
+  skip reason. Pip installs, ``make``, long studies and commands that need your own files carry one.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass
+
+from tests.helpers import ROOT
+
+README = ROOT / "README.md"
+LANGUAGES = {"bash": "bash", "shell": "bash", "sh": "bash", "python": "python"}
+EPOCHS_ENV = "YOLO_LS_README_EPOCHS"
+SKIP_RE = re.compile(r"^<!--\s*readme-test:\s*skip\s*\((?P<reason>.*)\)\s*-->\s*$")
+FENCE_RE = re.compile(r"^```(?P<lang>[A-Za-z0-9_+-]*)\s*$")
+EPOCHS_RE = re.compile(r"(?<![A-Za-z0-9_])(epochs\s*[=:]\s*)(\d+)")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block of the README."""
+
+    line: int  # 1-based line of the opening fence
+    lang: str  # "bash" or "python"
+    text: str
+    skip: str | None  # the marker's reason, or None: the block runs
+
+    @property
+    def id(self) -> str:
+        first = next((x for x in self.text.splitlines() if x.strip() and not x.startswith("#")), "")
+        return f"L{self.line}-{self.lang}-{re.sub(r'[^A-Za-z0-9]+', '_', first)[:40].strip('_')}"
+
+
+def blocks(text: str | None = None) -> list[Block]:
+    """Every bash/shell/sh/python block of the README (others, e.g. plain fences, are not code to run).
+
+    Raises:
+        ValueError: A skip marker without a reason, or one that is not followed by a code block.
+    """
+    lines = (README.read_text(encoding="utf-8") if text is None else text).splitlines()
+    out, i, pending = [], 0, None
+    while i < len(lines):
+        marker = SKIP_RE.match(lines[i].strip())
+        if marker:
+            reason = marker["reason"].strip()
+            if not reason:
+                raise ValueError(f"README.md:{i + 1}: a readme-test skip marker needs a reason")
+            pending = (i + 1, reason)
+            i += 1
+            continue
+        fence = FENCE_RE.match(lines[i])
+        if fence:
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
+            if end is None:
+                raise ValueError(f"README.md:{i + 1}: unclosed code fence")
+            lang = LANGUAGES.get(fence["lang"].lower())
+            if lang is None and pending is not None:
+                raise ValueError(f"README.md:{pending[0]}: skip marker before a '{fence['lang']}' block, not code")
+            if lang is not None:
+                out.append(Block(i + 1, lang, "\n".join(lines[i + 1:end]) + "\n", pending[1] if pending else None))
+            pending = None
+            i = end + 1
+            continue
+        if pending is not None and lines[i].strip():
+            raise ValueError(f"README.md:{pending[0]}: a skip marker must be right before its code block")
+        i += 1
+    if pending is not None:
+        raise ValueError(f"README.md:{pending[0]}: a skip marker at the end, with no block after it")
+    return out
+
+
+def epochs_setting() -> int | None:
+    """The epoch count README blocks run with (``YOLO_LS_README_EPOCHS``, default 1; ``asis``: None, unchanged)."""
+    value = os.environ.get(EPOCHS_ENV, "1").strip()
+    if value.lower() == "asis":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{EPOCHS_ENV}={value!r} is invalid: give an integer >= 1, or 'asis'")
+    return int(value)
+
+
+def shorten(text: str, epochs: int | None) -> str:
+    """``epochs=N`` / ``epochs: N`` -> ``epochs=<epochs>`` (``None``: unchanged). The only rewrite of a block."""
+    return text if epochs is None else EPOCHS_RE.sub(lambda m: f"{m[1]}{epochs}", text)
+
+
+TRAINING_CALLS = ("train", "tune")
+
+
+def trainings_without_epochs(block: Block) -> list[str]:
+    """The training commands of a block that state no epoch count (they would run Ultralytics' default 100).
+
+    Python: every ``.train(...)``/``.tune(...)`` call without an ``epochs=`` keyword. Shell: every ``yolo-ls``
+    command whose mode is ``train`` or ``compare`` with neither ``epochs=`` nor ``cfg=`` (a cfg file states its own).
+    """
+    if block.lang == "python":
+        bad = []
+        for node in ast.walk(ast.parse(block.text)):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in TRAINING_CALLS and not any(k.arg == "epochs" for k in node.keywords)):
+                bad.append(ast.get_source_segment(block.text, node) or node.func.attr)
+        return bad
+    bad = []
+    for line in block.text.replace("\\\n", " ").splitlines():
+        words = line.split("#", 1)[0].split()
+        if words[:1] == ["yolo-ls"] and {"train", "compare"} & set(words[1:3]):
+            if not any(w.startswith(("epochs=", "cfg=")) for w in words):
+                bad.append(line.strip())
+    return bad
+
+
+def skip_report(items: list[Block] | None = None) -> str:
+    """One line per skipped block: where it is and why (printed by the tests and ``python -m tests.readme_blocks``)."""
+    items = blocks() if items is None else items
+    return "\n".join(f"README.md:{b.line} ({b.lang}) skipped: {b.skip}" for b in items if b.skip)
+
+
+if __name__ == "__main__":
+    found = blocks()
+    print(f"{len(found)} code blocks in README.md, {sum(b.skip is None for b in found)} run by tests/test_readme.py")
+    for b in found:
+        print(f"  {b.id}: {'skip (' + b.skip + ')' if b.skip else 'runs'}")

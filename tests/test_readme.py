@@ -1,0 +1,162 @@
+"""README.md runs as written: every bash/python block from a clean temporary folder (see tests/readme_blocks.py).
+
+The only change to a block is ``epochs=N`` -> ``epochs=$YOLO_LS_README_EPOCHS`` (default 1); blocks that cannot
+run here carry a ``<!-- readme-test: skip (reason) -->`` marker in the README, and their reasons are the skip reasons.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+from tests.readme_blocks import Block, blocks, epochs_setting, shorten, skip_report, trainings_without_epochs
+
+BLOCKS = blocks()
+
+
+# ------------------------------------------------------------------------------------------ fast: the rules
+def test_every_block_runs_or_says_why_not(capsys):
+    assert len(BLOCKS) >= 8
+    runnable = [b for b in BLOCKS if b.skip is None]
+    assert len(runnable) >= 5, "most README blocks must run"
+    report = skip_report(BLOCKS)
+    with capsys.disabled():  # the skip list is part of the test's output
+        print("\n" + (report or "no README block is skipped"))
+    for b in runnable:  # a training without epochs would run Ultralytics' default 100 and escape the shortening
+        assert not trainings_without_epochs(b), f"README.md:{b.line}: state epochs= in {trainings_without_epochs(b)}"
+
+
+def test_markers_are_parsed_strictly():
+    text = ("a\n<!-- readme-test: skip (needs 2 GPUs) -->\n```bash\nyolo-ls train device=0,1\n```\n\n"
+            "```python\nx = 1\n```\n")
+    got = blocks(text)
+    assert [(b.line, b.lang, b.skip) for b in got] == [(3, "bash", "needs 2 GPUs"), (7, "python", None)]
+    assert got[1].text == "x = 1\n"
+    with pytest.raises(ValueError, match="needs a reason"):
+        blocks("<!-- readme-test: skip () -->\n```bash\nls\n```\n")
+    with pytest.raises(ValueError, match="right before its code block"):
+        blocks("<!-- readme-test: skip (x) -->\nsome prose\n```bash\nls\n```\n")
+    with pytest.raises(ValueError, match="not code"):
+        blocks("<!-- readme-test: skip (x) -->\n```\nplain\n```\n")
+    assert [b.lang for b in blocks("```sh\na\n```\n```shell\nb\n```\n```text\nc\n```\n")] == ["bash", "bash"]
+
+
+def test_shortening_rewrites_epochs_only(monkeypatch):
+    text = 'model.train(data="digits", epochs=10, imgsz=32)\nyolo-ls train epochs=20 ls_warmup_epochs=2\nepochs: 3\n'
+    assert shorten(text, 1) == ('model.train(data="digits", epochs=1, imgsz=32)\n'
+                                "yolo-ls train epochs=1 ls_warmup_epochs=2\nepochs: 1\n")
+    assert shorten(text, None) == text
+    assert shorten("EPOCHS=20 bash x.sh", 1) == "EPOCHS=20 bash x.sh"  # an environment variable, not an argument
+    monkeypatch.delenv("YOLO_LS_README_EPOCHS", raising=False)
+    assert epochs_setting() == 1
+    monkeypatch.setenv("YOLO_LS_README_EPOCHS", "asis")
+    assert epochs_setting() is None
+    monkeypatch.setenv("YOLO_LS_README_EPOCHS", "0")
+    with pytest.raises(ValueError, match="YOLO_LS_README_EPOCHS"):
+        epochs_setting()
+
+
+def test_trainings_without_epochs_are_found():
+    py = Block(1, "python", 'YOLO("a").train(data="d",\n    imgsz=32)\nYOLO("a").train(data="d", epochs=2)\n', None)
+    assert trainings_without_epochs(py) == ['YOLO("a").train(data="d",\n    imgsz=32)']
+    sh = Block(1, "bash", "yolo-ls detect train data=x\nyolo-ls train epochs=3\nyolo-ls train cfg=my.yaml\n"
+                          "yolo-ls val model=m\nyolo-ls compare \\\n  epochs=2\n", None)
+    assert trainings_without_epochs(sh) == ["yolo-ls detect train data=x"]
+
+
+def test_readme_numbers_reads_the_run_and_rewrites_only_the_numbers(tmp_path):
+    import json
+
+    from tests.readme_numbers import demo_items, rewrite
+
+    final = {"metrics": {"confidence": 0.60331, "accuracy": 0.825, "ece": 0.22169}, "ece_ts": 0.052979}
+    (tmp_path / "calibration").mkdir()
+    (tmp_path / "calibration" / "final.json").write_text(json.dumps(final))
+    text = ("`make demo` finishes in about 1.5 minutes on 2 CPU cores.\nThe model is under-confident "
+            "(confidence 0.62 at top-1 0.83, ECE 0.21; ECE 0.035 after temperature scaling). Measure it.\n")
+    items = demo_items(text, tmp_path, 70.0)
+    assert [(i.name, i.readme, i.measured, i.ok) for i in items] == [
+        ("demo confidence", "0.62", "0.60", False), ("demo accuracy", "0.83", "0.82", False),
+        ("demo ece", "0.21", "0.22", False), ("demo ece_ts", "0.035", "0.053", False),
+        ("demo wall time (minutes)", "1.5", "1.2", True)]
+    assert rewrite(text, items, {}) == text.replace("0.62 at top-1 0.83, ECE 0.21; ECE 0.035",
+                                                    "0.60 at top-1 0.82, ECE 0.22; ECE 0.053")
+    assert all(i.ok for i in demo_items(rewrite(text, items, {}), tmp_path, None))
+
+
+# ------------------------------------------------------------------------------------------ slow: run them
+def _env(tmp: Path) -> dict[str, str]:
+    bindir = str(Path(sys.executable).parent)  # the environment's yolo-ls, as after '. .venv/bin/activate'
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # else Ultralytics' runs_dir is its
+    # own tests/tmp/runs in site-packages (is_pytest_running), not the clean folder's runs/
+    return {**env, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "PYTHONPATH": path,
+            "YOLO_CONFIG_DIR": str(tmp / "config"), "YOLO_OFFLINE": "1", "MPLBACKEND": "Agg"}
+
+
+@pytest.fixture(scope="module")
+def settings_template(tmp_path_factory) -> Path:
+    """Ultralytics settings as a user outside a git checkout has them: ``runs_dir`` is ``runs`` relative to the
+    working folder (inside a checkout, or with the venv inside one, Ultralytics anchors it at the checkout's root),
+    and one dataset cache for all blocks (the digits are built once)."""
+    tmp = tmp_path_factory.mktemp("readme-settings")
+    code = f"from ultralytics.utils import SETTINGS; SETTINGS.update(runs_dir='runs', datasets_dir=r'{tmp / 'data'}')"
+    subprocess.run([sys.executable, "-c", code], cwd=tmp, env=_env(tmp), check=True, capture_output=True, timeout=300)
+    return tmp / "config"
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+def test_readme_block_runs_as_written(tmp_path, block, request):
+    if block.skip:
+        pytest.skip(f"README.md:{block.line}: {block.skip}")
+    if block.lang == "bash" and shutil.which("yolo-ls", path=_env(tmp_path)["PATH"]) is None:
+        pytest.fail("yolo-ls is not in this environment's scripts folder: pip install -e . first")
+    shutil.copytree(request.getfixturevalue("settings_template"), tmp_path / "config")
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    text = shorten(block.text, epochs_setting())
+    script = cwd.parent / ("block.py" if block.lang == "python" else "block.sh")  # beside, not in, the clean folder
+    script.write_text(text, encoding="utf-8")
+    cmd = [sys.executable, str(script)] if block.lang == "python" else ["bash", "-euo", "pipefail", str(script)]
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"README.md:{block.line} failed:\n{text}\n--- output (tail) ---\n{out[-4000:]}"
+    assert "Traceback" not in out, out[-4000:]
+    assert "'label_smoothing' is deprecated" not in out  # ε reached the loss wherever the README passes it
+    runs = list(cwd.rglob("results.csv"))
+    if "train" in text:  # relative runs/ of the clean folder, as for a user (not a runs_dir elsewhere)
+        assert runs, f"README.md:{block.line} trained, but no run folder is under its working folder"
+    for csv in runs:  # every run the README makes measures calibration
+        assert (csv.parent / "calibration.csv").is_file(), f"{csv.parent} has no calibration.csv"
+
+
+def _git_state() -> tuple[str, str]:
+    """What tracked and untracked-but-not-ignored files hold now: the status and the full diff against HEAD."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    return git("status", "--porcelain=v1", "--untracked-files=all"), git("diff", "HEAD", "--binary")
+
+
+@pytest.mark.training
+def test_demo_changes_no_tracked_file(tmp_path):
+    """`make demo`'s command, from the repository root as make runs it (1 epoch, run folder under tmp): git sees no
+    change, tracked or untracked (the dataset cache and runs/ are ignored or outside the checkout)."""
+    if shutil.which("git") is None or subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    env = _env(tmp_path)
+    settings = "from ultralytics.utils import SETTINGS; SETTINGS.update(datasets_dir=r'{}')".format(tmp_path / "data")
+    subprocess.run([sys.executable, "-c", settings], cwd=ROOT, env=env, check=True, capture_output=True)
+    before = _git_state()
+    proc = subprocess.run([sys.executable, "examples/demo.py", "--epochs", "1", "--project", str(tmp_path / "runs")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _git_state() == before
+    assert (tmp_path / "runs" / "demo-digits-ls0.1" / "calibration" / "final.json").is_file()
