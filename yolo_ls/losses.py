@@ -113,7 +113,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     s = g/N, computed as ``softmax(z)·s - ε·b·s`` (one fused ``addcmul``) plus ``-a·s`` scattered onto the true class.
     At ε=0 that is stock's arithmetic: ``fl(p·s) + (-s)`` on the true class and ``fl(p·s)`` elsewhere, with p from
     ``softmax`` (one fused, vectorised kernel; ``exp(lsm)`` costs twice as much on a CPU) where stock's fused backward
-    evaluates ``exp(lsm)``: p agrees to about one ulp.
+    evaluates ``exp(lsm)``: p agrees to a few ulp.
     """
 
     @staticmethod
