@@ -144,6 +144,32 @@ def check_tune_supported() -> None:
 
 
 @functools.cache
+def ray_tune_supported() -> bool:
+    """Whether Ultralytics' ``run_ray_tune`` is the 8.4 one yolo-ls wraps (``iterations``, ``search_alg`` and the
+    searcher table); 8.3 releases have ``run_ray_tune(max_samples=...)`` without a search algorithm."""
+    import inspect
+
+    import ultralytics.utils.tuner as ray_tuner
+
+    params = inspect.signature(ray_tuner.run_ray_tune).parameters
+    return "search_alg" in params and hasattr(ray_tuner, "RAY_SEARCH_ALG_REQUIREMENTS")
+
+
+def check_ray_tune_supported() -> None:
+    """``model.tune(use_ray=True)`` through yolo-ls needs the 8.4 ``run_ray_tune``.
+
+    Raises:
+        NotImplementedError: Naming the installed release, before Ray starts.
+    """
+    if not ray_tune_supported():
+        raise NotImplementedError(
+            f"model.tune(use_ray=True) through yolo-ls needs an ultralytics 8.4 release (ultralytics "
+            f"{ultralytics.__version__} is installed, whose run_ray_tune has no search_alg/iterations). Upgrade within "
+            f"ultralytics{SUPPORTED_SPEC}, or use the built-in tuner (use_ray=False)."
+        )
+
+
+@functools.cache
 def has_model_yaml(name: str) -> bool:
     """Whether the installed Ultralytics ships the model config ``name`` (``yolo26n.yaml`` exists from 8.4.0)."""
     from ultralytics.nn.tasks import yaml_model_load

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from yolo_ls.compat import check_ray_tune_supported
 from yolo_ls.config import (
     ARG_TABLE,
     PLUGIN_KEYS,
@@ -150,6 +151,7 @@ def run_ray_tune(model: Any, space: dict[str, Any] | None = None, grace_period: 
         data = train_args["data"]
         train_args["data"] = [resolve_data(d) for d in data] if isinstance(data, (list, tuple)) else resolve_data(data)
     metric, mode = ray_metric(objective, tol, TASK2METRIC[task])
+    check_ray_tune_supported()  # after every argument check, before Ray starts
     kwargs = dict(space=space, grace_period=grace_period, gpu_per_trial=gpu_per_trial, iterations=iterations,
                   search_alg=search_alg, **train_args, **fixed)
     if mode == "max":
