@@ -15,8 +15,9 @@ negative smoothing (ε=-0.2, ``ls_negative=True``). Each run scores ``best.pt`` 
 Brier, and ECE after a temperature fitted on val, the post-hoc yardstick).
 
 Detection (``--detect``): yolo11n on digits-det (128 px, 15 epochs, boxes scored from ``calib_conf=0.1``: at 5 epochs
-nothing reached the default 0.25), ``ls_mode=fg`` against ``ls_mode=matrix`` with a class-confusion matrix (row y: how often scikit-learn's logistic regression mistakes digit y for each other digit,
-5-fold cross-validated on the 8x8 digits, diagonal 0), ε=0.1, 3 seeds.
+nothing reached the default 0.25), ``ls_mode=fg`` against ``ls_mode=matrix`` with a class-confusion matrix (row y:
+how often scikit-learn's logistic regression mistakes digit y for each other digit, 5-fold cross-validated on the 8x8
+digits, diagonal 0), ε=0.1, 3 seeds.
 
     python bench/methods_study.py --out runs/methods_study [--regimes under,over,noise] [--detect] [--seeds 0,1,2]
 
