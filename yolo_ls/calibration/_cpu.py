@@ -19,6 +19,8 @@ The rules (documented on the torch side):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -101,7 +103,7 @@ def matrix_sums(probs: Tensor, n_bins: int, classwise: bool, squares: bool, entr
     rows = max(1, CHUNK_ENTRIES // max(k, 1))
     exact = k * n_bins < 2**24 or a.dtype == np.float64  # the fused index is exact in the input's float type
     if classwise and not sparse:  # (class, bin) offsets for a whole chunk: a flat add, no broadcast over short rows
-        offset = np.tile(np.arange(k, dtype=a.dtype if exact else np.intp) * n_bins, min(rows, n))
+        offset = _chunk_offsets(k, n_bins, min(rows, n), a.dtype if exact else np.dtype(np.intp))
     tiny = np.finfo(a.dtype).tiny
     for i in range(0, n, rows):
         x = a[i : i + rows]
@@ -134,6 +136,14 @@ def matrix_sums(probs: Tensor, n_bins: int, classwise: bool, squares: bool, entr
         out["squares"] = torch.tensor(sq, dtype=torch.float64)
     if entropy:
         out["entropy"] = torch.tensor(ent, dtype=torch.float64)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _chunk_offsets(k: int, n_bins: int, rows: int, dtype: np.dtype) -> np.ndarray:
+    """``class * n_bins`` for every entry of a ``(rows, k)`` chunk, flat (cached: the same for every batch)."""
+    out = np.tile(np.arange(k, dtype=dtype) * n_bins, rows)
+    out.flags.writeable = False
     return out
 
 
