@@ -16,26 +16,6 @@ from tests.helpers import TINY_CLS, TINY_DET, results
 pytestmark = pytest.mark.training
 
 
-@pytest.fixture(scope="module")
-def digits_pose_yaml(digits_det_yaml, tmp_path_factory):
-    """The detection set as a pose set: 17 visible keypoints at each box's centre (the shape yolo11n-pose builds)."""
-    import yaml
-
-    src, dst = digits_det_yaml.parent, tmp_path_factory.mktemp("data") / "digits-pose-64"
-    for split in ("train", "val"):
-        (dst / "labels" / split).mkdir(parents=True)
-        (dst / "images" / split).mkdir(parents=True)
-        for img in (src / "images" / split).iterdir():
-            (dst / "images" / split / img.name).symlink_to(img)
-        for lbl in (src / "labels" / split).glob("*.txt"):
-            lines = [f"{line} " + " ".join([" ".join(line.split()[1:3]) + " 2"] * 17)
-                     for line in lbl.read_text().splitlines()]
-            (dst / "labels" / split / lbl.name).write_text("\n".join(lines) + "\n")
-    data = {**yaml.safe_load(digits_det_yaml.read_text()), "path": str(dst), "kpt_shape": [17, 3]}
-    (dst / "data.yaml").write_text(yaml.safe_dump(data))
-    return dst / "data.yaml"
-
-
 FAMILIES = [
     ("yolo11n-cls.yaml", "classify", "digits_root", "train/loss", "calib/ece"),
     ("yolo11n.yaml", "detect", "digits_det_yaml", "train/cls_loss", "calib/d_ece"),

@@ -127,27 +127,6 @@ def test_match_equals_ultralytics_match_predictions_column0():
 # ------------------------------------------------------------------ callbacks in real validators, fake model outputs
 
 
-@pytest.fixture(scope="module")
-def digits_pose_yaml(digits_det_yaml, tmp_path_factory):
-    """The detection set as a pose set: 17 visible keypoints at each box's centre (the shape yolo11n-pose builds)."""
-    import yaml
-
-    src, dst = digits_det_yaml.parent, tmp_path_factory.mktemp("data") / "digits-pose-64"
-    for split in ("train", "val"):
-        (dst / "labels" / split).mkdir(parents=True)
-        (dst / "images" / split).mkdir(parents=True)
-        for img in (src / "images" / split).iterdir():
-            (dst / "images" / split / img.name).symlink_to(img)
-        for lbl in (src / "labels" / split).glob("*.txt"):
-            lines = [f"{line} " + " ".join([" ".join(line.split()[1:3]) + " 2"] * 17)
-                     for line in lbl.read_text().splitlines()]
-            (dst / "labels" / split / lbl.name).write_text("\n".join(lines) + "\n")
-    data = {**yaml.safe_load(digits_det_yaml.read_text()), "path": str(dst), "kpt_shape": [17, 3]}
-    (dst / "data.yaml").write_text(yaml.safe_dump(data))
-    return dst / "data.yaml"
-
-
-
 class _Spy:
     """Records what the callbacks feed to ``DetectionCalibration.update``."""
 
