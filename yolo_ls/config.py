@@ -602,6 +602,18 @@ def build_schedule_from_args(args: Mapping[str, Any], epochs: int) -> Any:
     return schedule
 
 
+def check_run_args(plugin: Mapping[str, Any], task: str, epochs: int, context: str) -> None:
+    """Whether plugin arguments make a valid run (mode for the task, a schedule that builds), before anything runs.
+
+    Raises:
+        PluginArgumentError: The plugin's own message, after ``context`` (which run of a search it is about).
+    """
+    try:
+        build_schedule_from_args(resolve_plugin_args(plugin, task), epochs)
+    except PluginArgumentError as e:
+        raise PluginArgumentError(f"{context}: {e}") from None
+
+
 def probe_callable_schedule(schedule: Any, epochs: int, per_iter: bool = False) -> None:
     """Call a user's schedule at every epoch it will see (and mid-epoch with ``ls_per_iter``), before the run starts.
 

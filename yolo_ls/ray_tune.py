@@ -35,8 +35,8 @@ from yolo_ls.config import (
     ARG_TABLE,
     PLUGIN_KEYS,
     PluginArgumentError,
-    build_schedule_from_args,
     check_keys,
+    check_run_args,
     resolve_plugin_args,
     split_plugin_args,
 )
@@ -94,12 +94,8 @@ def check_ray_space(space: Mapping[str, Any], fixed: Mapping[str, Any], task: st
                 raise PluginArgumentError(f"space['{k}'] reaches a value '{k}' does not allow: {e}") from None
     corners = itertools.islice(itertools.product(*plugin.values()), _MAX_CORNERS)
     for corner in corners if plugin else [()]:
-        combo = {**fixed, **dict(zip(plugin, corner))}
-        try:
-            build_schedule_from_args(resolve_plugin_args(combo, task), epochs)
-        except PluginArgumentError as e:
-            where = f" with space at {dict(zip(plugin, corner))}" if plugin else ""
-            raise PluginArgumentError(f"model.tune(use_ray=True){where}: {e}") from None
+        where = f" with space at {dict(zip(plugin, corner))}" if plugin else ""
+        check_run_args({**fixed, **dict(zip(plugin, corner))}, task, epochs, f"model.tune(use_ray=True){where}")
 
 
 @contextmanager

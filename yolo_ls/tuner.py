@@ -35,8 +35,8 @@ from yolo_ls.config import (
     ARG_TABLE,
     PLUGIN_KEYS,
     PluginArgumentError,
-    build_schedule_from_args,
     check_keys,
+    check_run_args,
     resolve_plugin_args,
     split_plugin_args,
 )
@@ -94,11 +94,8 @@ def check_plugin_space(space: Mapping[str, Any], fixed: Mapping[str, Any], task:
     for end in (0, 1):
         ends = {k: (math.ceil(b[0]), math.floor(b[1]))[end] if k in ints else b[end] for k, b in plugin.items()}
         corner = {**fixed, **ends}
-        try:
-            build_schedule_from_args(resolve_plugin_args(corner, task), epochs)
-        except PluginArgumentError as e:
-            where = f" with space at its {'min' if end == 0 else 'max'} {corner}" if plugin else ""
-            raise PluginArgumentError(f"model.tune(){where}: {e}") from None
+        where = f" with space at its {'min' if end == 0 else 'max'} {corner}" if plugin else ""
+        check_run_args(corner, task, epochs, f"model.tune(){where}")
     return ints
 
 
