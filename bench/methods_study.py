@@ -107,17 +107,17 @@ def train(run: Path, args: dict[str, Any]) -> dict[str, Any]:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
         if proc.returncode or not final.exists():
             raise SystemExit(f"training failed (exit {proc.returncode}); see {run / 'train.log'}")
+    from yolo_ls.compare_report import best_epoch
+    from yolo_ls.utils import read_csv
+
     result = json.loads(final.read_text())
     row = {**result["metrics"], "ece_ts": result.get("ece_ts")}
-    res = (run / "results.csv").read_text().splitlines()
-    header = [h.strip() for h in res[0].split(",")]
-    rows = [dict(zip(header, (v.strip() for v in line.split(",")))) for line in res[1:]]
-    fit_key = "metrics/accuracy_top1" if "metrics/accuracy_top1" in header else "metrics/mAP50-95(B)"
-    fitness = [float(r[fit_key]) for r in rows]
-    row["best_epoch"] = fitness.index(max(fitness)) + 1
-    row["epochs"] = len(rows)
-    if fit_key != "metrics/accuracy_top1":
-        row["mAP50-95"] = max(fitness)
+    res = read_csv(run / "results.csv")
+    row["best_epoch"] = best_epoch(run, "detect" if "metrics/mAP50-95(B)" in res.columns else "classify", res)
+    row["epochs"] = len(res)
+    if "metrics/mAP50-95(B)" in res.columns:  # best.pt's mAP, from its row of results.csv; its scored boxes
+        row["mAP50-95"] = float(res.loc[res["epoch"] == row["best_epoch"], "metrics/mAP50-95(B)"].iloc[0])
+        row["d_count"] = int(sum((result.get("bins") or {}).get("count") or []))
     return row
 
 
