@@ -105,6 +105,21 @@ def test_loss_reads_live_eps_and_state_is_shared_by_deepcopy():
     torch.testing.assert_close(ema_loss(logits, batch)[0], expected)
 
 
+def test_terms_derived_from_eps_follow_set_and_refresh_even_when_first_used_under_inference_mode():
+    """The loss reads -ε·b and -(1 - ε·Σb) kept by the state; the EMA copy is first called by the validator."""
+    torch.manual_seed(4)
+    logits, batch = torch.randn(8, 5), {"cls": torch.randint(0, 5, (8,))}
+    state = LabelSmoothingState(0.1)
+    loss = SmoothedClassificationLoss(state, 5)
+    with torch.inference_mode():
+        torch.testing.assert_close(loss(logits, batch)[0], F.cross_entropy(logits, batch["cls"], label_smoothing=0.1))
+    state.set_(0.2)
+    torch.testing.assert_close(loss(logits, batch)[0], F.cross_entropy(logits, batch["cls"], label_smoothing=0.2))
+    state.eps.fill_(0.4)  # a write by other means (the auto schedule's DDP broadcast), then refresh_
+    state.refresh_()
+    torch.testing.assert_close(loss(logits, batch)[0], F.cross_entropy(logits, batch["cls"], label_smoothing=0.4))
+
+
 def test_half_precision_logits_give_float32_loss_and_matching_grad_dtype():
     logits = torch.randn(8, 6).half().requires_grad_(True)
     labels = torch.randint(0, 6, (8,))
@@ -113,6 +128,18 @@ def test_half_precision_logits_give_float32_loss_and_matching_grad_dtype():
     loss.backward()
     assert logits.grad.dtype == torch.float16
     torch.testing.assert_close(loss, F.cross_entropy(logits.float(), labels, label_smoothing=0.1), rtol=1e-3, atol=1e-3)
+
+
+def test_second_backward_through_the_same_graph_is_refused_not_computed_from_the_spent_buffer():
+    """The backward turns the saved log-softmax into the gradient in place; the version check must catch reuse."""
+    logits = torch.randn(6, 5, requires_grad=True)
+    labels = torch.randint(0, 5, (6,))
+    loss = smoothed_cross_entropy(logits, labels, 0.1)
+    (first,) = torch.autograd.grad(loss, logits, retain_graph=True)
+    (expected,) = torch.autograd.grad(F.cross_entropy(logits, labels, label_smoothing=0.1), logits)
+    torch.testing.assert_close(first, expected)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, logits)
 
 
 def test_bad_bases_raise():

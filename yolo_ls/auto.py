@@ -244,4 +244,5 @@ class AutoController:
 
         if dist.is_available() and dist.is_initialized():
             dist.broadcast(trainer.ls_state.eps, 0)
+            trainer.ls_state.refresh_()  # the loss terms derived from ε
             self.schedule.current = float(trainer.ls_state.eps)

@@ -34,6 +34,7 @@ host sync, and torch.compile sees a tensor input rather than a Python constant, 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -49,14 +50,38 @@ class LabelSmoothingState:
     One state is shared by the training model's criterion and the EMA model's criterion (the validator's val loss).
     Deep copies return the same object: ε is run state like the learning rate, not a model parameter, so a copied
     model (``ModelEMA`` deep-copies the model) keeps reading the live value.
+
+    The classification loss reads two terms derived from ε and its smoothing base b, ``-ε·b`` and ``-(1 - ε·Σb)``
+    (:meth:`target_terms`); they are device tensors kept up to date by :meth:`set_`, so a loss call does not recompute
+    them, and a compiled loss sees the same tensors whatever ε is.
     """
 
     def __init__(self, eps: float = 0.0, device: torch.device | str | None = None) -> None:
         self.eps = torch.tensor(float(eps), dtype=torch.float32, device=device)
+        self._terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (b, -ε·b, -(1 - ε·Σb))
 
     def set_(self, value: float) -> None:
         """Set ε in place (a device-side fill: no host sync, no new tensor)."""
         self.eps.fill_(float(value))
+        self.refresh_()
+
+    def refresh_(self) -> None:
+        """Recompute the derived terms from ``eps`` (call it after writing ``eps`` by other means, e.g. a broadcast)."""
+        for base, neg_w, neg_a in self._terms:
+            torch.mul(base, self.eps, out=neg_w).neg_()  # -ε·b
+            torch.sum(neg_w, dim=0, out=neg_a).neg_().sub_(1.0)  # ε·Σb - 1
+
+    def target_terms(self, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(-ε·b, -(1 - ε·Σb))`` for a smoothing base b (registered on first use, then kept current by set_)."""
+        for b, neg_w, neg_a in self._terms:
+            if b is base:
+                return neg_w, neg_a
+        with torch.inference_mode(False):  # first use may be a validation: set_ must be able to update them later
+            neg_w = torch.empty_like(base, dtype=torch.float32, device=self.eps.device)
+            neg_a = torch.empty((), dtype=torch.float32, device=self.eps.device)
+            self._terms.append((base, neg_w, neg_a))
+            self.refresh_()
+        return neg_w, neg_a
 
     def __deepcopy__(self, memo: dict) -> LabelSmoothingState:
         return self
@@ -110,30 +135,31 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     Forward: one fused ``log_softmax`` (as in stock cross-entropy), ``a·nll_loss`` for the true class (stock's own
     reduction, so ε=0 gives stock's loss bit for bit) and a mat-vec for the ε·b term. No N×K target matrix is built.
     Backward: because Σt = 1 the log-softmax backward ``go - softmax·Σgo`` collapses to ``softmax·s - t·s`` with
-    s = g/N, computed as ``softmax(z)·s - ε·b·s`` (one fused ``addcmul``) plus ``-a·s`` scattered onto the true class.
-    At ε=0 that is stock's arithmetic: ``fl(p·s) + (-s)`` on the true class and ``fl(p·s)`` elsewhere, with p from
-    ``softmax`` (one fused, vectorised kernel; ``exp(lsm)`` costs twice as much on a CPU) where stock's fused backward
-    evaluates ``exp(lsm)``: p agrees to a few ulp.
+    s = g/N. The log-softmax saved by the forward is this function's own buffer, so the backward turns it into the
+    gradient in place: ``exp_`` (softmax), one fused ``addcmul`` for ``softmax·s - ε·b·s`` and ``-a·s`` scattered onto
+    the true class. One N×K allocation per step (stock makes three: the log-softmax, the NLL gradient and the
+    log-softmax gradient). At ε=0 that is stock's arithmetic, ``fl(p·s) + (-s)`` on the true class and ``fl(p·s)``
+    elsewhere, with p from ``exp``, where stock's fused kernel has its own vectorised ``exp``: p agrees to an ulp.
+    A second backward through the same graph (``retain_graph=True``) is refused by autograd's saved-tensor check
+    (the buffer has become the first gradient), never computed from a spent buffer.
     """
 
     @staticmethod
-    def forward(ctx, logits, labels, eps, base):  # noqa: D102
-        z = logits.float()
-        lsm = torch.log_softmax(z, dim=1)
-        w = eps * base  # ε·b, (K,)
-        a = 1.0 - w.sum()  # weight of the true class, Σt = 1
-        loss = a * F.nll_loss(lsm, labels) - torch.mv(lsm, w).mean()  # -mean Σ_k t_k·log p_k
-        ctx.save_for_backward(z, labels, w, a)
+    def forward(ctx, logits, labels, neg_w, neg_a):  # noqa: D102
+        # neg_w = -ε·b (K,), neg_a = -(1 - ε·Σb): the true class's weight a, negated (Σt = 1)
+        lsm = torch.log_softmax(logits.float(), dim=1)
+        loss = torch.mv(lsm, neg_w).mean() - neg_a * F.nll_loss(lsm, labels)  # -mean Σ_k t_k·log p_k
+        ctx.save_for_backward(lsm, labels, neg_w, neg_a)
         ctx.in_dtype = logits.dtype
         return loss
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
-        z, labels, w, a = ctx.saved_tensors
-        scale = grad / z.shape[0]  # s = g/N
-        g = torch.softmax(z, dim=1)
-        torch.addcmul(-(w * scale), g, scale, out=g)  # softmax·s - ε·b·s on every row, in place
-        g.scatter_add_(1, labels[:, None], (-a * scale).expand(labels.shape[0], 1))  # - a·s on the true class
+        lsm, labels, neg_w, neg_a = ctx.saved_tensors
+        scale = grad / lsm.shape[0]  # s = g/N
+        g = lsm.exp_()  # softmax(z), in the forward's own buffer
+        torch.addcmul(neg_w * scale, g, scale, out=g)  # softmax·s - ε·b·s on every row, in place
+        g.scatter_add_(1, labels[:, None], (neg_a * scale).expand(labels.shape[0], 1))  # - a·s on the true class
         return g.to(ctx.in_dtype), None, None, None
 
 
@@ -158,7 +184,8 @@ def smoothed_cross_entropy(
     if base is None:
         base = smoothing_base(logits.shape[1], mode, prior, device=logits.device)
     eps = torch.as_tensor(eps, dtype=torch.float32, device=logits.device)
-    return _SmoothedCrossEntropy.apply(logits, labels.long(), eps, base)
+    w = eps * base
+    return _SmoothedCrossEntropy.apply(logits, labels.long(), -w, w.sum() - 1.0)
 
 
 class SmoothedClassificationLoss:
@@ -178,11 +205,16 @@ class SmoothedClassificationLoss:
         from yolo_ls.compat import classification_loss_items  # the stock item format (dict/tensor)
 
         self.loss_items = classification_loss_items()
+        self.neg_w, self.neg_a = state.target_terms(self.base)  # -ε·b, -(1 - ε·Σb): kept current by state.set_
+
+    def __deepcopy__(self, memo: dict) -> SmoothedClassificationLoss:
+        """A copy sharing the state and its derived terms (``ModelEMA`` deep-copies the model and its criterion)."""
+        return copy.copy(self)
 
     def __call__(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return (loss, detached loss items) as the installed ``v8ClassificationLoss`` does (a dict or a tensor)."""
         preds = preds[1] if isinstance(preds, (list, tuple)) else preds
-        loss = _SmoothedCrossEntropy.apply(preds, batch["cls"].long(), self.state.eps, self.base)
+        loss = _SmoothedCrossEntropy.apply(preds, batch["cls"].long(), self.neg_w, self.neg_a)
         return loss, self.loss_items(loss.detach())
 
 
