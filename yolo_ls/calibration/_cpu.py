@@ -20,6 +20,7 @@ The rules (documented on the torch side):
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 import torch
@@ -27,6 +28,10 @@ from torch import Tensor
 
 # The (N, K) passes run over row chunks of about this many entries, so each chunk's temporaries stay in the cache.
 CHUNK_ENTRIES = 1 << 17
+# Scratch arrays up to this many entries are kept between calls (see _scratch); larger ones are allocated each time.
+_SCRATCH_MAX = 1 << 20
+# Batches of up to this many classes are processed transposed (a reduction over a short row is slow).
+TRANSPOSE_MAX_K = 32
 _FLOATS = (torch.float32, torch.float64)
 
 
@@ -39,110 +44,324 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-def bin_index(x: np.ndarray, n_bins: int) -> np.ndarray:
-    """The binning rule on a float32/float64 array: whole-number bin indices in ``x``'s dtype (any shape)."""
+class _Scratch(threading.local):
+    """Per-thread scratch arrays, reused across calls: on a VM a fresh large array costs its page faults (a pass over
+    a newly mapped 1 MB array here takes three to four times as long as over a reused one)."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple[str, np.dtype], np.ndarray] = {}
+
+
+_scratch_pool = _Scratch()
+
+
+def _scratch(name: str, n: int, dtype: np.dtype | type) -> np.ndarray:
+    """A scratch array of ``n`` entries (contents undefined); the same memory on the next call with this name."""
+    key = (name, np.dtype(dtype))
+    a = _scratch_pool.arrays.get(key)
+    if a is None or a.shape[0] < n:
+        a = np.empty(max(n, 1024), dtype=dtype)
+        if n <= _SCRATCH_MAX:
+            _scratch_pool.arrays[key] = a
+    return a[:n]
+
+
+def _scalar(x: float) -> Tensor:
+    """A 0-d float64 tensor (``from_numpy``: a quarter of ``torch.tensor``'s cost, paid several times a batch)."""
+    return torch.from_numpy(np.array(x, dtype=np.float64))
+
+
+def bin_index(x: np.ndarray, n_bins: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The binning rule on a float32/float64 array: whole-number bin indices in ``x``'s dtype (any shape).
+
+    Args:
+        x: Values.
+        n_bins: Number of equal-width bins.
+        out: Optional array of ``x``'s shape and dtype for the result (else a scratch array is used for the
+            temporaries and a new one returned).
+    """
     nb = x.dtype.type(n_bins)
-    r = np.multiply(x, nb)
+    r = np.multiply(x, nb, out=out)
     np.rint(r, out=r)
-    below = x < r / nb  # r / nb is e_r correctly rounded to x's dtype
-    r -= below
+    edge = np.divide(r, nb, out=_scratch("bin_edge", r.size, r.dtype).reshape(r.shape))  # e_r rounded to x's dtype
+    below = np.less(x, edge, out=_scratch("bin_below", r.size, np.bool_).reshape(r.shape))
+    np.subtract(r, below, out=r)
     return np.clip(r, 0, n_bins - 1, out=r)
+
+
+def _bin_key(x: np.ndarray, n_bins: int, offset: np.ndarray | None, name: str) -> np.ndarray:
+    """``bin_index(x) + offset`` as an ``intp`` scratch array (for ``bincount``).
+
+    float32 values take a shorter exact route when :func:`_float32_scale` finds one: ``trunc(x * s)`` in float64.
+    """
+    key = _scratch(name, x.size, np.intp)
+    scale = _float32_scale(n_bins) if x.dtype == np.float32 else None
+    if scale is not None:
+        f = np.multiply(x, scale, out=_scratch(name + "_d", x.size, np.float64), dtype=np.float64)
+        np.clip(f, 0, n_bins - 1, out=f)
+        np.copyto(key, f, casting="unsafe")  # truncation: the bin
+    else:
+        np.copyto(key, bin_index(x, n_bins, out=_scratch(name + "_f", x.size, x.dtype)), casting="unsafe")
+    if offset is not None:
+        np.add(key, offset, out=key)
+    return key
+
+
+@functools.lru_cache(maxsize=32)
+def _float32_scale(n_bins: int) -> float | None:
+    """A float64 multiplier ``s`` with ``trunc(fl64(x * s)) == bin_index(x)`` for every float32 ``x`` in [0, 1).
+
+    A float32 times ``n_bins`` is exact in float64, so ``trunc(x * n_bins)`` is the bin of the exact edges
+    ``b / n_bins``. The rule uses the edges rounded to float32, ``d_b``; the two differ only at ``x == d_b`` when
+    ``d_b`` was rounded down (no float32 lies strictly between ``d_b`` and ``b / n_bins``). Scaling ``n_bins`` up
+    just enough to lift every such ``d_b`` to ``b`` fixes that. ``fl64(x * s)`` is non-decreasing in ``x``, so
+    checking both sides of every edge (``d_b`` and the float32 just below it) proves the rule for all values; ``None``
+    when no candidate passes (callers then use :func:`bin_index`). Values ``>= 1`` are clipped to the last bin.
+    """
+    edges = (np.arange(n_bins + 1, dtype=np.float64) / n_bins).astype(np.float32)
+    below = np.nextafter(edges, np.float32(0))
+    inner = np.arange(1, n_bins + 1)  # edge n_bins is 1.0: the float32 below it must stay in the last bin
+    candidates = [float(n_bins)]
+    down = inner[edges[inner].astype(np.float64) * n_bins < inner]
+    if down.size:
+        candidates.append(float(np.nextafter(np.max(down / edges[down].astype(np.float64)), np.inf)))
+    for s in candidates:
+        hi = np.trunc(np.multiply(edges[inner], s, dtype=np.float64))
+        lo = np.trunc(np.multiply(below[inner], s, dtype=np.float64))
+        if np.all(hi[:-1] == inner[:-1]) and np.all(lo == inner - 1):
+            return s
+    return None
 
 
 def top_label(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(conf, correct, p_y)`` of ``(N, K)`` probabilities: top-1 probability, ``argmax == label`` and ``p[label]``.
 
-    ``argmax`` over a short row is slow on the CPU (NumPy and torch both pay ~20 ns a row at K = 10), while ``amax``
-    is not. So the row maxima are taken with ``amax``; when every row holds its maximum exactly once (one count over
-    the whole batch says so), ``argmax == label`` is ``p[label] == max`` exactly. A batch with a tie at some row's
-    maximum (or a NaN) takes ``argmax``, whose first-index rule torch's ``max`` shares.
+    ``argmax`` over a short row is slow on the CPU (NumPy and torch both pay ~20 ns a row at K = 10). So the row
+    maxima are taken from a transposed copy of the batch for K <= 32 (:func:`batch_sums`), else with torch's ``amax``;
+    when every row holds its maximum exactly once (one count over the batch says so), ``argmax == label`` is
+    ``p[label] == max`` exactly. A batch with a tie at some row's maximum (or a NaN) takes ``argmax``, whose first-index
+    rule torch's ``max`` shares.
     """
+    if probs.shape[1] <= TRANSPOSE_MAX_K:
+        return batch_sums(probs, labels, 1, classwise=False, squares=False, entropy=False)[0]
     a, y = _np(probs), _np(labels).astype(np.intp, copy=False)
     rows = np.arange(a.shape[0])
     p_y = a[rows, y]
     m = _np(probs.amax(1)) if a.shape[0] and a.shape[1] else a.max(1, initial=-np.inf)
-    if np.count_nonzero(a == m[:, None]) == a.shape[0]:
+    if not _has_tie(a, m):
         return torch.from_numpy(m), torch.from_numpy(p_y == m), torch.from_numpy(p_y)
+    return _argmax_top(a, y, p_y)
+
+
+def _argmax_top(a: np.ndarray, y: np.ndarray, p_y: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    """The tie-safe top label: first index of the maximum (``argmax``), as torch's ``max`` returns it."""
     pred = a.argmax(1)
-    return torch.from_numpy(a[rows, pred]), torch.from_numpy(pred == y), torch.from_numpy(p_y)
+    return torch.from_numpy(a[np.arange(a.shape[0]), pred]), torch.from_numpy(pred == y), torch.from_numpy(p_y)
+
+
+def _has_tie(a: np.ndarray, m: np.ndarray) -> bool:
+    """Whether some row of ``a`` holds its maximum ``m`` more than once, or not at all (a NaN)."""
+    n, k = a.shape
+    step = max(1, CHUNK_ENTRIES // max(k, 1))
+    for i in range(0, n, step):
+        x, mx = a[i : i + step], m[i : i + step, None]
+        eq = np.equal(x, mx, out=_scratch("tie_eq", x.size, np.bool_).reshape(x.shape))
+        if np.count_nonzero(eq) != x.shape[0]:
+            return True
+    return False
 
 
 def bin_sums(conf: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, Tensor, Tensor]:
     """``(count, conf_sum, acc_sum)`` per bin, float64, from one ``bincount`` per sum over (correct, bin)."""
-    c = _np(conf)
-    key = bin_index(c, n_bins).astype(np.intp)
-    key += _np(correct).astype(np.intp) * n_bins
+    c, ok = _np(conf), _np(correct)
+    count, conf_sum = _correct_bin_counts(c, ok, n_bins)
+    return torch.from_numpy(count.sum(0)), torch.from_numpy(conf_sum.sum(0)), torch.from_numpy(count[1].copy())
+
+
+def _correct_bin_counts(c: np.ndarray, ok: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(2, n_bins)`` counts and confidence sums per (correct, bin)."""
+    key = _bin_key(c, n_bins, None, "top_key")
+    np.add(key, np.multiply(ok, n_bins, out=_scratch("flag", ok.size, np.intp), casting="unsafe"), out=key)
     count = np.bincount(key, minlength=2 * n_bins).astype(np.float64).reshape(2, n_bins)
     conf_sum = np.bincount(key, weights=c, minlength=2 * n_bins).reshape(2, n_bins)
-    return (torch.from_numpy(count.sum(0)), torch.from_numpy(conf_sum.sum(0)), torch.from_numpy(count[1].copy()))
+    return count, conf_sum
 
 
 def classwise_acc_sums(p_y: Tensor, labels: Tensor, num_classes: int, n_bins: int) -> Tensor:
     """``(K, n_bins)`` counts of each label per class and bin of its own probability (float64)."""
-    key = bin_index(_np(p_y), n_bins).astype(np.intp)
-    key += _np(labels).astype(np.intp) * n_bins
-    counts = np.bincount(key, minlength=num_classes * n_bins).astype(np.float64)
-    return torch.from_numpy(counts.reshape(num_classes, n_bins))
+    return torch.from_numpy(_label_bin_counts(_np(p_y), _np(labels), num_classes, n_bins))
+
+
+def _label_bin_counts(p_y: np.ndarray, labels: np.ndarray, num_classes: int, n_bins: int) -> np.ndarray:
+    offset = _scratch("label_off", labels.size, np.intp)
+    np.multiply(labels, n_bins, out=offset, casting="unsafe")
+    key = _bin_key(p_y, n_bins, offset, "label_key")
+    return np.bincount(key, minlength=num_classes * n_bins).astype(np.float64).reshape(num_classes, n_bins)
+
+
+def fold_sums(
+    conf: Tensor, correct: Tensor, p_y: Tensor, labels: Tensor, num_classes: int, n_bins: int, eps: float
+) -> dict[str, Tensor]:
+    """The per-sample sums of the accumulator for many batches at once (float64 0-d or binned tensors).
+
+    Keys: ``bin_count, bin_conf, bin_acc`` (top-label bins), ``cw_acc`` (classwise label counts), ``p_y`` (the sum of
+    ``p_y``, Brier's per-sample term), ``nll`` (``-sum log max(p_y, eps)``), ``correct`` and ``confidence`` (taken
+    from the binned sums: no extra pass).
+    """
+    c, ok, py, y = _np(conf), _np(correct), _np(p_y), _np(labels)
+    count, conf_sum = _correct_bin_counts(c, ok, n_bins)
+    logs = _scratch("nll", py.size, np.float64)
+    np.copyto(logs, py)
+    np.maximum(logs, eps, out=logs)
+    np.log(logs, out=logs)
+    t = torch.from_numpy
+    return {
+        "bin_count": t(count.sum(0)),
+        "bin_conf": t(conf_sum.sum(0)),
+        "bin_acc": t(count[1].copy()),
+        "cw_acc": t(_label_bin_counts(py, y, num_classes, n_bins)),
+        "p_y": _scalar(float(np.sum(py, dtype=np.float64))),
+        "nll": _scalar(-float(np.sum(logs))),
+        "correct": _scalar(float(count[1].sum())),
+        "confidence": _scalar(float(conf_sum.sum())),
+    }
 
 
 def matrix_sums(probs: Tensor, n_bins: int, classwise: bool, squares: bool, entropy: bool) -> dict[str, Tensor]:
     """The (N, K) sums of :func:`yolo_ls.calibration.metrics._matrix_sums`, over row chunks, in float64.
 
-    Classwise sums use one ``bincount`` over the fused (class, bin) index per chunk; when ``K >= 4 * n_bins`` only the
-    entries at or above the first inner edge are binned (a row holds at most ``n_bins`` of them, as it sums to 1) and
-    bin 0 of each class is its column sum minus its other bins.
+    Classwise sums bin only the entries at or above the first inner edge (a ``bincount`` over the fused (class, bin)
+    index of those); bin 0 of each class is its column sum minus its other bins. ``bincount`` costs about 2 ns an
+    entry here, and most probabilities of a K-class softmax are below ``1 / n_bins`` (a row holds at most ``n_bins``
+    entries at or above it), so this is cheaper than binning every entry even when all of them are above.
     """
+    if probs.shape[1] <= TRANSPOSE_MAX_K:
+        return batch_sums(probs, None, n_bins, classwise, squares, entropy)[1]
     a = _np(probs)
     n, k = a.shape
     dt = a.dtype.type
     cw = np.zeros(k * n_bins, dtype=np.float64)
     col = np.zeros(k, dtype=np.float64)
     sq = ent = 0.0
-    sparse = n_bins >= 2 and k >= 4 * n_bins
     first_edge = dt(1) / dt(n_bins)
     rows = max(1, CHUNK_ENTRIES // max(k, 1))
-    exact = k * n_bins < 2**24 or a.dtype == np.float64  # the fused index is exact in the input's float type
-    if classwise and not sparse:  # (class, bin) offsets for a whole chunk: a flat add, no broadcast over short rows
-        offset = _chunk_offsets(k, n_bins, min(rows, n), a.dtype if exact else np.dtype(np.intp))
     tiny = np.finfo(a.dtype).tiny
+    if classwise:
+        offset = _chunk_offsets(k, n_bins, min(rows, n))
+        ones = np.ones(min(rows, n), dtype=a.dtype)
     for i in range(0, n, rows):
         x = a[i : i + rows]
         flat = x.reshape(-1)
-        if classwise and sparse:
-            col += x.sum(0, dtype=np.float64)
-            where = np.flatnonzero(flat >= first_edge)
-            v = flat[where]
-            key = bin_index(v, n_bins).astype(np.intp) + (where % k) * n_bins
+        if classwise:
+            col += np.dot(ones[: x.shape[0]], x)  # column sums (BLAS; a reduction over axis 0 of short rows is slow)
+            mask = np.greater_equal(flat, first_edge, out=_scratch("cw_mask", flat.size, np.bool_))
+            where = np.flatnonzero(mask)
+            v = flat[where]  # fancy indexing: twice as fast as np.take(out=) here
+            key = _bin_key(v, n_bins, offset[where], "cw_key")
             cw += np.bincount(key, weights=v, minlength=k * n_bins)
-        elif classwise:
-            b = bin_index(flat, n_bins)
-            if exact:
-                b += offset[: b.shape[0]]
-                key = b.astype(np.intp)
-            else:
-                key = b.astype(np.intp) + offset[: b.shape[0]]
-            cw += np.bincount(key, weights=flat, minlength=k * n_bins)
         if squares:
             sq += float(np.dot(flat, flat))
         if entropy:
-            ent -= float(np.dot(flat, np.log(np.maximum(flat, tiny))))
+            logs = _scratch("ent_log", flat.size, a.dtype)
+            np.log(np.maximum(flat, tiny, out=logs) if flat.min() < tiny else flat, out=logs)
+            ent -= float(np.dot(flat, logs))
     out: dict[str, Tensor] = {}
     if classwise:
         cw = cw.reshape(k, n_bins)
-        if sparse:
-            cw[:, 0] = col - cw[:, 1:].sum(1)
+        cw[:, 0] = col - cw[:, 1:].sum(1)
         out["cw_conf"] = torch.from_numpy(cw)
     if squares:
-        out["squares"] = torch.tensor(sq, dtype=torch.float64)
+        out["squares"] = _scalar(sq)
     if entropy:
-        out["entropy"] = torch.tensor(ent, dtype=torch.float64)
+        out["entropy"] = _scalar(ent)
+    return out
+
+
+def batch_sums(
+    probs: Tensor, labels: Tensor | None, n_bins: int, classwise: bool = True, squares: bool = True,
+    entropy: bool = True,
+) -> tuple[tuple[Tensor, Tensor, Tensor] | None, dict[str, Tensor]]:
+    """The top label (with ``labels``) and the (N, K) sums of :func:`matrix_sums` in one pass, for K <= 32.
+
+    Each row chunk is copied transposed, ``(K, rows)``, into a scratch array: then the row maxima are a reduction
+    over contiguous class rows, the tie count compares contiguous rows, the column sums are row sums, and the entries
+    at or above the first inner edge come out of one ``flatnonzero`` already grouped by class (their class offsets are
+    a ``repeat`` of the per-class counts, no division). Rules as in :func:`top_label` and :func:`matrix_sums`.
+
+    Returns:
+        ``((conf, correct, p_y) or None, sums)``.
+    """
+    a = _np(probs)
+    n, k = a.shape
+    y = None if labels is None else _np(labels).astype(np.intp, copy=False)
+    dt = a.dtype.type
+    cw = np.zeros(k * n_bins, dtype=np.float64)
+    col = np.zeros(k, dtype=np.float64)
+    sq = ent = 0.0
+    first_edge = dt(1) / dt(n_bins)
+    tiny = np.finfo(a.dtype).tiny
+    step = max(1, CHUNK_ENTRIES // max(k, 1))
+    conf, p_y, tie = np.empty(n, a.dtype), np.empty(n, a.dtype), False
+    class_offset = np.arange(k, dtype=np.intp) * n_bins
+    for i in range(0, n, step):
+        x = a[i : i + step]
+        r = x.shape[0]
+        xt = _scratch("t_chunk", r * k, a.dtype).reshape(k, r)
+        np.copyto(xt, x.T)
+        flat = xt.reshape(-1)
+        if y is not None and k:
+            m = np.max(xt, axis=0, out=conf[i : i + r])
+            eq = np.equal(xt, m, out=_scratch("tie_eq", r * k, np.bool_).reshape(k, r))
+            tie = tie or np.count_nonzero(eq) != r
+            at = np.multiply(y[i : i + r], r, out=_scratch("py_at", r, np.intp))
+            np.add(at, _arange(r), out=at)  # the label's entry of each row in the transposed chunk
+            np.take(flat, at, out=p_y[i : i + r])
+        if classwise:
+            col += xt.sum(1)  # NumPy's pairwise sum over each class row
+            mask = np.greater_equal(flat, first_edge, out=_scratch("cw_mask", flat.size, np.bool_))
+            where = np.flatnonzero(mask)
+            counts = np.diff(np.searchsorted(where, _arange(k + 1) * r))  # entries per class row
+            v = flat[where]
+            key = _bin_key(v, n_bins, np.repeat(class_offset, counts), "cw_key")
+            cw += np.bincount(key, weights=v, minlength=k * n_bins)
+        if squares:
+            sq += float(np.dot(flat, flat))
+        if entropy:
+            logs = _scratch("ent_log", flat.size, a.dtype)
+            np.log(np.maximum(flat, tiny, out=logs) if flat.min() < tiny else flat, out=logs)
+            ent -= float(np.dot(flat, logs))
+    top = None
+    if y is not None:
+        if n == 0 or k == 0:
+            conf = a.max(1, initial=-np.inf)
+        if tie or (n and not k):
+            top = _argmax_top(a, y, p_y)
+        else:
+            top = (torch.from_numpy(conf), torch.from_numpy(p_y == conf), torch.from_numpy(p_y))
+    out: dict[str, Tensor] = {}
+    if classwise:
+        cw = cw.reshape(k, n_bins)
+        cw[:, 0] = col - cw[:, 1:].sum(1)
+        out["cw_conf"] = torch.from_numpy(cw)
+    if squares:
+        out["squares"] = _scalar(sq)
+    if entropy:
+        out["entropy"] = _scalar(ent)
+    return top, out
+
+
+@functools.lru_cache(maxsize=8)
+def _arange(n: int) -> np.ndarray:
+    """``arange(n)`` as ``intp``, cached and read-only."""
+    out = np.arange(n, dtype=np.intp)
+    out.flags.writeable = False
     return out
 
 
 @functools.lru_cache(maxsize=8)
-def _chunk_offsets(k: int, n_bins: int, rows: int, dtype: np.dtype) -> np.ndarray:
+def _chunk_offsets(k: int, n_bins: int, rows: int) -> np.ndarray:
     """``class * n_bins`` for every entry of a ``(rows, k)`` chunk, flat (cached: the same for every batch)."""
-    out = np.tile(np.arange(k, dtype=dtype) * n_bins, rows)
+    out = np.tile(np.arange(k, dtype=np.intp) * n_bins, rows)
     out.flags.writeable = False
     return out
 
@@ -152,49 +371,63 @@ def _bucket_shift(dtype: np.dtype) -> tuple[type, int]:
     return (np.int32, 15) if dtype == np.float32 else (np.int64, 44)
 
 
-def ace_index(conf: Tensor, n_bins: int) -> Tensor | None:
-    """The adaptive-ECE bin of every confidence (``#`` rank thresholds strictly below it), or ``None`` to fall back.
+def ace_sums(conf: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, Tensor, Tensor] | None:
+    """``(count, conf_sum, acc_sum)`` per adaptive-ECE bin (float64), or ``None`` to fall back (negative values).
 
-    The ``n_bins - 1`` thresholds are order statistics, found without sorting everything: the bits of a non-negative
-    float order like the float, so a ``bincount`` of the top bits is a value-ordered histogram; its cumulative counts
-    name the bucket of each threshold, and only those buckets' values are sorted. A value outside them has a bucket
-    strictly between thresholds, so its bin is the number of thresholds in lower buckets; a value inside one is compared
-    with the thresholds themselves. Falls back (``None``) on negative values.
+    A value's bin is the number of the ``n_bins - 1`` rank thresholds strictly below it. The thresholds are order
+    statistics, found without sorting everything: the bits of a non-negative float order like the float, so a
+    ``bincount`` of the top bits (with the correctness flag as the lowest bit) is a value-ordered histogram; its
+    cumulative counts name the bucket of each threshold, and only those buckets' values are sorted. Every other
+    bucket lies strictly between two thresholds, so its sums (one more ``bincount``, weighted by the confidences) go
+    whole to one bin; the values of a threshold's bucket are compared with the thresholds themselves.
     """
-    c = _np(conf)
+    c, ok = _np(conf), _np(correct).astype(np.bool_, copy=False)
     n = c.shape[0]
     itype, shift = _bucket_shift(c.dtype)
     bits = c.view(itype)
     if n == 0 or bits.min() < 0:  # a NaN has a positive bit pattern: it falls in a top bucket and its sum makes ACE NaN
         return None
-    hi = (bits >> shift).astype(np.intp)
-    counts = np.bincount(hi)
-    cum = np.cumsum(counts)
+    key = np.right_shift(bits, shift, dtype=np.intp)
+    np.left_shift(key, 1, out=key)
+    np.add(key, ok, out=key, casting="unsafe")  # (bucket, correct)
+    pair_count = np.bincount(key)
+    pair_conf = np.bincount(key, weights=c)
+    if pair_count.shape[0] % 2:
+        pair_count, pair_conf = np.append(pair_count, 0), np.append(pair_conf, 0.0)
+    pairs = pair_count.reshape(-1, 2)
+    counts = pairs.sum(1)  # per bucket
     ranks = np.array([-(-j * n // n_bins) - 1 for j in range(1, n_bins)], dtype=np.int64)
     if ranks.size == 0:
-        return torch.zeros(n, dtype=torch.long)
+        return _as_sums(np.array([n], float), np.array([c.sum(dtype=np.float64)]), np.array([float(ok.sum())]))
+    cum = np.cumsum(counts)
     t_bucket = np.searchsorted(cum, ranks, side="right")  # cum[h - 1] <= rank < cum[h]
     buckets = np.unique(t_bucket)
     member = np.zeros(counts.shape[0], dtype=bool)
     member[buckets] = True
-    cand = np.flatnonzero(member[hi])
+    cand = np.flatnonzero(np.repeat(member, 2)[key])  # key is (bucket, correct): no shift back
     values = np.sort(c[cand])
     # position of each threshold among the sorted candidates: its rank, minus the values in lower non-candidate buckets
     lower = cum[t_bucket] - counts[t_bucket]  # values in buckets below the threshold's
-    cand_lower = np.searchsorted(buckets, t_bucket, side="left")
-    cand_below = np.concatenate([[0], np.cumsum(counts[buckets])])[cand_lower]
+    cand_below = np.concatenate([[0], np.cumsum(counts[buckets])])[np.searchsorted(buckets, t_bucket, side="left")]
     thresholds = values[ranks - lower + cand_below]
-    base = np.searchsorted(t_bucket, np.arange(counts.shape[0]), side="left")  # thresholds in lower buckets
-    index = base[hi]
-    index[cand] = np.searchsorted(thresholds, c[cand], side="left")
-    return torch.from_numpy(index.astype(np.int64, copy=False))
+    # whole buckets (not a threshold's): bin = the number of thresholds in lower buckets
+    base = np.searchsorted(t_bucket, np.arange(counts.shape[0]), side="left")
+    whole = ~member
+    bucket_conf = pair_conf.reshape(-1, 2).sum(1)
+    index = np.searchsorted(thresholds, c[cand], side="left")  # a threshold's bucket: value by value
+    sums = np.zeros((3, n_bins), dtype=np.float64)  # count, conf_sum, acc_sum
+    for row, (slot, weight) in enumerate(
+        (
+            (base[whole], counts[whole]),
+            (base[whole], bucket_conf[whole]),
+            (base[whole], pairs[whole, 1]),
+        )
+    ):
+        sums[row] += np.bincount(slot, weights=weight, minlength=n_bins)
+    for row, weight in enumerate((None, c[cand], ok[cand])):
+        sums[row] += np.bincount(index, weights=weight, minlength=n_bins)
+    return _as_sums(*sums)
 
 
-def index_sums(index: Tensor, conf: Tensor, correct: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``(count, conf_sum, acc_sum)`` per slot of a given ``index`` (float64): a ``bincount`` over (correct, slot) and
-    one weighted by the confidences."""
-    key = _np(index).astype(np.intp, copy=False)
-    count = np.bincount(key + _np(correct).astype(np.intp) * size, minlength=2 * size).astype(np.float64)
-    conf_sum = np.bincount(key, weights=_np(conf), minlength=size)
-    count = count.reshape(2, size)
-    return torch.from_numpy(count.sum(0)), torch.from_numpy(conf_sum), torch.from_numpy(count[1].copy())
+def _as_sums(count: np.ndarray, conf_sum: np.ndarray, acc_sum: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    return tuple(torch.from_numpy(np.asarray(v, dtype=np.float64)) for v in (count, conf_sum, acc_sum))  # type: ignore[return-value]

@@ -186,11 +186,14 @@ class ClassificationCalibration(_SumState):
         self._adopt(probs)
         probs = probs.detach().to(self.device)
         labels = labels.detach().to(self.device, torch.long)
-        if _cpu.usable(probs, labels):
-            conf, correct, p_y = _cpu.top_label(probs, labels)
+        if _cpu.usable(probs, labels) and probs.shape[1] <= _cpu.TRANSPOSE_MAX_K:  # one pass for the top label too
+            (conf, correct, p_y), sums = _cpu.batch_sums(probs, labels, self.n_bins)
         else:
-            (conf, correct), p_y = _top_label(probs, labels), _label_probs(probs, labels)
-        sums = _matrix_sums(probs, self.n_bins)  # one pass over the (B, K) matrix for all three
+            if _cpu.usable(probs, labels):
+                conf, correct, p_y = _cpu.top_label(probs, labels)
+            else:
+                (conf, correct), p_y = _top_label(probs, labels), _label_probs(probs, labels)
+            sums = _matrix_sums(probs, self.n_bins)  # one pass over the (B, K) matrix for all three
         self._add("cw_conf", sums["cw_conf"])
         self._add("brier", sums["squares"])  # the per-sample rest of the Brier score is added by _fold
         self._add("entropy", sums["entropy"])
@@ -205,13 +208,20 @@ class ClassificationCalibration(_SumState):
             return
         conf, correct, p_y, labels = (torch.cat(v) if len(self._pending) > 1 else v[0] for v in zip(*self._pending))
         self._pending, self._pending_n = [], 0
-        for key, v in zip(("bin_count", "bin_conf", "bin_acc"), _bin_sums(conf, correct, self.n_bins)):
-            self._add(key, v)
-        self._add("cw_acc", _classwise_acc_sums(p_y, labels, self.num_classes, self.n_bins))
-        self._add("brier", _brier_sum(torch.zeros((), dtype=torch.float64, device=p_y.device), p_y, p_y.shape[0]))
-        self._add("nll", _nll_sum(p_y, self.eps))
-        self._add("correct", correct.sum())
-        self._add("confidence", conf.sum(dtype=self._state["confidence"].dtype))
+        zero = torch.zeros((), dtype=torch.float64, device=p_y.device)
+        if _cpu.usable(conf, correct, p_y, labels):
+            sums = _cpu.fold_sums(conf, correct, p_y, labels, self.num_classes, self.n_bins, self.eps)
+            for key in ("bin_count", "bin_conf", "bin_acc", "cw_acc", "nll", "correct", "confidence"):
+                self._add(key, sums[key])
+            self._add("brier", _brier_sum(zero, sums["p_y"], p_y.shape[0]))
+        else:
+            for key, v in zip(("bin_count", "bin_conf", "bin_acc"), _bin_sums(conf, correct, self.n_bins)):
+                self._add(key, v)
+            self._add("cw_acc", _classwise_acc_sums(p_y, labels, self.num_classes, self.n_bins))
+            self._add("brier", _brier_sum(zero, p_y, p_y.shape[0]))
+            self._add("nll", _nll_sum(p_y, self.eps))
+            self._add("correct", correct.sum())
+            self._add("confidence", conf.sum(dtype=self._state["confidence"].dtype))
         self._state["n"] += conf.shape[0]
         self._top_conf.append(conf)
         self._top_correct.append(correct)

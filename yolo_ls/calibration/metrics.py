@@ -348,9 +348,9 @@ def _ace_from_top(conf: Tensor, correct: Tensor, n_bins: int) -> Tensor:
     # =: r_j  <=>  the r_j-th smallest value (0-based rank r_j - 1) is < conf. So B - 1 order statistics are the
     # thresholds and the bin is the number of thresholds strictly below the value: tied values share a bin.
     if _cpu.usable(conf, correct):
-        index = _cpu.ace_index(conf, n_bins)
-        if index is not None:
-            return _ece_from_sums(*_cpu.index_sums(index, conf, correct, n_bins))
+        sums = _cpu.ace_sums(conf, correct, n_bins)
+        if sums is not None:
+            return _ece_from_sums(*sums)
     ranks = [-(-j * n // n_bins) - 1 for j in range(1, n_bins)]
     if ranks and conf.device.type == "cpu":
         thresholds = _order_statistics(conf, ranks).numpy()
