@@ -71,6 +71,15 @@ def _scalar(x: float) -> Tensor:
     return torch.from_numpy(np.array(x, dtype=np.float64))
 
 
+def _f64(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` as float64 in a scratch array: ``bincount`` converts its weights to float64, into a new array otherwise."""
+    if x.dtype == np.float64:
+        return x
+    out = _scratch(name, x.size, np.float64)
+    np.copyto(out, x)
+    return out
+
+
 def bin_index(x: np.ndarray, n_bins: int, out: np.ndarray | None = None) -> np.ndarray:
     """The binning rule on a float32/float64 array: whole-number bin indices in ``x``'s dtype (any shape).
 
@@ -183,7 +192,7 @@ def _correct_bin_counts(c: np.ndarray, ok: np.ndarray, n_bins: int) -> tuple[np.
     key = _bin_key(c, n_bins, None, "top_key")
     np.add(key, np.multiply(ok, n_bins, out=_scratch("flag", ok.size, np.intp), casting="unsafe"), out=key)
     count = np.bincount(key, minlength=2 * n_bins).astype(np.float64).reshape(2, n_bins)
-    conf_sum = np.bincount(key, weights=c, minlength=2 * n_bins).reshape(2, n_bins)
+    conf_sum = np.bincount(key, weights=_f64(c, "w_top"), minlength=2 * n_bins).reshape(2, n_bins)
     return count, conf_sum
 
 
@@ -258,7 +267,7 @@ def matrix_sums(probs: Tensor, n_bins: int, classwise: bool, squares: bool, entr
             where = np.flatnonzero(mask)
             v = flat[where]  # fancy indexing: twice as fast as np.take(out=) here
             key = _bin_key(v, n_bins, offset[where], "cw_key")
-            cw += np.bincount(key, weights=v, minlength=k * n_bins)
+            cw += np.bincount(key, weights=_f64(v, "w_cw"), minlength=k * n_bins)
         if squares:
             sq += float(np.dot(flat, flat))
         if entropy:
@@ -323,7 +332,7 @@ def batch_sums(
             counts = np.diff(np.searchsorted(where, _arange(k + 1) * r))  # entries per class row
             v = flat[where]
             key = _bin_key(v, n_bins, np.repeat(class_offset, counts), "cw_key")
-            cw += np.bincount(key, weights=v, minlength=k * n_bins)
+            cw += np.bincount(key, weights=_f64(v, "w_cw"), minlength=k * n_bins)
         if squares:
             sq += float(np.dot(flat, flat))
         if entropy:
@@ -391,7 +400,7 @@ def ace_sums(conf: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, Tensor
     np.left_shift(key, 1, out=key)
     np.add(key, ok, out=key, casting="unsafe")  # (bucket, correct)
     pair_count = np.bincount(key)
-    pair_conf = np.bincount(key, weights=c)
+    pair_conf = np.bincount(key, weights=_f64(c, "w_ace"))
     if pair_count.shape[0] % 2:
         pair_count, pair_conf = np.append(pair_count, 0), np.append(pair_conf, 0.0)
     pairs = pair_count.reshape(-1, 2)
