@@ -164,3 +164,29 @@ def test_property_same_as_torch_path(raw, n_bins) -> None:
     finally:
         _cpu.usable = orig
     _assert_same(fast, ref, tol=1e-6)
+
+
+def test_small_batches_are_staged_and_equal_one_big_batch() -> None:
+    """Batches of fewer than STAGE_ENTRIES entries are copied into a staging matrix: the caller may overwrite its
+    tensors right after update, dtype changes flush the stage, and every result equals one update of everything."""
+    probs = _softmax(3000, 10, 2.0, seed=8)
+    labels = torch.randint(0, 10, (3000,), generator=torch.Generator().manual_seed(2))
+    ref = ClassificationCalibration(10)
+    ref.update(probs, labels)
+    cal = ClassificationCalibration(10)
+    buf_p, buf_y = torch.empty(64, 10), torch.empty(64, dtype=torch.long)
+    for i in range(0, 3000, 64):
+        n = min(64, 3000 - i)
+        buf_p[:n], buf_y[:n] = probs[i : i + n], labels[i : i + n]
+        cal.update(buf_p[:n], buf_y[:n])
+        buf_p.fill_(float("nan"))  # the caller reuses its buffers
+        buf_y.fill_(-1)
+        if i == 1024:
+            assert cal._stage_n > 0  # still staged, not processed yet
+    assert cal.compute() == pytest.approx(ref.compute(), rel=1e-6)
+    assert cal.bins()["count"].tolist() == ref.bins()["count"].tolist()
+    assert torch.equal(cal.state_dict()["top_conf"], ref.state_dict()["top_conf"])  # sample order kept
+    mixed = ClassificationCalibration(10)
+    mixed.update(probs[:100], labels[:100])
+    mixed.update(probs[100:].double(), labels[100:])  # another dtype: the float32 stage is flushed first
+    assert mixed.compute() == pytest.approx(ref.compute(), rel=1e-6)

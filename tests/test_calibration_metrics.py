@@ -672,7 +672,13 @@ def test_sync_across_two_processes_equals_one_accumulator(tmp_path: Path) -> Non
     det.update(ns["conf"], ns["tp"], ns["cls"])
     for rank in (0, 1):
         got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
-        assert got["cls"] == pytest.approx(cal.compute(), abs=1e-12, rel=0)
+        want = cal.compute()
+        # sums over every entry (squares, p log p, class columns) are float32 chunk sums, and each process stages its
+        # small batches into other chunks than the single accumulator does: equal to float32 rounding, not to 1e-12
+        chunked = ("brier", "entropy", "cw_ece")
+        assert {k: v for k, v in got["cls"].items() if k not in chunked} == pytest.approx(
+            {k: v for k, v in want.items() if k not in chunked}, abs=1e-12, rel=0)
+        assert {k: got["cls"][k] for k in chunked} == pytest.approx({k: want[k] for k in chunked}, rel=1e-6)
         assert got["bins"].tolist() == cal.bins()["count"].tolist()
         assert got["det"] == pytest.approx(det.compute(), abs=1e-12, rel=0)
         assert got["per"] == pytest.approx(det.per_class_d_ece(), abs=1e-12, rel=0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -141,6 +142,9 @@ class ClassificationCalibration(_SumState):
     KEYS = CLASSIFICATION_METRICS
     #: The per-sample vectors of this many samples are kept before their sums are taken in one go.
     FOLD_SAMPLES = 1 << 16
+    #: On the CPU, batches of fewer entries (B * K) are copied into a staging matrix and processed together once it
+    #: holds this many: a batch costs a few dozen NumPy calls, whose fixed cost would dominate at B = 32-256.
+    STAGE_ENTRIES = 1 << 16
 
     def __init__(self, num_classes: int, n_bins: int = 15, device: DeviceLike = None, eps: float = 1e-12) -> None:
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -170,6 +174,8 @@ class ClassificationCalibration(_SumState):
         self._pending_n = 0
         self._top_conf: list[Tensor] = []
         self._top_correct: list[Tensor] = []
+        self._stage: tuple[Tensor, Tensor] | None = None  # (probs, labels) staging buffers (CPU)
+        self._stage_n = 0
 
     @torch.no_grad()
     def update(self, probs: Tensor, labels: Tensor) -> None:
@@ -186,6 +192,39 @@ class ClassificationCalibration(_SumState):
         self._adopt(probs)
         probs = probs.detach().to(self.device)
         labels = labels.detach().to(self.device, torch.long)
+        if _cpu.usable(probs, labels) and probs.numel() < self.STAGE_ENTRIES:
+            self._stage_batch(probs, labels)
+        else:
+            self._flush_stage()  # keeps the samples in their order
+            self._add_batch(probs, labels)
+
+    def _stage_batch(self, probs: Tensor, labels: Tensor) -> None:
+        """Copy a small CPU batch into the staging buffers; process them once they hold ``STAGE_ENTRIES``."""
+        if self._stage is not None and self._stage[0].dtype != probs.dtype:
+            self._flush_stage()
+            self._stage = None
+        n = probs.shape[0]
+        if self._stage is None or self._stage_n + n > self._stage[0].shape[0]:
+            self._flush_stage()
+            rows = max(n, -(-self.STAGE_ENTRIES // self.num_classes))
+            if self._stage is None or self._stage[0].shape[0] < rows:
+                shape = (rows, self.num_classes)
+                self._stage = (torch.empty(shape, dtype=probs.dtype), torch.empty(rows, dtype=torch.long))
+            self._stage_np = (self._stage[0].numpy(), self._stage[1].numpy())  # NumPy copies: a fifth of torch's cost
+        i = self._stage_n
+        np.copyto(self._stage_np[0][i : i + n], probs.numpy())
+        np.copyto(self._stage_np[1][i : i + n], labels.numpy())
+        self._stage_n += n
+        if self._stage_n * self.num_classes >= self.STAGE_ENTRIES:
+            self._flush_stage()
+
+    def _flush_stage(self) -> None:
+        if self._stage_n:
+            n, self._stage_n = self._stage_n, 0
+            self._add_batch(self._stage[0][:n], self._stage[1][:n])
+
+    def _add_batch(self, probs: Tensor, labels: Tensor) -> None:
+        """The work of :meth:`update` on a batch already on the state's device."""
         if _cpu.usable(probs, labels) and probs.shape[1] <= _cpu.TRANSPOSE_MAX_K:  # one pass for the top label too
             (conf, correct, p_y), sums = _cpu.batch_sums(probs, labels, self.n_bins)
         else:
@@ -204,6 +243,7 @@ class ClassificationCalibration(_SumState):
 
     def _fold(self) -> None:
         """Add the sums of the per-sample vectors kept since the last fold (once for many batches: few kernels)."""
+        self._flush_stage()
         if not self._pending:
             return
         conf, correct, p_y, labels = (torch.cat(v) if len(self._pending) > 1 else v[0] for v in zip(*self._pending))
