@@ -190,3 +190,17 @@ def test_small_batches_are_staged_and_equal_one_big_batch() -> None:
     mixed.update(probs[:100], labels[:100])
     mixed.update(probs[100:].double(), labels[100:])  # another dtype: the float32 stage is flushed first
     assert mixed.compute() == pytest.approx(ref.compute(), rel=1e-6)
+
+
+@pytest.mark.parametrize("n_bins", [1, 2, 3, 7, 10, 11, 15, 19, 20, 30, 100, 1000])
+def test_scaled_float32_binning_equals_the_rule_at_every_edge(n_bins) -> None:
+    """The float64 scaled truncation used for float32 (when a scale exists) bins exactly as bin_index: at every edge
+    rounded to float32, the float32 just below and above it, 0, 1 and random values."""
+    edges = (np.arange(n_bins + 1) / n_bins).astype(np.float32)
+    rand = np.random.default_rng(n_bins).random(5000).astype(np.float32)
+    x = np.concatenate([edges, np.nextafter(edges, np.float32(0)), np.nextafter(edges, np.float32(2)), rand, [0, 1]])
+    x = x[(x >= 0) & (x <= 1)].astype(np.float32)
+    got = _cpu._bin_key(x, n_bins, None, "test_key").copy()
+    assert np.array_equal(got, _cpu.bin_index(x, n_bins).astype(np.intp))
+    if n_bins in (10, 15, 20):  # the common counts have a scale (else the five-step rule ran, trivially equal)
+        assert _cpu._float32_scale(n_bins) is not None
