@@ -262,7 +262,6 @@ def matrix_sums(probs: Tensor, n_bins: int, classwise: bool, squares: bool, entr
     sq = ent = 0.0
     first_edge = dt(1) / dt(n_bins)
     rows = max(1, CHUNK_ENTRIES // max(k, 1))
-    tiny = np.finfo(a.dtype).tiny
     if classwise:
         offset = _chunk_offsets(k, n_bins, min(rows, n))
         ones = np.ones(min(rows, n), dtype=a.dtype)
@@ -271,27 +270,15 @@ def matrix_sums(probs: Tensor, n_bins: int, classwise: bool, squares: bool, entr
         flat = x.reshape(-1)
         if classwise:
             col += np.dot(ones[: x.shape[0]], x)  # column sums (BLAS; a reduction over axis 0 of short rows is slow)
-            mask = np.greater_equal(flat, first_edge, out=_scratch("cw_mask", flat.size, np.bool_))
-            where = np.flatnonzero(mask)
-            v = flat[where]  # fancy indexing: twice as fast as np.take(out=) here
+            where, v = _at_or_above(flat, first_edge)
             key = _bin_key(v, n_bins, offset[where], "cw_key")
             cw += np.bincount(key, weights=_f64(v, "w_cw"), minlength=k * n_bins)
         if squares:
             sq += float(np.dot(flat, flat))
         if entropy:
-            logs = _scratch("ent_log", flat.size, a.dtype)
-            np.log(np.maximum(flat, tiny, out=logs) if flat.min() < tiny else flat, out=logs)
-            ent -= float(np.dot(flat, logs))
-    out: dict[str, Tensor] = {}
-    if classwise:
-        cw = cw.reshape(k, n_bins)
-        cw[:, 0] = col - cw[:, 1:].sum(1)
-        out["cw_conf"] = torch.from_numpy(cw)
-    if squares:
-        out["squares"] = _scalar(sq)
-    if entropy:
-        out["entropy"] = _scalar(ent)
-    return out
+            ent -= _p_log_p(flat)
+    return _matrix_out(cw.reshape(k, n_bins) if classwise else None, col, sq if squares else None,
+                       ent if entropy else None)
 
 
 def batch_sums(
@@ -312,11 +299,9 @@ def batch_sums(
     n, k = a.shape
     y = None if labels is None else _np(labels).astype(np.intp, copy=False)
     dt = a.dtype.type
-    cw = np.zeros(k * n_bins, dtype=np.float64)
     col = np.zeros(k, dtype=np.float64)
     sq = ent = 0.0
     first_edge = dt(1) / dt(n_bins)
-    tiny = np.finfo(a.dtype).tiny
     step = max(1, CHUNK_ENTRIES // max(k, 1))
     conf, p_y, tie = np.empty(n, a.dtype), np.empty(n, a.dtype), False
     cw4 = np.zeros(4 * k * n_bins, dtype=np.float64)
@@ -336,10 +321,8 @@ def batch_sums(
             np.take(flat, at, out=p_y[i : i + r])
         if classwise:
             col += xt.sum(1)  # NumPy's pairwise sum over each class row
-            mask = np.greater_equal(flat, first_edge, out=_scratch("cw_mask", flat.size, np.bool_))
-            where = np.flatnonzero(mask)
+            where, v = _at_or_above(flat, first_edge)
             counts = np.diff(np.searchsorted(where, _arange(k + 1) * r))  # entries per class row
-            v = flat[where]
             offset = np.repeat(class_offset, counts)  # class-grouped: runs of equal keys, which bincount adds
             np.add(offset, _lanes(k * n_bins, CHUNK_ENTRIES)[: v.size], out=offset)  # serially: 4 lanes break the runs
             key = _bin_key(v, n_bins, offset, "cw_key")
@@ -347,9 +330,7 @@ def batch_sums(
         if squares:
             sq += float(np.dot(flat, flat))
         if entropy:
-            logs = _scratch("ent_log", flat.size, a.dtype)
-            np.log(np.maximum(flat, tiny, out=logs) if flat.min() < tiny else flat, out=logs)
-            ent -= float(np.dot(flat, logs))
+            ent -= _p_log_p(flat)
     top = None
     if y is not None:
         if n == 0 or k == 0:
@@ -358,16 +339,36 @@ def batch_sums(
             top = _argmax_top(a, y, p_y)
         else:
             top = (torch.from_numpy(conf), torch.from_numpy(p_y == conf), torch.from_numpy(p_y))
+    cw = cw4.reshape(4, k, n_bins).sum(0) if classwise else None
+    return top, _matrix_out(cw, col, sq if squares else None, ent if entropy else None)
+
+
+def _at_or_above(flat: np.ndarray, edge: np.floating) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and values of the entries ``>= edge`` (the classwise entries that need binning)."""
+    where = np.flatnonzero(np.greater_equal(flat, edge, out=_scratch("cw_mask", flat.size, np.bool_)))
+    return where, flat[where]  # fancy indexing: twice as fast as np.take(out=) here
+
+
+def _p_log_p(flat: np.ndarray) -> float:
+    """``sum p log p`` with ``0 log 0 = 0``, as ``p log max(p, tiny)`` (the clamp only when some entry needs it)."""
+    tiny = np.finfo(flat.dtype).tiny
+    logs = _scratch("ent_log", flat.size, flat.dtype)
+    np.log(np.maximum(flat, tiny, out=logs) if flat.min() < tiny else flat, out=logs)
+    return float(np.dot(flat, logs))
+
+
+def _matrix_out(cw: np.ndarray | None, col: np.ndarray, sq: float | None, ent: float | None) -> dict[str, Tensor]:
+    """The ``cw_conf``/``squares``/``entropy`` dict of the requested sums; bin 0 of each class is its column sum minus
+    its binned entries (``cw`` holds the bins of the entries at or above the first edge)."""
     out: dict[str, Tensor] = {}
-    if classwise:
-        cw = cw4.reshape(4, k, n_bins).sum(0)
+    if cw is not None:
         cw[:, 0] = col - cw[:, 1:].sum(1)
         out["cw_conf"] = torch.from_numpy(cw)
-    if squares:
+    if sq is not None:
         out["squares"] = _scalar(sq)
-    if entropy:
+    if ent is not None:
         out["entropy"] = _scalar(ent)
-    return top, out
+    return out
 
 
 @functools.lru_cache(maxsize=8)

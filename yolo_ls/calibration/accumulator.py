@@ -175,7 +175,7 @@ class ClassificationCalibration(_SumState):
         self._pending_n = 0
         self._top_conf: list[Tensor] = []
         self._top_correct: list[Tensor] = []
-        self._stage: tuple[Tensor, Tensor] | None = None  # (probs, labels) staging buffers (CPU)
+        self._stage: tuple[np.ndarray, np.ndarray] | None = None  # (probs, labels) staging arrays (CPU)
         self._stage_n = 0
 
     @torch.no_grad()
@@ -201,20 +201,19 @@ class ClassificationCalibration(_SumState):
 
     def _stage_batch(self, probs: Tensor, labels: Tensor) -> None:
         """Copy a small CPU batch into the staging buffers; process them once they hold ``STAGE_ENTRIES``."""
-        if self._stage is not None and self._stage[0].dtype != probs.dtype:
+        a, y = probs.numpy(), labels.numpy()
+        if self._stage is not None and self._stage[0].dtype != a.dtype:
             self._flush_stage()
             self._stage = None
-        n = probs.shape[0]
+        n = a.shape[0]
         if self._stage is None or self._stage_n + n > self._stage[0].shape[0]:
             self._flush_stage()
             rows = max(n, -(-self.STAGE_ENTRIES // self.num_classes))
             if self._stage is None or self._stage[0].shape[0] < rows:
-                shape = (rows, self.num_classes)
-                self._stage = (torch.empty(shape, dtype=probs.dtype), torch.empty(rows, dtype=torch.long))
-            self._stage_np = (self._stage[0].numpy(), self._stage[1].numpy())  # NumPy copies: a fifth of torch's cost
+                self._stage = (np.empty((rows, self.num_classes), a.dtype), np.empty(rows, np.int64))
         i = self._stage_n
-        np.copyto(self._stage_np[0][i : i + n], probs.numpy())
-        np.copyto(self._stage_np[1][i : i + n], labels.numpy())
+        np.copyto(self._stage[0][i : i + n], a)  # NumPy copies: a fifth of torch's call cost
+        np.copyto(self._stage[1][i : i + n], y)
         self._stage_n += n
         if self._stage_n * self.num_classes >= self.STAGE_ENTRIES:
             self._flush_stage()
@@ -222,7 +221,7 @@ class ClassificationCalibration(_SumState):
     def _flush_stage(self) -> None:
         if self._stage_n:
             n, self._stage_n = self._stage_n, 0
-            self._add_batch(self._stage[0][:n], self._stage[1][:n])
+            self._add_batch(torch.from_numpy(self._stage[0][:n]), torch.from_numpy(self._stage[1][:n]))
 
     def _add_batch(self, probs: Tensor, labels: Tensor) -> None:
         """The work of :meth:`update` on a batch already on the state's device."""
