@@ -8,6 +8,8 @@ path (K >= 4 * n_bins) and for the adaptive ECE's bucket selection.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
@@ -44,13 +46,18 @@ def _both(probs: torch.Tensor, labels: torch.Tensor, n_bins: int, monkeypatch: p
     return fast, ref
 
 
-def _assert_same(fast: dict, ref: dict, tol: float = 1e-9) -> None:
-    assert fast["bins"] == ref["bins"]
+REL = 1e-12  # every sum is taken in float64, whatever the input dtype, on both paths
+
+
+def _assert_same(fast: dict, ref: dict, tol: float = REL) -> None:
+    """Every metric equal to ``tol`` relative (NaN equal to NaN; a floor of 1e-15 for values at 0)."""
+    if "bins" in ref:
+        assert fast["bins"] == ref["bins"]
     for k in ref:
         if k == "bins":
             continue
         a, b = fast[k], ref[k]
-        assert (np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol * max(1.0, abs(b)), (k, a, b)
+        assert (np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol * abs(b) + 1e-15, (k, a, b)
 
 
 def _softmax(n: int, k: int, scale: float, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -64,8 +71,7 @@ def test_random_data_same_as_torch_path(n, k, scale, dtype, monkeypatch) -> None
     probs = _softmax(n, k, scale, seed=n + k, dtype=dtype)
     labels = torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(1))
     assert _cpu.usable(probs, labels)
-    # sums over a chunk run in the input's precision on both paths (in another order): float32 agrees to ~1e-7
-    _assert_same(*_both(probs, labels, 15, monkeypatch), tol=1e-6 if dtype == torch.float32 else 1e-9)
+    _assert_same(*_both(probs, labels, 15, monkeypatch))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -77,7 +83,7 @@ def test_ties_and_edges_same_as_torch_path(dtype, monkeypatch) -> None:
     probs = torch.tensor(rows * 30, dtype=dtype)
     labels = torch.arange(len(probs)) % k
     fast, ref = _both(probs, labels, n_bins, monkeypatch)
-    _assert_same(fast, ref, tol=1e-6 if dtype == torch.float32 else 1e-9)
+    _assert_same(fast, ref)
     # the tie rule is argmax's first index: the uniform row is correct only for label 0
     conf, correct = M._top_label(probs[:5], torch.arange(5))
     assert correct.tolist() == [True, False, False, False, True]
@@ -87,7 +93,7 @@ def test_sparse_classwise_path_same_as_torch_path(monkeypatch) -> None:
     probs = _softmax(400, 80, 5.0, seed=3)  # K >= 4 * n_bins: only entries >= 1/15 are binned
     probs[::9] = 1 / 80  # exact uniform rows: every entry below the first edge
     labels = torch.randint(0, 80, (400,), generator=torch.Generator().manual_seed(2))
-    _assert_same(*_both(probs, labels, 15, monkeypatch), tol=1e-6)
+    _assert_same(*_both(probs, labels, 15, monkeypatch))
 
 
 @pytest.mark.parametrize(
@@ -126,10 +132,7 @@ def test_fold_boundary_does_not_change_results(monkeypatch) -> None:
     cal = ClassificationCalibration(7)
     for part in zip(probs.split(33), labels.split(33)):
         cal.update(*part)
-    a, b = cal.compute(), ref.compute()
-    assert a == pytest.approx(b, rel=1e-6)  # brier/entropy/cw_ece: float32 chunk sums over other chunks
-    assert {k: a[k] for k in ("ece", "mce", "ace", "nll")} == pytest.approx(
-        {k: b[k] for k in ("ece", "mce", "ace", "nll")}, rel=1e-12)
+    _assert_same(cal.compute(), ref.compute())
     state = cal.state_dict()
     assert int(state["n"]) == 999 and state["top_conf"].shape == (999,)
 
@@ -163,7 +166,7 @@ def test_property_same_as_torch_path(raw, n_bins) -> None:
         ref = _all(probs, labels, n_bins)
     finally:
         _cpu.usable = orig
-    _assert_same(fast, ref, tol=1e-6)
+    _assert_same(fast, ref)
 
 
 def test_small_batches_are_staged_and_equal_one_big_batch() -> None:
@@ -183,13 +186,13 @@ def test_small_batches_are_staged_and_equal_one_big_batch() -> None:
         buf_y.fill_(-1)
         if i == 1024:
             assert cal._stage_n > 0  # still staged, not processed yet
-    assert cal.compute() == pytest.approx(ref.compute(), rel=1e-6)
+    _assert_same(cal.compute(), ref.compute())
     assert cal.bins()["count"].tolist() == ref.bins()["count"].tolist()
     assert torch.equal(cal.state_dict()["top_conf"], ref.state_dict()["top_conf"])  # sample order kept
     mixed = ClassificationCalibration(10)
     mixed.update(probs[:100], labels[:100])
     mixed.update(probs[100:].double(), labels[100:])  # another dtype: the float32 stage is flushed first
-    assert mixed.compute() == pytest.approx(ref.compute(), rel=1e-6)
+    _assert_same(mixed.compute(), ref.compute())
 
 
 @pytest.mark.parametrize("n_bins", [1, 2, 3, 7, 10, 11, 15, 19, 20, 30, 100, 1000])
@@ -204,3 +207,76 @@ def test_scaled_float32_binning_equals_the_rule_at_every_edge(n_bins) -> None:
     assert np.array_equal(got, _cpu.bin_index(x, n_bins).astype(np.intp))
     if n_bins in (10, 15, 20):  # the common counts have a scale (else the five-step rule ran, trivially equal)
         assert _cpu._float32_scale(n_bins) is not None
+
+
+def _stream(probs: torch.Tensor, labels: torch.Tensor, cuts: list[int]) -> dict[str, float]:
+    """Every metric of ClassificationCalibration fed ``probs`` in the batches that ``cuts`` marks."""
+    cal = ClassificationCalibration(probs.shape[1])
+    edges = [0, *sorted(cuts), len(probs)]
+    for a, b in zip(edges[:-1], edges[1:]):
+        cal.update(probs[a:b], labels[a:b])
+    return cal.compute()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(1, 3000), st.sampled_from([2, 10, 33, 120]), st.integers(0, 2**16),
+    st.lists(st.integers(0, 3000), max_size=6), st.sampled_from([torch.float32, torch.float64]), st.booleans(),
+)
+def test_property_order_chunks_and_class_order_do_not_matter(n, k, seed, cuts, dtype, torch_path) -> None:
+    """A CPU with another SIMD width splits a float sum differently: that is the same as summing in other chunks and
+    orders. Shuffled samples, re-chunked batches and permuted classes give the same metrics to 1e-12, on the NumPy
+    kernels and on the torch path alike."""
+    probs = _softmax(n, k, 3.0, seed, dtype)
+    g = torch.Generator().manual_seed(seed + 1)
+    labels = torch.randint(0, k, (n,), generator=g)
+    orig = _cpu.usable
+    if torch_path:
+        _cpu.usable = lambda *t: False
+    try:
+        ref = _stream(probs, labels, [])
+        perm = torch.randperm(n, generator=g)
+        _assert_same(_stream(probs[perm], labels[perm], []), ref)
+        _assert_same(_stream(probs, labels, [c % (n + 1) for c in cuts]), ref)
+        cls = torch.randperm(k, generator=g)  # class j of the new order is class cls[j] of the old one
+        _assert_same(_stream(probs[:, cls], torch.argsort(cls)[labels], cuts), ref)
+    finally:
+        _cpu.usable = orig
+
+
+_SIMD_SCRIPT = """
+import json, sys, numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+from tests.test_calibration_cpu import _softmax, _stream
+print(json.dumps({
+    "features": [f for f, on in np._core._multiarray_umath.__cpu_features__.items() if on],
+    "metrics": {f"{n}x{k}": _stream(_softmax(n, k, 3.0, 7), torch.arange(n) % k, [n // 3])
+                for n, k in ((20000, 10), (3000, 120))},
+}))
+"""
+
+
+def test_numpy_simd_features_do_not_change_the_metrics(tmp_path) -> None:
+    """The same metrics, to 1e-12, with NumPy's dispatched SIMD features (AVX-512, AVX2, ...) turned off in a fresh
+    process (``NPY_DISABLE_CPU_FEATURES``; the build's baseline stays on)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+
+    def run(disable: str) -> dict:
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": disable}
+        out = subprocess.run([sys.executable, "-c", _SIMD_SCRIPT, root], env=env, capture_output=True, text=True,
+                             check=True, cwd=tmp_path)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    base = run("")
+    dispatched = [f for f in ("AVX512_SPR", "AVX512_ICL", "X86_V4", "X86_V3") if f in base["features"]]
+    if not dispatched:
+        pytest.skip("NumPy dispatches no SIMD feature above its baseline on this CPU")
+    low = run(" ".join(dispatched))
+    assert not set(dispatched) & set(low["features"])  # really turned off
+    for case, ref in base["metrics"].items():
+        _assert_same(low["metrics"][case], ref)

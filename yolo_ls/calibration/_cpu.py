@@ -1,28 +1,14 @@
-"""NumPy kernels for the CPU: the same rules as the torch helpers of :mod:`yolo_ls.calibration.metrics`, faster there.
+"""NumPy kernels for float32/float64 CPU tensors: the rules of :mod:`yolo_ls.calibration.metrics`, faster there.
 
-On the CPU, torch runs the calibration passes with one small kernel per operation and per-call overhead that
-dominates at val-set sizes (``max(dim=1)`` over 10 classes costs 25 ns a row; ``log`` is several times slower than
-NumPy's vectorised one; ``nonzero`` over a mask is 10x NumPy's). These kernels compute exactly the same sums with
-NumPy on float32/float64 CPU tensors (shared memory, no copies of the input); every other case (GPU, MPS, float16,
-bfloat16) takes the torch path, which never synchronises with the device. ``tests/test_calibration_cpu.py`` checks that
-both paths agree, on ties and on values that sit exactly on bin edges included.
-
-The rules (documented on the torch side):
+Every other case (GPU, MPS, float16, bfloat16) takes the torch path. Both paths bin in the input's dtype and take every
+sum in float64, so the results do not depend on the CPU, its SIMD width, the batching or the sample order
+(``tests/test_calibration_cpu.py`` checks both paths against each other to 1e-12). The rules:
 
 * binning, :func:`yolo_ls.calibration.metrics._bin_index`: ``r = round(x * n_bins)`` in ``x``'s dtype, then
   ``r - (x < r / n_bins)``, clamped to ``[0, n_bins - 1]``;
-* top label, :func:`yolo_ls.calibration.metrics._top_label`: the first index of the largest probability (NumPy's
-  ``argmax`` and torch's ``max`` both return the first);
+* top label, :func:`yolo_ls.calibration.metrics._top_label`: the first index of the largest probability;
 * adaptive ECE, :func:`yolo_ls.calibration.metrics._ace_from_top`: the bin of a value is the number of the
   ``n_bins - 1`` rank thresholds strictly below it.
-
-Where the time goes on a CPU, and what these kernels do about it: a pass over an array costs a fraction of a
-nanosecond an entry when the array is reused and several times that when it is freshly allocated (page faults, on a
-VM especially), so temporaries live in per-thread scratch arrays (:func:`_scratch`); ``bincount`` (about 2 ns an entry)
-is fed only what must be binned (the classwise entries at or above ``1 / n_bins``), with float64 weights it need not
-convert, and with runs of equal keys spread over four histogram lanes; batches of few classes are transposed once so
-every reduction runs over contiguous rows; float32 values are binned by one exact scaled truncation in float64
-(:func:`_float32_scale`) instead of the five-step rule above when a scale exists for ``n_bins`` (15 included).
 """
 
 from __future__ import annotations
@@ -264,19 +250,16 @@ def matrix_sums(probs: Tensor, n_bins: int, classwise: bool, squares: bool, entr
     rows = max(1, CHUNK_ENTRIES // max(k, 1))
     if classwise:
         offset = _chunk_offsets(k, n_bins, min(rows, n))
-        ones = np.ones(min(rows, n), dtype=a.dtype)
     for i in range(0, n, rows):
         x = a[i : i + rows]
         flat = x.reshape(-1)
+        flat64 = _as_f64(flat, "chunk64")
         if classwise:
-            col += np.dot(ones[: x.shape[0]], x)  # column sums (BLAS; a reduction over axis 0 of short rows is slow)
+            col += torch.from_numpy(flat64.reshape(x.shape)).sum(0).numpy()  # torch's column sum: twice NumPy's speed
             where, v = _at_or_above(flat, first_edge)
             key = _bin_key(v, n_bins, offset[where], "cw_key")
             cw += np.bincount(key, weights=_f64(v, "w_cw"), minlength=k * n_bins)
-        if squares:
-            sq += float(np.dot(flat, flat))
-        if entropy:
-            ent -= _p_log_p(flat)
+        sq, ent = _add_dense_sums(flat64, squares, entropy, sq, ent)
     return _matrix_out(cw.reshape(k, n_bins) if classwise else None, col, sq if squares else None,
                        ent if entropy else None)
 
@@ -319,18 +302,18 @@ def batch_sums(
             at = np.multiply(y[i : i + r], r, out=_scratch("py_at", r, np.intp))
             np.add(at, _arange(r), out=at)  # the label's entry of each row in the transposed chunk
             np.take(flat, at, out=p_y[i : i + r])
+        if not (classwise or squares or entropy):
+            continue
+        flat64 = _as_f64(flat, "chunk64")
         if classwise:
-            col += xt.sum(1)  # NumPy's pairwise sum over each class row
+            col += flat64.reshape(k, r).sum(1)
             where, v = _at_or_above(flat, first_edge)
             counts = np.diff(np.searchsorted(where, _arange(k + 1) * r))  # entries per class row
             offset = np.repeat(class_offset, counts)  # class-grouped: runs of equal keys, which bincount adds
             np.add(offset, _lanes(k * n_bins, CHUNK_ENTRIES)[: v.size], out=offset)  # serially: 4 lanes break the runs
             key = _bin_key(v, n_bins, offset, "cw_key")
             cw4 += np.bincount(key, weights=_f64(v, "w_cw"), minlength=4 * k * n_bins)
-        if squares:
-            sq += float(np.dot(flat, flat))
-        if entropy:
-            ent -= _p_log_p(flat)
+        sq, ent = _add_dense_sums(flat64, squares, entropy, sq, ent)
     top = None
     if y is not None:
         if n == 0 or k == 0:
@@ -349,12 +332,30 @@ def _at_or_above(flat: np.ndarray, edge: np.floating) -> tuple[np.ndarray, np.nd
     return where, flat[where]  # fancy indexing: twice as fast as np.take(out=) here
 
 
-def _p_log_p(flat: np.ndarray) -> float:
-    """``sum p log p`` with ``0 log 0 = 0``, as ``p log max(p, tiny)`` (the clamp only when some entry needs it)."""
-    tiny = np.finfo(flat.dtype).tiny
-    logs = _scratch("ent_log", flat.size, flat.dtype)
-    np.log(np.maximum(flat, tiny, out=logs) if flat.min() < tiny else flat, out=logs)
-    return float(np.dot(flat, logs))
+def _as_f64(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` as float64, in a scratch array of its shape (``x`` itself when it is float64 already)."""
+    if x.dtype == np.float64:
+        return x
+    out = _scratch(name, x.size, np.float64).reshape(x.shape)
+    np.copyto(out, x)
+    return out
+
+
+def _add_dense_sums(flat64: np.ndarray, squares: bool, entropy: bool, sq: float, ent: float) -> tuple[float, float]:
+    """``sq + sum p^2`` and ``ent - sum p log p`` over a float64 chunk (each only when asked for).
+
+    ``0 log 0 = 0``: the log is taken of ``max(p, tiny)``, float64's smallest normal number. The dot products and the
+    log are torch's (float64 throughout, as on the torch path).
+    """
+    p = torch.from_numpy(flat64)
+    if squares:
+        sq += float(torch.dot(p, p))
+    if entropy:
+        tiny = np.finfo(np.float64).tiny
+        logs = torch.from_numpy(_scratch("ent_log", flat64.size, np.float64))
+        torch.log(torch.clamp_min(p, tiny, out=logs) if flat64.min() < tiny else p, out=logs)
+        ent -= float(torch.dot(p, logs))
+    return sq, ent
 
 
 def _matrix_out(cw: np.ndarray | None, col: np.ndarray, sq: float | None, ent: float | None) -> dict[str, Tensor]:

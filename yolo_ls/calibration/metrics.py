@@ -205,16 +205,16 @@ def _bin_sums(
     return tuple(s.view(n_groups, n_bins) for s in sums)  # type: ignore[return-value]
 
 
-# The (N, K) passes (classwise bins, sum p^2, sum p log p) touch every entry. On the CPU they run together over row
-# chunks of about this many entries, so a chunk is read from memory once and its temporaries stay in the cache.
+# The (N, K) passes (classwise bins, sum p^2, sum p log p) run over row chunks of this many entries: cache-sized on the
+# CPU; on other devices large enough for few kernels, small enough that the chunk's float64 copy stays small.
 _CHUNK_ENTRIES = 1 << 17
+_DEVICE_CHUNK_ENTRIES = 1 << 24
 
 
 def _row_chunks(probs: Tensor) -> list[Tensor]:
-    """``probs`` itself off the CPU (one kernel each is faster there); row chunks of ``_CHUNK_ENTRIES`` on the CPU."""
-    if probs.device.type != "cpu":
-        return [probs]
-    rows = max(1, _CHUNK_ENTRIES // max(probs.shape[1], 1))
+    """Row chunks of ``probs`` (views): ``_CHUNK_ENTRIES`` entries on the CPU, ``_DEVICE_CHUNK_ENTRIES`` elsewhere."""
+    size = _CHUNK_ENTRIES if probs.device.type == "cpu" else _DEVICE_CHUNK_ENTRIES
+    rows = max(1, size // max(probs.shape[1], 1))
     return list(probs.split(rows)) if probs.shape[0] > rows else [probs]
 
 
@@ -224,8 +224,8 @@ def _matrix_sums(
     """The sums over every entry of ``probs`` that the metrics need, in one pass over the matrix.
 
     Args:
-        probs: ``(N, K)`` probabilities, any float dtype (chunks are computed in at least float32 and added in the
-            accumulation dtype: no float64 copy of the matrix).
+        probs: ``(N, K)`` probabilities, any float dtype (binned in their own dtype; every sum is taken in the
+            accumulation dtype, float64, one row chunk at a time: no float64 copy of the whole matrix).
         n_bins: Number of equal-width bins (for ``classwise``).
         classwise: ``"cw_conf"``: ``(K, n_bins)`` sums of ``probs[:, k]`` per class and bin (:func:`_bin_index`),
             from one scatter-add over the fused (class, bin) index. On the CPU, when ``K >= 4 * n_bins``, only the
@@ -233,9 +233,8 @@ def _matrix_sums(
             1) and bin 0 is the column sum minus the other bins. Other devices take the dense path: no data-dependent
             shapes, no host synchronisation.
         squares: ``"squares"``: ``sum p^2`` (for the Brier score).
-        entropy: ``"entropy"``: ``-sum p log p`` with ``0 log 0 = 0``, computed as ``p * log(max(p, tiny))``
-            (``tiny`` the dtype's smallest normal number: exact for ``p = 0``, and a subnormal ``p``'s term moves by
-            less than ``1e-35``).
+        entropy: ``"entropy"``: ``-sum p log p`` with ``0 log 0 = 0``, computed as ``p * log(max(p, tiny))`` in the
+            accumulation dtype (``tiny`` its smallest normal number: exact for ``p = 0``).
 
     Returns:
         Dict with the requested keys, in the accumulation dtype.
@@ -254,10 +253,11 @@ def _matrix_sums(
         exact_float = k * n_bins < 2**24  # the fused index is exact in float32
         offset = torch.arange(k, device=device) * n_bins
         offset = offset.to(torch.float32 if probs.dtype != torch.float64 else probs.dtype) if exact_float else offset
-    for raw in _row_chunks(probs):  # binned in its own dtype (edges rounded to it), summed in at least float32
-        x = _as_float(raw)  # a chunk, never the whole matrix
+    tiny = torch.finfo(dtype).tiny
+    for raw in _row_chunks(probs):  # binned in its own dtype (edges rounded to it), summed in the accumulation dtype
+        x = raw.to(dtype)  # a chunk, never the whole matrix
         if sparse:
-            col += x.sum(0).to(dtype)
+            col += x.sum(0)
             rows, cls = torch.nonzero(raw >= first_edge, as_tuple=True)
             v = x[rows, cls]
             index = _bin_float(raw[rows, cls], n_bins).to(torch.long).add_(cls * n_bins)
@@ -265,12 +265,12 @@ def _matrix_sums(
             v = x.reshape(-1)
             b = _bin_float(raw, n_bins)
             index = (b.add_(offset) if exact_float else b.to(torch.long) + offset).to(torch.long).reshape(-1)
-        if classwise:  # the chunk's sums in its own precision (a chunk holds few values per slot), added in float64
-            cw += torch.zeros(k * n_bins, dtype=v.dtype, device=device).index_add_(0, index, v).to(dtype)
+        if classwise:
+            cw.index_add_(0, index, v)
         if squares:
-            sq += torch.mul(x, x).sum().to(dtype)
+            sq += torch.mul(x, x).sum()
         if entropy:
-            ent -= x.clamp_min(torch.finfo(x.dtype).tiny).log_().mul_(x).sum().to(dtype)
+            ent -= x.clamp_min(tiny).log_().mul_(x).sum()
     out: dict[str, Tensor] = {}
     if classwise:
         cw = cw.view(k, n_bins)
