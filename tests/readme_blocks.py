@@ -1,7 +1,8 @@
-"""README.md's code blocks, as tests/test_readme.py runs them: extraction, skip markers, the one shortening rule.
+"""The code blocks of README.md and docs/*.md, as tests/test_readme.py runs them: extraction, skip markers, the one
+shortening rule.
 
-Every fenced ``bash``/``shell``/``sh``/``python`` block of README.md is run as written from a clean temporary folder,
-except for two things:
+Every fenced ``bash``/``shell``/``sh``/``python`` block of README.md and of every docs/*.md page is run as written from
+a clean temporary folder, except for two things:
 
 - ``epochs=N`` (and ``epochs: N`` inside a heredoc'd cfg file) becomes ``epochs=$YOLO_LS_README_EPOCHS``
   (default 1; ``YOLO_LS_README_EPOCHS=asis`` runs the blocks unchanged). That is the only rewrite.
@@ -15,10 +16,12 @@ import ast
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from tests.helpers import ROOT
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 LANGUAGES = {"bash": "bash", "shell": "bash", "sh": "bash", "python": "python"}
 EPOCHS_ENV = "YOLO_LS_README_EPOCHS"
 SKIP_RE = re.compile(r"^<!--\s*readme-test:\s*skip\s*\((?P<reason>.*)\)\s*-->\s*$")
@@ -26,35 +29,55 @@ FENCE_RE = re.compile(r"^```(?P<lang>[A-Za-z0-9_+-]*)\s*$")
 EPOCHS_RE = re.compile(r"(?<![A-Za-z0-9_])(epochs\s*[=:]\s*)(\d+)")
 
 
+def pages() -> list[Path]:
+    """The pages whose blocks run: README.md, then every docs/*.md in name order."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def page_name(path: Path) -> str:
+    """A page as the reports name it: its path relative to the repository (``README.md``, ``docs/tuning.md``)."""
+    path = Path(path)
+    return path.relative_to(ROOT).as_posix() if path.is_absolute() and path.is_relative_to(ROOT) else path.as_posix()
+
+
 @dataclass(frozen=True)
 class Block:
-    """One fenced code block of the README."""
+    """One fenced code block of a page."""
 
     line: int  # 1-based line of the opening fence
     lang: str  # "bash" or "python"
     text: str
     skip: str | None  # the marker's reason, or None: the block runs
+    page: str = "README.md"  # the page it is on, relative to the repository
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
 
     @property
     def id(self) -> str:
         first = next((x for x in self.text.splitlines() if x.strip() and not x.startswith("#")), "")
-        return f"L{self.line}-{self.lang}-{re.sub(r'[^A-Za-z0-9]+', '_', first)[:40].strip('_')}"
+        stem = "" if self.page == "README.md" else Path(self.page).stem + "-"
+        return f"{stem}L{self.line}-{self.lang}-{re.sub(r'[^A-Za-z0-9]+', '_', first)[:40].strip('_')}"
 
 
-def blocks(text: str | None = None) -> list[Block]:
-    """Every bash/shell/sh/python block of the README (others, e.g. plain fences, are not code to run).
+def blocks(text: str | None = None, page: Path | str = README) -> list[Block]:
+    """Every bash/shell/sh/python block of one page (others, e.g. plain fences, are not code to run).
+
+    ``text``: the page's text (default: read from ``page``); ``page`` also names the page in blocks and errors.
 
     Raises:
         ValueError: A skip marker without a reason, or one that is not followed by a code block.
     """
-    lines = (README.read_text(encoding="utf-8") if text is None else text).splitlines()
+    name = page_name(Path(page))
+    lines = (Path(page).read_text(encoding="utf-8") if text is None else text).splitlines()
     out, i, pending = [], 0, None
     while i < len(lines):
         marker = SKIP_RE.match(lines[i].strip())
         if marker:
             reason = marker["reason"].strip()
             if not reason:
-                raise ValueError(f"README.md:{i + 1}: a readme-test skip marker needs a reason")
+                raise ValueError(f"{name}:{i + 1}: a readme-test skip marker needs a reason")
             pending = (i + 1, reason)
             i += 1
             continue
@@ -62,25 +85,31 @@ def blocks(text: str | None = None) -> list[Block]:
         if fence:
             end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
             if end is None:
-                raise ValueError(f"README.md:{i + 1}: unclosed code fence")
+                raise ValueError(f"{name}:{i + 1}: unclosed code fence")
             lang = LANGUAGES.get(fence["lang"].lower())
             if lang is None and pending is not None:
-                raise ValueError(f"README.md:{pending[0]}: skip marker before a '{fence['lang']}' block, not code")
+                raise ValueError(f"{name}:{pending[0]}: skip marker before a '{fence['lang']}' block, not code")
             if lang is not None:
-                out.append(Block(i + 1, lang, "\n".join(lines[i + 1:end]) + "\n", pending[1] if pending else None))
+                body = "\n".join(lines[i + 1:end]) + "\n"
+                out.append(Block(i + 1, lang, body, pending[1] if pending else None, name))
             pending = None
             i = end + 1
             continue
         if pending is not None and lines[i].strip():
-            raise ValueError(f"README.md:{pending[0]}: a skip marker must be right before its code block")
+            raise ValueError(f"{name}:{pending[0]}: a skip marker must be right before its code block")
         i += 1
     if pending is not None:
-        raise ValueError(f"README.md:{pending[0]}: a skip marker at the end, with no block after it")
+        raise ValueError(f"{name}:{pending[0]}: a skip marker at the end, with no block after it")
     return out
 
 
+def all_blocks() -> list[Block]:
+    """The blocks of every page (README.md first, then docs/*.md)."""
+    return [b for page in pages() for b in blocks(page=page)]
+
+
 def epochs_setting() -> int | None:
-    """The epoch count README blocks run with (``YOLO_LS_README_EPOCHS``, default 1; ``asis``: None, unchanged)."""
+    """The epoch count the blocks run with (``YOLO_LS_README_EPOCHS``, default 1; ``asis``: None, unchanged)."""
     value = os.environ.get(EPOCHS_ENV, "1").strip()
     if value.lower() == "asis":
         return None
@@ -119,14 +148,48 @@ def trainings_without_epochs(block: Block) -> list[str]:
     return bad
 
 
+LINK_RE = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)\)")
+HEADING_RE = re.compile(r"^#{1,6}\s+(?P<title>.+?)\s*#*\s*$", re.M)
+
+
+def _prose(text: str) -> str:
+    """A page without its fenced blocks (a '# comment' in a bash block is no heading, a link in code no link)."""
+    return re.sub(r"^```.*?^```[^\n]*$", "", text, flags=re.M | re.S)
+
+
+def slug(title: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped (``_`` and ``-`` kept), spaces to ``-``."""
+    return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+
+def broken_links(paths: list[Path] | None = None) -> list[str]:
+    """Every relative link or image of the pages whose file, or heading (``#anchor``), does not exist."""
+    bad = []
+    for path in pages() if paths is None else paths:
+        for m in LINK_RE.finditer(_prose(path.read_text(encoding="utf-8"))):
+            target = m["target"]
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ...: not a file of this repository
+                continue
+            file, _, anchor = target.partition("#")
+            dest = (path.parent / file).resolve() if file else path
+            if not dest.exists():
+                bad.append(f"{page_name(path)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md":
+                titles = HEADING_RE.findall(_prose(dest.read_text(encoding="utf-8")))
+                if anchor not in {slug(t) for t in titles}:
+                    bad.append(f"{page_name(path)}: {target} (no such heading in {page_name(dest)})")
+    return bad
+
+
 def skip_report(items: list[Block] | None = None) -> str:
     """One line per skipped block: where it is and why (printed by the tests and ``python -m tests.readme_blocks``)."""
-    items = blocks() if items is None else items
-    return "\n".join(f"README.md:{b.line} ({b.lang}) skipped: {b.skip}" for b in items if b.skip)
+    items = all_blocks() if items is None else items
+    return "\n".join(f"{b.where} ({b.lang}) skipped: {b.skip}" for b in items if b.skip)
 
 
 if __name__ == "__main__":
-    found = blocks()
-    print(f"{len(found)} code blocks in README.md, {sum(b.skip is None for b in found)} run by tests/test_readme.py")
+    found = all_blocks()
+    print(f"{len(found)} code blocks in README.md and docs/*.md, {sum(b.skip is None for b in found)} run by "
+          "tests/test_readme.py")
     for b in found:
-        print(f"  {b.id}: {'skip (' + b.skip + ')' if b.skip else 'runs'}")
+        print(f"  {b.where} {b.id}: {'skip (' + b.skip + ')' if b.skip else 'runs'}")

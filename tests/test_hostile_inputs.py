@@ -73,7 +73,7 @@ def test_cli(tmp_path, digits_root, case, key, value, cli_value, error, message)
 # The rest of the hostile-input table: compare, datasets, resume and empty values. Each case runs through the CLI
 # (exit code and message, in-process through the entry point) and, where a Python API takes the same input, through
 # it. Nothing may be written on error: the case's tmp folder is identical before and after.
-# README.md's <!-- hostile-table --> section is this table, printed by `python -m tests.hostile_table`.
+# docs/robustness.md's <!-- hostile-table --> section is this table, printed by `python -m tests.hostile_table`.
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ def _cell(text: str) -> str:
 
 
 def markdown_table() -> str:
-    """The whole hostile-input table as Markdown: what README.md's <!-- hostile-table --> section must hold."""
+    """The whole hostile-input table as Markdown: what docs/robustness.md's <!-- hostile-table --> section holds."""
     lines = ["Every hostile input the tests feed in, and the answer it gets (CLI exit code and message; the Python "
              "error where the API takes the same input). Nothing is written before any of these errors.", "",
              "| case | input | answer |", "|---|---|---|"]
@@ -248,11 +248,11 @@ def markdown_table() -> str:
 
 
 def test_readme_hostile_table_is_the_generated_one():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "robustness.md").read_text(encoding="utf-8")
     start, end = "<!-- hostile-table -->\n", "\n<!-- /hostile-table -->"
-    assert start in text and end in text, "README.md lacks the <!-- hostile-table --> section"
+    assert start in text and end in text, "docs/robustness.md lacks the <!-- hostile-table --> section"
     section = text[text.index(start) + len(start):text.index(end)]
-    assert section == markdown_table(), "README.md's hostile table is stale: run `python -m tests.hostile_table`"
+    assert section == markdown_table(), "docs/robustness.md's hostile table is stale: python -m tests.hostile_table"
 
 
 def test_resume_path_is_the_model(tmp_path):

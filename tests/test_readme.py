@@ -1,7 +1,9 @@
-"""README.md runs as written: every bash/python block from a clean temporary folder (see tests/readme_blocks.py).
+"""README.md and docs/*.md run as written: every bash/python block from a clean temporary folder (see
+tests/readme_blocks.py), their links resolve, and the numbers they quote from the code agree with it
+(tests/readme_numbers.py).
 
 The only change to a block is ``epochs=N`` -> ``epochs=$YOLO_LS_README_EPOCHS`` (default 1); blocks that cannot
-run here carry a ``<!-- readme-test: skip (reason) -->`` marker in the README, and their reasons are the skip reasons.
+run here carry a ``<!-- readme-test: skip (reason) -->`` marker on their page, and their reasons are the skip reasons.
 """
 
 from __future__ import annotations
@@ -15,21 +17,59 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT
-from tests.readme_blocks import Block, blocks, epochs_setting, shorten, skip_report, trainings_without_epochs
+from tests.readme_blocks import (
+    Block,
+    all_blocks,
+    blocks,
+    broken_links,
+    epochs_setting,
+    pages,
+    shorten,
+    skip_report,
+    slug,
+    trainings_without_epochs,
+)
 
-BLOCKS = blocks()
+BLOCKS = all_blocks()
 
 
 # ------------------------------------------------------------------------------------------ fast: the rules
 def test_every_block_runs_or_says_why_not(capsys):
     assert len(BLOCKS) >= 8
     runnable = [b for b in BLOCKS if b.skip is None]
-    assert len(runnable) >= 5, "most README blocks must run"
+    assert len(runnable) >= 5, "most blocks must run"
+    assert sum(b.page == "README.md" for b in runnable) >= 4, "the README's examples must run"
     report = skip_report(BLOCKS)
     with capsys.disabled():  # the skip list is part of the test's output
-        print("\n" + (report or "no README block is skipped"))
+        print("\n" + (report or "no block is skipped"))
     for b in runnable:  # a training without epochs would run Ultralytics' default 100 and escape the shortening
-        assert not trainings_without_epochs(b), f"README.md:{b.line}: state epochs= in {trainings_without_epochs(b)}"
+        assert not trainings_without_epochs(b), f"{b.where}: state epochs= in {trainings_without_epochs(b)}"
+
+
+def test_every_page_is_read():
+    found = pages()
+    assert found[0] == ROOT / "README.md"
+    assert found[1:] == sorted((ROOT / "docs").glob("*.md")) and len(found) > 5
+    assert {b.page for b in BLOCKS} >= {"README.md", "docs/calibration.md", "docs/datasets.md"}
+    assert all(b.page == "README.md" or b.id.startswith(Path(b.page).stem + "-") for b in BLOCKS)
+    assert len({b.id for b in BLOCKS}) == len(BLOCKS), "two blocks share a test id"
+
+
+def test_readme_stays_short_and_to_the_point():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 200, "README.md is a summary: move details to a docs/ page"
+    assert "make test" in text  # what CI runs
+    assert any("label_smoothing=" in b.text for b in BLOCKS if b.page == "README.md" and b.skip is None)
+
+
+def test_links_resolve(tmp_path):
+    assert broken_links() == []
+    assert slug("`best_by`: best.pt by fitness vs by val NLL (issue #15 item 5)") == \
+        "best_by-bestpt-by-fitness-vs-by-val-nll-issue-15-item-5"
+    page = tmp_path / "p.md"
+    page.write_text("# A title\n[ok](p.md#a-title) [no file](q.md) [no heading](p.md#b) [web](https://x.org/q.md)\n"
+                    "![img](p.md) [self](#a-title)\n```bash\n# not a heading\necho [x](nowhere.md)\n```\n")
+    assert broken_links([page]) == [f"{page}: q.md (no such file)", f"{page}: p.md#b (no such heading in {page})"]
 
 
 def test_markers_are_parsed_strictly():
@@ -44,6 +84,9 @@ def test_markers_are_parsed_strictly():
         blocks("<!-- readme-test: skip (x) -->\nsome prose\n```bash\nls\n```\n")
     with pytest.raises(ValueError, match="not code"):
         blocks("<!-- readme-test: skip (x) -->\n```\nplain\n```\n")
+    with pytest.raises(ValueError, match="^docs/x.md:1: "):  # errors name the page
+        blocks("<!-- readme-test: skip () -->\n```bash\nls\n```\n", page="docs/x.md")
+    assert blocks("```bash\nls\n```\n", page="docs/x.md")[0].where == "docs/x.md:1"
     assert [b.lang for b in blocks("```sh\na\n```\n```shell\nb\n```\n```text\nc\n```\n")] == ["bash", "bash"]
 
 
@@ -70,24 +113,43 @@ def test_trainings_without_epochs_are_found():
     assert trainings_without_epochs(sh) == ["yolo-ls detect train data=x"]
 
 
-def test_readme_numbers_reads_the_run_and_rewrites_only_the_numbers(tmp_path):
+def test_quoted_numbers_are_the_codes():
+    """Every number the pages quote from the code, exactly (no tolerance): see tests/readme_numbers.py."""
+    from tests.readme_numbers import static_items
+
+    items, _ = static_items()
+    assert len(items) >= 10
+    bad = [f"{i.page}: {i.name}: says {i.says}, the code gives {i.gives}" for i in items if not i.ok]
+    assert not bad, "\n".join(bad) + "\n(python -m tests.readme_numbers --no-demo --write regenerates tables and sizes)"
+
+
+def test_readme_numbers_reads_the_demo_and_rewrites_only_the_generated_parts(tmp_path):
     import json
 
-    from tests.readme_numbers import demo_items, rewrite
+    from tests.readme_numbers import DEMO_CLAIM, demo_items, rewrite, static_items, texts
 
-    final = {"metrics": {"confidence": 0.60331, "accuracy": 0.825, "ece": 0.22169}, "ece_ts": 0.052979}
+    pages_text = texts()
+    final = {"metrics": {"confidence": 0.62, "accuracy": 0.83, "ece": 0.21}, "ece_ts": 0.035}
     (tmp_path / "calibration").mkdir()
     (tmp_path / "calibration" / "final.json").write_text(json.dumps(final))
-    text = ("`make demo` finishes in about 1.5 minutes on 2 CPU cores.\nThe model is under-confident "
-            "(confidence 0.62 at top-1 0.83, ECE 0.21; ECE 0.035 after temperature scaling). Measure it.\n")
-    items = demo_items(text, tmp_path, 70.0)
-    assert [(i.name, i.readme, i.measured, i.ok) for i in items] == [
-        ("demo confidence", "0.62", "0.60", False), ("demo accuracy", "0.83", "0.82", False),
-        ("demo ece", "0.21", "0.22", False), ("demo ece_ts", "0.035", "0.053", False),
-        ("demo wall time (minutes)", "1.5", "1.2", True)]
-    assert rewrite(text, items, {}) == text.replace("0.62 at top-1 0.83, ECE 0.21; ECE 0.035",
-                                                    "0.60 at top-1 0.82, ECE 0.22; ECE 0.053")
-    assert all(i.ok for i in demo_items(rewrite(text, items, {}), tmp_path, None))
+    items = demo_items(pages_text, tmp_path, 148.0)
+    assert [(i.name, i.ok, i.informational) for i in items] == [
+        ("demo under-confident", True, False), ("demo ECE after temperature scaling", True, False),
+        ("demo wall time (minutes)", True, True)]
+    assert items[-1].gives == "2.5"
+    final = {"metrics": {"confidence": 0.9, "accuracy": 0.83, "ece": 0.07}, "ece_ts": 0.04}  # over-confident
+    (tmp_path / "calibration" / "final.json").write_text(json.dumps(final))
+    assert [i.ok for i in demo_items(pages_text, tmp_path, None)] == [False, False]
+    assert not any(i.ok for i in demo_items({**pages_text, "docs/calibration.md": "no claim"}, tmp_path, None))
+    assert DEMO_CLAIM.split()[0] == "**under**-confident"
+
+    stale = dict(pages_text)
+    stale["docs/datasets.md"] = stale["docs/datasets.md"].replace("1,437 train", "1,400 train")
+    stale["docs/robustness.md"] = stale["docs/robustness.md"].replace("| `eps_one` |", "| `eps_1` |")
+    items, fixes = static_items(stale)
+    assert {i.name for i in items if not i.ok} == {"digits train images", "hostile-input table"}
+    fixed = rewrite(stale, items, fixes)
+    assert fixed == pages_text  # the table and the size back as generated, nothing else touched
 
 
 # ------------------------------------------------------------------------------------------ slow: run them
@@ -115,7 +177,7 @@ def settings_template(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_readme_block_runs_as_written(tmp_path, block, request):
     if block.skip:
-        pytest.skip(f"README.md:{block.line}: {block.skip}")
+        pytest.skip(f"{block.where}: {block.skip}")
     if block.lang == "bash" and shutil.which("yolo-ls", path=_env(tmp_path)["PATH"]) is None:
         pytest.fail("yolo-ls is not in this environment's scripts folder: pip install -e . first")
     shutil.copytree(request.getfixturevalue("settings_template"), tmp_path / "config")
@@ -127,13 +189,13 @@ def test_readme_block_runs_as_written(tmp_path, block, request):
     cmd = [sys.executable, str(script)] if block.lang == "python" else ["bash", "-euo", "pipefail", str(script)]
     proc = subprocess.run(cmd, cwd=cwd, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"README.md:{block.line} failed:\n{text}\n--- output (tail) ---\n{out[-4000:]}"
+    assert proc.returncode == 0, f"{block.where} failed:\n{text}\n--- output (tail) ---\n{out[-4000:]}"
     assert "Traceback" not in out, out[-4000:]
-    assert "'label_smoothing' is deprecated" not in out  # ε reached the loss wherever the README passes it
+    assert "'label_smoothing' is deprecated" not in out  # ε reached the loss wherever a page passes it
     runs = list(cwd.rglob("results.csv"))
     if "train" in text:  # relative runs/ of the clean folder, as for a user (not a runs_dir elsewhere)
-        assert runs, f"README.md:{block.line} trained, but no run folder is under its working folder"
-    for csv in runs:  # every run the README makes measures calibration
+        assert runs, f"{block.where} trained, but no run folder is under its working folder"
+    for csv in runs:  # every run a page makes measures calibration
         assert (csv.parent / "calibration.csv").is_file(), f"{csv.parent} has no calibration.csv"
 
 
