@@ -29,7 +29,7 @@ test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not training and not slow" tests
 
-# The supported Ultralytics range (pyproject.toml, yolo_ls/compat.py) at both ends: each release is installed with
+# The supported Ultralytics range (pyproject.toml, yolo_ls/engine/compat.py) at both ends: each release is installed with
 # --no-deps under .venv/compat/<version> and put on PYTHONPATH after the repo, before site-packages (the venv's own
 # ultralytics is left as it is);
 # per release: the fast tests plus one tiny training per task family (tests/test_compat_training.py).

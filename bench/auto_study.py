@@ -35,8 +35,8 @@ def main() -> None:
     a = ap.parse_args()
 
     from yolo_ls import YOLO
+    from yolo_ls.core.files import read_csv
     from yolo_ls.datasets import digits
-    from yolo_ls.utils import read_csv
 
     data = str(digits(imgsz=32))
     out = Path(a.out).resolve()

@@ -26,7 +26,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from yolo_ls.compare import compare
+    from yolo_ls.compare.runner import compare
     from yolo_ls.datasets import digits
 
     out = Path(a.out).resolve()

@@ -74,7 +74,7 @@ def classification_setup(device: torch.device) -> tuple[dict[str, Callable[[], N
     """The four classification loss steps, plus value checks (plugin ε=0 == stock, plugin ε=0.1 == builtin)."""
     from ultralytics.utils.loss import v8ClassificationLoss
 
-    from yolo_ls.losses import LabelSmoothingState, SmoothedClassificationLoss
+    from yolo_ls.core.losses import LabelSmoothingState, SmoothedClassificationLoss
 
     g = torch.Generator().manual_seed(0)
     logits = (2 * torch.randn(CLS_B, CLS_K, generator=g)).to(device).requires_grad_()
@@ -187,7 +187,8 @@ def detection_setup(
     from ultralytics.nn.tasks import DetectionModel
     from ultralytics.utils import DEFAULT_CFG
 
-    from yolo_ls.losses import LabelSmoothingState, install_smoothing
+    from yolo_ls.core.losses import LabelSmoothingState
+    from yolo_ls.engine.inject import install_smoothing
 
     torch.manual_seed(0)
     model = DetectionModel(yaml, nc=DET_NC, verbose=False).to(device)
@@ -232,7 +233,7 @@ def bce_steps(stock: Any, plugin: Any, preds: Any, batch: dict[str, torch.Tensor
     a leaf requiring grad and the assigner's target scores. Both steps reduce the same way as the loss
     (``.sum()``), so their difference is exactly what the plugin adds per ``v8DetectionLoss`` branch.
     """
-    from yolo_ls.losses import detection_losses
+    from yolo_ls.engine.inject import detection_losses
 
     s_bce, p_bce = detection_losses(stock)[0].bce, detection_losses(plugin)[0].bce
     seen: dict[str, torch.Tensor] = {}
@@ -255,7 +256,7 @@ def bce_steps(stock: Any, plugin: Any, preds: Any, batch: dict[str, torch.Tensor
 
 
 def bench_detection(device: torch.device, reps: int, number: int) -> dict[str, Any]:
-    from yolo_ls.losses import detection_losses
+    from yolo_ls.engine.inject import detection_losses
 
     out: dict[str, Any] = {}
     for yaml in DET_MODELS:

@@ -98,8 +98,8 @@ def _run_folder(root: Path, n: int, n_bins: int, epochs: int = 3, seed: int = 0)
     import torch
 
     from yolo_ls.calibration import ClassificationCalibration
-    from yolo_ls.callbacks.calibration import CLS_KEYS
-    from yolo_ls.epoch_bins import save_epoch_bins
+    from yolo_ls.core.epoch_bins import save_epoch_bins
+    from yolo_ls.engine.callbacks.calibration import CLS_KEYS
 
     g = torch.Generator().manual_seed(seed)
     run = root / f"n{n}-b{n_bins}"
@@ -124,7 +124,7 @@ def end_of_run_plots(reps: int) -> dict[str, Any]:
     """Section 2: the final figures and ``yolo-ls plot RUN`` at 1x/10x samples and 10x bins, interleaved."""
     import time
 
-    from yolo_ls.callbacks.calibration import CalibrationCallbacks
+    from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
     from yolo_ls.plots import plot_smoothing_schedule, render_run
 
     cases = {"1x (360 samples, 15 bins)": (360, 15), "10x samples (3600, 15 bins)": (3600, 15),

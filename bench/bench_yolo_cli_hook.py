@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _timing import environment, ratio_table, report  # noqa: E402
 
-from yolo_ls.yolo_cli import disable, enable  # noqa: E402
+from yolo_ls.cli.yolo_hook import disable, enable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1.05  # python -c pass with the hook on, over off: "not measurable" = within the A/A noise, and below this

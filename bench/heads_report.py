@@ -22,8 +22,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/study/heads")
     a = ap.parse_args()
 
-    from yolo_ls.callbacks.calibration import save_final_json
-    from yolo_ls.compare import variant_summary, write_report
+    from yolo_ls.compare.runner import variant_summary, write_report
+    from yolo_ls.engine.callbacks.calibration import save_final_json
     from yolo_ls.model import YOLO
 
     out = Path(a.out)

@@ -107,8 +107,8 @@ def train(run: Path, args: dict[str, Any]) -> dict[str, Any]:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
         if proc.returncode or not final.exists():
             raise SystemExit(f"training failed (exit {proc.returncode}); see {run / 'train.log'}")
-    from yolo_ls.compare_report import best_epoch
-    from yolo_ls.utils import read_csv
+    from yolo_ls.compare.report import best_epoch
+    from yolo_ls.core.files import read_csv
 
     result = json.loads(final.read_text())
     row = {**result["metrics"], "ece_ts": result.get("ece_ts")}

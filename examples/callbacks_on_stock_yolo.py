@@ -9,8 +9,8 @@ import argparse
 
 from ultralytics import YOLO
 
-from yolo_ls.callbacks import add_calibration_callbacks
 from yolo_ls.datasets import digits
+from yolo_ls.engine.callbacks import add_calibration_callbacks
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from yolo_ls.schedules import build_schedule
+from yolo_ls.core.schedules import build_schedule
 
 SHAPES = {
     "constant": {},

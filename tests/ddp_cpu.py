@@ -26,7 +26,7 @@ from typing import Any
 
 from ultralytics.utils import DEFAULT_CFG, LOCAL_RANK, RANK
 
-from yolo_ls.trainers import ClassificationTrainer, DetectionTrainer
+from yolo_ls.engine.trainers import ClassificationTrainer, DetectionTrainer
 
 WORLD_ENV = "YOLO_LS_TEST_WORLD"
 EPS_DIR_ENV = "YOLO_LS_EPS_DIR"

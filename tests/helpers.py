@@ -45,6 +45,6 @@ def yolo26_mark() -> Any:
     """Skip a test case that builds YOLO26 on a release without it (``yolo26*.yaml`` arrives in ultralytics 8.4.0)."""
     import pytest
 
-    from yolo_ls.compat import has_model_yaml
+    from yolo_ls.engine.compat import has_model_yaml
 
     return pytest.mark.skipif(not has_model_yaml("yolo26n.yaml"), reason="no YOLO26 before ultralytics 8.4.0")

@@ -179,16 +179,16 @@ class _Hook:
 
 def install_kill_hook(spec: str) -> None:
     """Route the writes of the checkpoints, calibration.csv and epochs.json through a hook that kills at ``spec``."""
-    import yolo_ls.checkpoints
-    import yolo_ls.epoch_bins
-    import yolo_ls.utils
+    import yolo_ls.core.epoch_bins
+    import yolo_ls.core.files
+    import yolo_ls.engine.checkpoints
 
     hook = _Hook(spec)
     known = ("last_replaced", "last_torn", "best_torn", "calib_csv", "epochs_json", "strip_last")
     if hook.point not in known:
         raise SystemExit(f"{KILL_ENV}={spec!r}: the point must be one of {known}")
     proxy = _OsProxy(hook)
-    for module in (yolo_ls.checkpoints, yolo_ls.utils, yolo_ls.epoch_bins):
+    for module in (yolo_ls.engine.checkpoints, yolo_ls.core.files, yolo_ls.core.epoch_bins):
         module.os = proxy  # type: ignore[attr-defined]
 
 
@@ -199,7 +199,7 @@ def main(argv: list[str]) -> int:
     spec = os.environ.get(KILL_ENV)
     if spec:
         install_kill_hook(spec)
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     return entrypoint(argv)
 
@@ -217,7 +217,7 @@ def serve() -> int:
 
     answers = os.fdopen(os.dup(1), "w")  # the protocol's own channel: what the imports print goes to stderr
     os.dup2(2, 1)
-    import yolo_ls.cli  # noqa: F401 - the imports every child inherits
+    import yolo_ls.cli.main  # noqa: F401 - the imports every child inherits
     import yolo_ls.model  # noqa: F401
 
     for line in sys.stdin:
@@ -233,7 +233,7 @@ def serve() -> int:
                 os.dup2(fd, 2)
                 if req.get("kill"):
                     install_kill_hook(req["kill"])
-                from yolo_ls.cli import entrypoint
+                from yolo_ls.cli.main import entrypoint
 
                 rc = entrypoint(req["argv"])
             except SystemExit as e:

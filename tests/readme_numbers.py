@@ -118,7 +118,7 @@ def arg_table() -> str:
     try:  # the package layout after the move into subpackages, and before it
         from yolo_ls.core.args import markdown_table
     except ImportError:
-        from yolo_ls.config import markdown_table
+        from yolo_ls.core.args import markdown_table
     return markdown_table()
 
 

@@ -8,9 +8,9 @@ import math
 import pytest
 
 from tests.helpers import TINY_CLS, results
-from yolo_ls.auto import AutoSchedule, auto_update, gain_factor
-from yolo_ls.config import PluginArgumentError, build_schedule_from_args, resolve_plugin_args
-from yolo_ls.schedules import build_schedule
+from yolo_ls.core.args import PluginArgumentError, build_schedule_from_args, resolve_plugin_args
+from yolo_ls.core.auto import AutoSchedule, auto_update, gain_factor
+from yolo_ls.core.schedules import build_schedule
 
 K10 = 10 / 9  # the uniform factor K/(K-1) at K = 10
 
@@ -99,7 +99,7 @@ def test_auto_arguments_are_validated():
     assert isinstance(build_schedule_from_args(args, 10), AutoSchedule)
     with pytest.raises(PluginArgumentError, match="ls_max"):
         build_schedule_from_args({**args, "label_smoothing": 0.4}, 10)
-    with pytest.raises(ValueError, match="yolo_ls.auto"):
+    with pytest.raises(ValueError, match="yolo_ls.core.auto"):
         build_schedule("auto", 0.1, 10)  # not a function of the epoch: schedules.py does not build it
     with pytest.raises(PluginArgumentError, match="calibration=True"):
         resolve_plugin_args({"ls_schedule": "auto", "calibration": False}, "classify")

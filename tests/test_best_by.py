@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tests.helpers import TINY_CLS, results
-from yolo_ls.config import PluginArgumentError, resolve_plugin_args
-from yolo_ls.objective import best_step, new_best_state, objective_scores, pick_best, ray_metric
+from yolo_ls.core.args import PluginArgumentError, resolve_plugin_args
+from yolo_ls.core.objective import best_step, new_best_state, objective_scores, pick_best, ray_metric
 
 NAN = math.nan
 

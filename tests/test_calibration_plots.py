@@ -14,9 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from yolo_ls import plots
 from yolo_ls.calibration import ClassificationCalibration, metrics, reliability_bins
-from yolo_ls.epoch_bins import drop_epochs_after, load_epoch_bins, save_epoch_bins
+from yolo_ls.core.epoch_bins import drop_epochs_after, load_epoch_bins, save_epoch_bins
 from yolo_ls.plots import (
     BackgroundPlots,
     plot_calibration_curves,
@@ -25,7 +24,9 @@ from yolo_ls.plots import (
     plot_reliability_overlay,
     plot_smoothing_schedule,
     render_run,
+    run_folder,
 )
+from yolo_ls.plots import figures as plots
 
 # Hand-made bins with no raw data behind them (4 bins, one empty, distinctive counts).
 HAND_BINS = {
@@ -165,8 +166,8 @@ def test_metrics_box_and_legend_never_cover_a_bar(tmp_path: Path, captured: list
 @pytest.mark.parametrize(
     "bins, metrics_in, reason",
     [
-        (plots.empty_bins(15), {"d_ece": math.nan, "d_mce": math.nan}, plots.empty_reason("detect", 0.25)),
-        (plots.empty_bins(15), {"d_ece": 0.0, "d_mce": 0.0}, plots.empty_reason("detect", 0.25)),  # a faked 0
+        (plots.empty_bins(15), {"d_ece": math.nan, "d_mce": math.nan}, run_folder.empty_reason("detect", 0.25)),
+        (plots.empty_bins(15), {"d_ece": 0.0, "d_mce": 0.0}, run_folder.empty_reason("detect", 0.25)),  # a faked 0
         (HAND_BINS, {"ece": math.nan, "mce": math.nan}, "no validation sample"),  # counts but NaN metrics
         (None, {"ece": math.nan}, "no validation sample"),
     ],
@@ -259,7 +260,7 @@ def test_calibration_curves_panels_ticks_and_eps_axis(tmp_path: Path, captured: 
             "label_smoothing": 0.1,  # constant: the ε axis must not zoom in on it
         }
     )
-    out = plot_calibration_curves(df, tmp_path / "curves" / "calib.png", metrics=plots.curve_metrics(df.rename(
+    out = plot_calibration_curves(df, tmp_path / "curves" / "calib.png", metrics=run_folder.curve_metrics(df.rename(
         columns=str.strip)))
     assert_png(out)
     (fig,) = captured
@@ -279,7 +280,7 @@ def test_calibration_curves_panels_ticks_and_eps_axis(tmp_path: Path, captured: 
 def test_calibration_curves_detection_and_missing(tmp_path: Path, captured: list) -> None:
     df = pd.DataFrame({"epoch": [1, 2], "d_ece": [np.nan, np.nan], "d_mce": [np.nan, np.nan],
                        "d_accuracy": [0.5, 0.6], "d_confidence": [0.4, 0.5]})
-    plot_calibration_curves(df, tmp_path / "d.png", metrics=plots.curve_metrics(df))
+    plot_calibration_curves(df, tmp_path / "d.png", metrics=run_folder.curve_metrics(df))
     fig = captured[-1]
     assert [ax.get_title() for ax in fig.axes] == ["d_ece / d_mce", "d_accuracy / d_confidence"]
     assert [t.get_text() for t in fig.axes[0].texts] == ["not measured"]
@@ -356,7 +357,7 @@ def test_epoch_bins_file_replaces_sorts_drops_and_is_atomic(tmp_path: Path) -> N
 def test_resume_drops_epoch_bins_after_the_resume_epoch(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from yolo_ls.callbacks.calibration import CalibrationCallbacks
+    from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
 
     for e in (1, 2, 3):
         save_epoch_bins(tmp_path / "calibration" / "epochs.json", {"epoch": e, "bins": HAND_BINS})
@@ -406,7 +407,7 @@ def test_render_run_rejects_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
 
 
 def test_cli_plot(tmp_path: Path) -> None:
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     _fake_run(tmp_path / "run")
     assert entrypoint(["plot", str(tmp_path / "run")]) == 0
@@ -425,14 +426,14 @@ def test_cli_plot_bad_run_exits_2_without_traceback(tmp_path: Path, args, messag
 
     (tmp_path / "runs" / "train").mkdir(parents=True)
     args = [a.format(tmp=tmp_path) for a in args]
-    proc = run_python(f"import sys; from yolo_ls.cli import entrypoint; sys.exit(entrypoint(['plot', *{args!r}]))",
+    proc = run_python(f"import sys; from yolo_ls.cli.main import entrypoint; sys.exit(entrypoint(['plot', *{args!r}]))",
                       timeout=300, MPLBACKEND="Agg", YOLO_OFFLINE="1")
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_plot_did_you_mean_a_run_inside(tmp_path: Path, capsys) -> None:
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     _fake_run(tmp_path / "classify" / "train")
     assert entrypoint(["plot", str(tmp_path)]) == 2

@@ -8,7 +8,7 @@ import cv2
 import pytest
 
 from tests.helpers import TINY_CLS, TINY_DET, results
-from yolo_ls.callbacks.calibration import CLS_KEYS, DET_KEYS
+from yolo_ls.engine.callbacks.calibration import CLS_KEYS, DET_KEYS
 
 pytestmark = pytest.mark.training
 
@@ -97,7 +97,7 @@ def test_stock_yolo_with_calibration_callbacks(tmp_path, digits_root):
     """Route (b): stock ultralytics.YOLO, stock trainer, no smoothing, then a plain val()."""
     import ultralytics
 
-    from yolo_ls.callbacks import add_calibration_callbacks
+    from yolo_ls.engine.callbacks import add_calibration_callbacks
 
     model = add_calibration_callbacks(ultralytics.YOLO("yolo11n-cls.yaml"), bins=10, plots="final")
     model.train(**{**TINY_CLS, "data": str(digits_root), "project": str(tmp_path), "name": "stock", "plots": True})
@@ -118,7 +118,7 @@ def test_stock_yolo_with_calibration_callbacks(tmp_path, digits_root):
 
 def test_calibration_off_and_bad_calibration_args(tmp_path, digits_root):
     from yolo_ls import YOLO
-    from yolo_ls.config import PluginArgumentError
+    from yolo_ls.core.args import PluginArgumentError
 
     for bad in ({"calib_bins": 0}, {"calib_bins": -1}, {"calib_bins": 10**7}, {"calib_plots": "some"},
                 {"calib_conf": 1.5}, {"calibration": "yes"}):

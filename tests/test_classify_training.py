@@ -35,7 +35,7 @@ def _train(route: str, project: Path, name: str, data: Path, **kwargs) -> Path:
         model = ultralytics.YOLO("yolo11n-cls.yaml")
         model.train(**args)
     elif route == "cli":
-        cli = [sys.executable, "-m", "yolo_ls.cli", "train", "model=yolo11n-cls.yaml"]
+        cli = [sys.executable, "-m", "yolo_ls.cli.main", "train", "model=yolo11n-cls.yaml"]
         proc = subprocess.run(cli + [f"{k}={v}" for k, v in args.items()], capture_output=True, text=True, cwd=ROOT)
         assert proc.returncode == 0, proc.stderr[-3000:]
         model = None

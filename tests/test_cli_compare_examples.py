@@ -18,7 +18,7 @@ pytestmark = pytest.mark.training
 
 
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yolo_ls.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "yolo_ls.cli.main", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=900)
 
 
@@ -61,7 +61,7 @@ def test_compare_relative_project_report_matches_runs_rerun_reuses_changed_args_
     cwd.mkdir()
     args = {**TINY_CLS, "epochs": 1, "project": "rel/proj", "name": "cmp"}
     args.pop("seed")
-    cmd = [sys.executable, "-m", "yolo_ls.cli", "compare", "model=yolo11n-cls.yaml", f"data={digits_root}",
+    cmd = [sys.executable, "-m", "yolo_ls.cli.main", "compare", "model=yolo11n-cls.yaml", f"data={digits_root}",
            "label_smoothing=0,0.1", *_kv(args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -123,7 +123,7 @@ def test_python_examples_run_as_written(tmp_path, script):
 
 
 def test_compare_noise_example_runs_as_written_and_reruns(tmp_path):
-    env = {**os.environ, "EPOCHS": "1", "PROJECT": str(tmp_path), "YOLO_LS": f"{sys.executable} -m yolo_ls.cli"}
+    env = {**os.environ, "EPOCHS": "1", "PROJECT": str(tmp_path), "YOLO_LS": f"{sys.executable} -m yolo_ls.cli.main"}
     script = ["bash", str(ROOT / "examples" / "compare_noise.sh")]
     proc = subprocess.run(script, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -131,7 +131,7 @@ def test_export_and_benchmark_go_to_ultralytics_entrypoint(assets, recorded, mod
     import ultralytics.engine.model as engine_model
     from ultralytics import YOLO as StockYOLO
 
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     argv_before = (ultralytics.cfg.ARGV, engine_model.ARGV)
     assert entrypoint([mode, f"model={assets / 'det.pt'}", "imgsz=64", *extra]) == 0
@@ -144,7 +144,7 @@ def test_export_and_benchmark_go_to_ultralytics_entrypoint(assets, recorded, mod
 
 def test_benchmark_resolves_the_embedded_dataset_names(monkeypatch):
     import yolo_ls.datasets
-    from yolo_ls.cli import check_stock_args
+    from yolo_ls.cli.main import check_stock_args
 
     monkeypatch.setattr(yolo_ls.datasets, "resolve_data", lambda d: f"/built/{d}.yaml")
     assert check_stock_args(["benchmark", "model=a.pt", "data=digits-det"]) == [
@@ -170,7 +170,7 @@ ONLY = "only apply to 'train' and 'val',"
     ],
 )
 def test_stock_modes_refuse_plugin_and_unknown_arguments(recorded, capsys, argv, message):
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     assert entrypoint(argv) == 2
     err = capsys.readouterr().err
@@ -179,7 +179,7 @@ def test_stock_modes_refuse_plugin_and_unknown_arguments(recorded, capsys, argv,
 
 
 def test_plugin_arguments_in_a_cfg_file_are_refused_for_predict(tmp_path, recorded, capsys):
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     cfg = tmp_path / "custom.yaml"
     cfg.write_text("mode: predict\nlabel_smoothing: 0.1\n")
@@ -191,7 +191,7 @@ def test_plugin_arguments_in_a_cfg_file_are_refused_for_predict(tmp_path, record
 def test_stock_special_commands_are_handed_to_ultralytics(monkeypatch):
     import ultralytics.cfg
 
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     seen = []
     monkeypatch.setattr(ultralytics.cfg, "handle_yolo_settings", lambda args: seen.append(("settings", args)))
@@ -214,13 +214,13 @@ def test_stock_special_commands_are_handed_to_ultralytics(monkeypatch):
     ],
 )
 def test_find_mode(argv, mode):
-    from yolo_ls.cli import find_mode
+    from yolo_ls.cli.main import find_mode
 
     assert find_mode(argv) == mode
 
 
 def test_find_mode_reads_a_cfg_file_and_the_command_line_wins(tmp_path):
-    from yolo_ls.cli import find_mode
+    from yolo_ls.cli.main import find_mode
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("mode: export\n")
@@ -232,7 +232,7 @@ def test_run_hands_a_parsed_stock_mode_to_ultralytics(assets, recorded):
     """``run()`` (the Python entry of a parsed command) takes the same road for predict/export as the command line."""
     from ultralytics import YOLO as StockYOLO
 
-    from yolo_ls.cli import run
+    from yolo_ls.cli.main import run
 
     run("detect", "export", {"model": str(assets / "det.pt"), "format": "torchscript", "imgsz": 64})
     [(name, cls, kwargs, argv)] = recorded

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.helpers import TINY_CLS, results
-from yolo_ls.compare import (
+from yolo_ls.compare.runner import (
     DONE,
     STARTED,
     compare,
@@ -23,7 +23,7 @@ from yolo_ls.compare import (
     fingerprint_diff,
     variant_name,
 )
-from yolo_ls.config import PluginArgumentError
+from yolo_ls.core.args import PluginArgumentError
 
 ARGS = {k: v for k, v in TINY_CLS.items() if k != "seed"}
 
@@ -133,7 +133,7 @@ def test_variants_interrupted_anywhere_complete_on_rerun(tmp_path, digits_root, 
     monkeypatch.setattr(BaseTrainer, "save_model", orig_save)
 
     # A plain mid-training kill (after epoch 1's rows) of a third variant; eps0.1 resumes: nothing of it was lost
-    from yolo_ls.callbacks.calibration import CalibrationCallbacks
+    from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
 
     orig_fit_end = CalibrationCallbacks.on_fit_epoch_end
 
@@ -182,7 +182,7 @@ def pd_epochs(csv: Path) -> list[int]:
 
 def test_no_stale_tmp_files_left(tmp_path):
     """The atomic JSON writer leaves only the target behind."""
-    from yolo_ls.compare import _write_json_atomic
+    from yolo_ls.compare.runner import _write_json_atomic
 
     _write_json_atomic(tmp_path / "x.json", {"a": 1})
     assert os.listdir(tmp_path) == ["x.json"] and json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
@@ -191,8 +191,8 @@ def test_no_stale_tmp_files_left(tmp_path):
 def test_disk_full_mid_compare_is_one_clean_line(tmp_path, digits_root, capsys, monkeypatch):
     import errno
 
-    import yolo_ls.compare as compare_mod
-    from yolo_ls.cli import entrypoint
+    import yolo_ls.compare.runner as compare_mod
+    from yolo_ls.cli.main import entrypoint
 
     def full(path, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
@@ -207,7 +207,7 @@ def test_disk_full_mid_compare_is_one_clean_line(tmp_path, digits_root, capsys, 
 
 def test_a_done_variant_whose_files_were_deleted_is_not_reported(tmp_path, digits_root, monkeypatch):
     """A done-marker alone proves nothing once results.csv is gone: the report refuses instead of reading nothing."""
-    import yolo_ls.compare as compare_mod
+    import yolo_ls.compare.runner as compare_mod
 
     out = tmp_path / "cmp"
     for v in ("eps0", "eps0.1"):

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from tests.helpers import TINY_CLS, results
-from yolo_ls.compare_report import aggregate, best_epoch, reading, variant_table, within_spread
-from yolo_ls.config import PluginArgumentError
-from yolo_ls.sweep import expand_variants, parse_seeds, split_values, variant_name
+from yolo_ls.compare.report import aggregate, best_epoch, reading, variant_table, within_spread
+from yolo_ls.compare.sweep import expand_variants, parse_seeds, split_values, variant_name
+from yolo_ls.core.args import PluginArgumentError
 
 ARGS = {k: v for k, v in TINY_CLS.items() if k != "seed"}
 
@@ -80,7 +80,7 @@ def test_seeds_parse():
 
 
 def test_compare_refuses_one_run_and_bad_own_arguments(tmp_path):
-    from yolo_ls.compare import compare
+    from yolo_ls.compare.runner import compare
 
     kw = {"project": str(tmp_path / "p"), "epochs": 1}
     one = r"at least two variants or two seeds, got one: ε=0 \(hard\).*ε is 0 at every epoch"
@@ -147,7 +147,7 @@ def test_best_epoch_follows_ultralytics_fitness_without_a_checkpoint(tmp_path):
 @pytest.mark.training
 def test_tiny_sweep_two_keys_two_seeds_scored_on_best_pt(tmp_path, digits_root):
     """label_smoothing=0,0.1 × ls_mode=uniform,exclusive × seeds 0,1: three variants (ε=0 collapsed), six runs."""
-    from yolo_ls.compare import DONE, compare
+    from yolo_ls.compare.runner import DONE, compare
 
     out = compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", project=str(tmp_path), name="cmp",
                   ls_mode="uniform,exclusive", seeds="0,1", **{**ARGS, "epochs": 2, "fraction": 0.1})
@@ -190,7 +190,7 @@ def test_ray_backend_gives_the_local_numbers(tmp_path, digits_root, capsys):
     deterministic=True and one seed the two trainings are the same computation, so the numbers agree to 1e-6.
     """
     ray = pytest.importorskip("ray")
-    from yolo_ls.compare import compare
+    from yolo_ls.compare.runner import compare
 
     kw = {**ARGS, "epochs": 1, "fraction": 0.1, "project": str(tmp_path)}
     local = compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", name="local", **kw)

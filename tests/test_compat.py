@@ -1,4 +1,4 @@
-"""The Ultralytics version differences bridged in yolo_ls/compat.py, checked against the installed stock release."""
+"""The Ultralytics version differences bridged in engine/compat.py, checked against the installed stock release."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.helpers import ROOT, run_python
 
 
 def test_supported_range_is_the_one_pyproject_declares():
-    from yolo_ls import compat
+    from yolo_ls.engine import compat
 
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert f'"ultralytics{compat.SUPPORTED_SPEC}"' in text
@@ -21,7 +21,7 @@ def test_supported_range_is_the_one_pyproject_declares():
 
 
 def test_parse_version():
-    from yolo_ls.compat import parse_version
+    from yolo_ls.engine.compat import parse_version
 
     assert parse_version("8.4.190") == (8, 4, 190)
     assert parse_version("8.3.210.dev0") == (8, 3, 210)
@@ -32,7 +32,7 @@ def test_classification_loss_items_match_the_installed_stock_loss():
     """At ε=0 the plugin's loss returns what stock v8ClassificationLoss returns: same value, same item type."""
     from ultralytics.utils.loss import v8ClassificationLoss
 
-    from yolo_ls.losses import LabelSmoothingState, SmoothedClassificationLoss
+    from yolo_ls.core.losses import LabelSmoothingState, SmoothedClassificationLoss
 
     g = torch.Generator().manual_seed(0)
     logits, cls = torch.randn(6, 4, generator=g), torch.randint(0, 4, (6,), generator=g)
@@ -52,7 +52,7 @@ def test_classification_loss_items_match_the_installed_stock_loss():
 
 def test_train_overrides_accept_stock_model_train_keys():
     """``Model.train`` of releases up to about 8.4.112 hands ``session`` to the trainer: not a user typo."""
-    from yolo_ls.config import check_keys
+    from yolo_ls.core.args import check_keys
 
     check_keys(["epochs", "session", "label_smoothing"])
     with pytest.raises(SyntaxError, match="'sesion' is not a valid YOLO or yolo-ls argument"):
@@ -62,7 +62,7 @@ def test_train_overrides_accept_stock_model_train_keys():
 def test_stock_model_train_overrides_reach_the_trainer(tmp_path, monkeypatch):
     """Whatever keys the installed ``Model.train`` adds to the overrides, the yolo-ls trainer accepts them."""
     from yolo_ls import YOLO
-    from yolo_ls.trainers import ClassificationTrainer
+    from yolo_ls.engine.trainers import ClassificationTrainer
 
     seen = {}
 
@@ -71,7 +71,7 @@ def test_stock_model_train_overrides_reach_the_trainer(tmp_path, monkeypatch):
 
     def spy_init(self, cfg=None, overrides=None, _callbacks=None):
         seen.update(overrides)
-        from yolo_ls.config import check_keys, split_plugin_args
+        from yolo_ls.core.args import check_keys, split_plugin_args
 
         check_keys(split_plugin_args(overrides)[0])
         raise Stop
@@ -85,7 +85,7 @@ def test_stock_model_train_overrides_reach_the_trainer(tmp_path, monkeypatch):
 def test_has_model_yaml():
     import ultralytics
 
-    from yolo_ls.compat import has_model_yaml, parse_version
+    from yolo_ls.engine.compat import has_model_yaml, parse_version
 
     assert has_model_yaml("yolo11n.yaml") and has_model_yaml("yolo11n-cls.yaml")
     assert not has_model_yaml("yolo99n.yaml")
@@ -122,7 +122,7 @@ def test_ddp_state_file_matches_what_generate_ddp_file_writes(tmp_path, monkeypa
     from ultralytics.utils import dist
 
     import yolo_ls
-    from yolo_ls.compat import ddp_state_file
+    from yolo_ls.engine.compat import ddp_state_file
 
     monkeypatch.setattr(dist, "USER_CONFIG_DIR", tmp_path)
     trainer = yolo_ls.ClassificationTrainer(overrides={"model": "yolo11n-cls.yaml", "data": str(digits_root),
@@ -151,8 +151,8 @@ def test_calibration_hooks_gather_stats_only_where_validators_have_it():
     from ultralytics.engine.validator import BaseValidator
     from ultralytics.models.yolo.detect import DetectionValidator
 
-    from yolo_ls.callbacks.calibration import CalibrationCallbacks
-    from yolo_ls.compat import validates_on_every_rank
+    from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
+    from yolo_ls.engine.compat import validates_on_every_rank
 
     assert validates_on_every_rank(DetectionValidator()) is hasattr(BaseValidator, "gather_stats")
 

@@ -29,7 +29,8 @@ FAMILIES = [
 def test_one_tiny_training_per_family(tmp_path, monkeypatch, request, model, task, data_fixture, loss_col, calib_col):
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
     from yolo_ls import YOLO
-    from yolo_ls.losses import SmoothedBCEWithLogits, SmoothedClassificationLoss, detection_losses
+    from yolo_ls.core.losses import SmoothedBCEWithLogits, SmoothedClassificationLoss
+    from yolo_ls.engine.inject import detection_losses
 
     data = request.getfixturevalue(data_fixture)
     tiny = TINY_CLS if task == "classify" else TINY_DET

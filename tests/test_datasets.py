@@ -331,7 +331,7 @@ def test_resolve_data_aliases(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ the `yolo-ls datasets` command (in-process)
 def _datasets_cli(capsys, *args: str) -> tuple[int, str]:
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     rc = entrypoint(["datasets", *args])
     captured = capsys.readouterr()

@@ -60,7 +60,7 @@ def _csv(path: Path):
 
 @pytest.mark.training
 def test_two_process_cpu_ddp_calibrates_the_whole_val_set(tmp_path: Path, digits_root: Path) -> None:
-    from yolo_ls.callbacks.calibration import CLS_KEYS
+    from yolo_ls.engine.callbacks.calibration import CLS_KEYS
 
     # The val set is class-sorted and Ultralytics' val sampler gives each rank a contiguous half (rank 0: digits 0-4),
     # so one rank's share alone has a different accuracy, class-wise ECE and bin counts from the whole set.
@@ -105,7 +105,7 @@ def test_two_process_cpu_ddp_calibrates_the_whole_val_set(tmp_path: Path, digits
     assert per_rank[0] == per_rank[1]
     assert [round(v, 6) for _, v in per_rank[0]] == cal["label_smoothing"].tolist()
     assert per_rank[0][0][1] == pytest.approx(0.1) and per_rank[0][1][1] != pytest.approx(0.1)  # auto moved ε
-    from yolo_ls.trainers import checkpoint_plugin_state
+    from yolo_ls.engine.trainers import checkpoint_plugin_state
 
     history = checkpoint_plugin_state(run / "weights" / "last.pt")["state"]["auto"]["history"]
     assert [h["epoch"] for h in history] == [0, 1]
@@ -134,7 +134,7 @@ bins = {k: np.asarray(v, dtype=float).tolist() for k, v in ref.calibration_bins.
 
 @pytest.mark.training
 def test_two_process_cpu_ddp_detection_calibration(tmp_path: Path, digits_det_yaml: Path) -> None:
-    from yolo_ls.callbacks.calibration import DET_KEYS
+    from yolo_ls.engine.callbacks.calibration import DET_KEYS
 
     args = {**TINY_DET, "label_smoothing": 0.1, "calib_conf": 0.0}  # conf 0: an untrained model's boxes are scored
     argv = [str(digits_det_yaml), str(tmp_path), json.dumps(args)]
@@ -176,7 +176,7 @@ import json, sys
 from types import SimpleNamespace
 import torch
 import torch.distributed as dist
-from yolo_ls.callbacks.calibration import CalibrationCallbacks
+from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
 
 rank, init, out, batches = int(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 dist.init_process_group("gloo", init_method="file://" + init, rank=rank, world_size=3)
@@ -199,7 +199,7 @@ dist.destroy_process_group()
 def test_cross_rank_step_equals_one_process_on_all_batches(tmp_path: Path) -> None:
     import torch
 
-    from yolo_ls.callbacks.calibration import CalibrationCallbacks
+    from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
 
     code = VAL_DATA + SYNC_WORKER
     out = tmp_path / "rank0.pt"

@@ -40,7 +40,8 @@ def test_detection_family_smoothing_changes_cls_loss(tmp_path, request, model, d
     assert args["label_smoothing"] == 0.1 and args["ls_mode"] == mode
     assert results(soft)["label_smoothing"].tolist() == [0.1]
     # the trainer really installed smoothing in the model's and the EMA's criterion, sharing one ε
-    from yolo_ls.losses import SmoothedBCEWithLogits, detection_losses
+    from yolo_ls.core.losses import SmoothedBCEWithLogits
+    from yolo_ls.engine.inject import detection_losses
 
     trainer = yolo.trainer
     for m in (trainer.model, trainer.ema.ema):

@@ -12,7 +12,7 @@ import torch
 
 from tests.helpers import TINY_DET, results, yolo26_mark
 from yolo_ls.calibration.detection import box_iou, match_predictions
-from yolo_ls.compat import has_model_yaml
+from yolo_ls.engine.compat import has_model_yaml
 
 OUTPUTS_84 = has_model_yaml("yolo26n.yaml")  # 8.4's eval-output layout (segment: ((y, proto), raw)) came with YOLO26
 
@@ -131,7 +131,7 @@ class _Spy:
     """Records what the callbacks feed to ``DetectionCalibration.update``."""
 
     def __init__(self, monkeypatch):
-        import yolo_ls.callbacks.calibration as cal
+        import yolo_ls.engine.callbacks.calibration as cal
 
         self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         spy = self
@@ -259,7 +259,7 @@ def test_scored_set_is_what_predict_keeps(tmp_path, monkeypatch, request, model_
     returns on the very same preprocessed tensors; and they are fewer than the validator's multi-label set."""
     from ultralytics import YOLO
 
-    from yolo_ls.callbacks import add_calibration_callbacks
+    from yolo_ls.engine.callbacks import add_calibration_callbacks
 
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
     data = request.getfixturevalue(data_fixture)
@@ -319,7 +319,7 @@ def test_scored_set_is_what_predict_keeps(tmp_path, monkeypatch, request, model_
 def test_nothing_above_calib_conf_reports_nan_not_zero(tmp_path, monkeypatch, digits_det_yaml):
     from ultralytics import YOLO
 
-    from yolo_ls.callbacks import add_calibration_callbacks
+    from yolo_ls.engine.callbacks import add_calibration_callbacks
 
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
     stash: dict = {}

@@ -13,8 +13,9 @@ from ultralytics.utils import DEFAULT_CFG
 from ultralytics.utils import loss as stock_losses
 from ultralytics.utils.loss import v8DetectionLoss, v8OBBLoss, v8PoseLoss, v8SegmentationLoss
 
-from yolo_ls.compat import has_model_yaml
-from yolo_ls.losses import LabelSmoothingState, SmoothedBCEWithLogits, install_smoothing, smooth_binary_targets
+from yolo_ls.core.losses import LabelSmoothingState, SmoothedBCEWithLogits, smooth_binary_targets
+from yolo_ls.engine.compat import has_model_yaml
+from yolo_ls.engine.inject import install_smoothing
 
 # YOLO26 and its losses exist from ultralytics 8.4.0; YOLOv10's end-to-end criterion is E2EDetectLoss before that
 E2ELoss = getattr(stock_losses, "E2ELoss", None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TINY_DET, results
-from yolo_ls.config import PluginArgumentError
+from yolo_ls.core.args import PluginArgumentError
 
 pytestmark = pytest.mark.training
 

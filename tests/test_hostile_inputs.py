@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ROOT, TINY_CLS
-from yolo_ls.config import PluginArgumentError
+from yolo_ls.core.args import PluginArgumentError
 
 # (case id, key, value for the API, value as typed on the CLI, expected exception, text the message must contain)
 CASES = [
@@ -62,7 +62,7 @@ def test_cli(tmp_path, digits_root, case, key, value, cli_value, error, message)
     project = tmp_path / "runs"
     args = ["train", "model=yolo11n-cls.yaml", f"data={digits_root}", "epochs=1", "imgsz=32", f"project={project}",
             f"{key}={cli_value}"]
-    proc = subprocess.run([sys.executable, "-m", "yolo_ls.cli", *args], capture_output=True, text=True, cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "yolo_ls.cli.main", *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -92,7 +92,7 @@ class Hostile:
 
 
 def _compare(tmp: Path, data: Path, **kw: Any) -> None:
-    from yolo_ls.compare import compare
+    from yolo_ls.compare.runner import compare
 
     compare("yolo11n-cls.yaml", str(data), kw.pop("label_smoothing", "0,0.1"), **{"project": f"{tmp}/p", **kw})
 
@@ -203,7 +203,7 @@ def _tree(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("case", [c for c in HOSTILE if c.cli], ids=lambda c: c.id)
 def test_hostile_cli(tmp_path, digits_root, capsys, case):
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     if case.setup:
         case.setup(tmp_path)
@@ -257,7 +257,7 @@ def test_readme_hostile_table_is_the_generated_one():
 
 def test_resume_path_is_the_model(tmp_path):
     """`yolo-ls train resume=PATH` means model=PATH (Ultralytics' `yolo train resume model=PATH`), not yolo26n.pt."""
-    from yolo_ls.cli import parse_args
+    from yolo_ls.cli.main import parse_args
 
     _whole_zip(tmp_path)
     ckpt = tmp_path / "last.pt"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ultralytics.utils.loss import v8ClassificationLoss
 
-from yolo_ls.losses import (
+from yolo_ls.core.losses import (
     LabelSmoothingState,
     SmoothedClassificationLoss,
     smooth_targets,

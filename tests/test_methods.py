@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from tests.helpers import TINY_CLS
-from yolo_ls.auto import AutoSchedule, gain_factor
-from yolo_ls.config import PluginArgumentError, build_schedule_from_args, resolve_plugin_args
-from yolo_ls.losses import (
+from yolo_ls.core.args import PluginArgumentError, build_schedule_from_args, resolve_plugin_args
+from yolo_ls.core.auto import AutoSchedule, gain_factor
+from yolo_ls.core.losses import (
     LabelSmoothingState,
     MatrixClassificationLoss,
     class_matrix,
@@ -26,7 +26,7 @@ from yolo_ls.losses import (
     smooth_binary_targets,
     smoothed_cross_entropy,
 )
-from yolo_ls.online import OnlineSoftLabels
+from yolo_ls.core.online import OnlineSoftLabels
 
 
 def _logits(n=7, k=4, seed=0, scale=3.0):
@@ -130,7 +130,7 @@ def test_negative_eps_is_opt_in_uniform_only_and_reaches_the_schedules():
     with pytest.raises(PluginArgumentError, match=r"-1.0 \(inclusive\)"):
         resolve_plugin_args({"label_smoothing": -1.5, "ls_negative": True}, "classify")
     # the schedule classes themselves keep [0, 1) unless built for a negative run
-    from yolo_ls.schedules import ConstantSchedule
+    from yolo_ls.core.schedules import ConstantSchedule
 
     with pytest.raises(PluginArgumentError):
         ConstantSchedule(-0.1, 3)
@@ -212,7 +212,7 @@ def test_matrix_and_margin_arguments(tmp_path):
     f = tmp_path / "m.csv"
     f.write_text(",a,b\na,1,3\nb,2,2\n")
     assert resolve_plugin_args({"ls_mode": "matrix", "ls_matrix": str(f)}, "classify")["ls_matrix"] == str(f)
-    from yolo_ls.config import check_num_classes, load_class_matrix
+    from yolo_ls.core.args import check_num_classes, load_class_matrix
 
     assert load_class_matrix(str(f)) == ([[0.25, 0.75], [0.5, 0.5]], ["a", "b"])
     with pytest.raises(PluginArgumentError, match="dataset's classes"):
@@ -267,7 +267,7 @@ def _read_soft_labels(path):
 def test_online_training_writes_learned_soft_labels_and_resumes_with_them(tmp_path, digits_root):
     from ultralytics import YOLO
 
-    from yolo_ls.trainers import ClassificationTrainer, checkpoint_plugin_state
+    from yolo_ls.engine.trainers import ClassificationTrainer, checkpoint_plugin_state
 
     model = YOLO("yolo11n-cls.yaml")
     model.train(data=str(digits_root), trainer=ClassificationTrainer, project=str(tmp_path), name="ols",
@@ -300,7 +300,7 @@ def test_new_modes_train(tmp_path, digits_root, mode, extra):
     from ultralytics import YOLO
 
     from tests.helpers import results
-    from yolo_ls.trainers import ClassificationTrainer
+    from yolo_ls.engine.trainers import ClassificationTrainer
 
     eps = -0.1 if extra.get("ls_negative") else 0.1
     model = YOLO("yolo11n-cls.yaml")
@@ -315,7 +315,7 @@ def test_new_modes_train(tmp_path, digits_root, mode, extra):
 def test_online_with_auto_takes_its_gain_factor_from_the_learned_s(tmp_path, digits_root):
     from ultralytics import YOLO
 
-    from yolo_ls.trainers import ClassificationTrainer
+    from yolo_ls.engine.trainers import ClassificationTrainer
 
     model = YOLO("yolo11n-cls.yaml")
     model.train(data=str(digits_root), trainer=ClassificationTrainer, project=str(tmp_path), name="ols_auto",
@@ -332,7 +332,8 @@ def test_detection_matrix_trains_through_the_single_injection_point(tmp_path, di
 
     from tests.helpers import TINY_DET, results
     from yolo_ls import YOLO
-    from yolo_ls.losses import SmoothedBCEWithLogits, detection_losses
+    from yolo_ls.core.losses import SmoothedBCEWithLogits
+    from yolo_ls.engine.inject import detection_losses
 
     nc = len(yaml.safe_load(digits_det_yaml.read_text())["names"])
     shifted = [[1.0 if j == (i + 1) % nc else 0.0 for j in range(nc)] for i in range(nc)]  # ε goes to the next class
@@ -348,8 +349,8 @@ def test_detection_matrix_trains_through_the_single_injection_point(tmp_path, di
 
 
 def test_soft_labels_csv_round_trips_and_yolo_ls_plot_draws_it(tmp_path):
-    from yolo_ls.config import read_matrix_csv
-    from yolo_ls.online import write_matrix_csv
+    from yolo_ls.core.checks import read_matrix_csv
+    from yolo_ls.core.online import write_matrix_csv
     from yolo_ls.plots import render_run
 
     s = class_matrix(torch.rand(3, 3, generator=torch.Generator().manual_seed(1)) + 0.05, 3)
@@ -362,7 +363,7 @@ def test_soft_labels_csv_round_trips_and_yolo_ls_plot_draws_it(tmp_path):
 
 
 def test_eps_axis_shows_negative_values():
-    from yolo_ls.plots import eps_limits
+    from yolo_ls.plots.figures import eps_limits
 
     assert eps_limits([-0.2, -0.1]) == (pytest.approx(-0.25), 0.0)
     assert eps_limits([-0.2, 0.1]) == (pytest.approx(-0.25), pytest.approx(0.125))

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 
 from tests.helpers import TINY_CLS, TINY_DET
-from yolo_ls import plots
+from yolo_ls.plots import figures as plots
 
 pytestmark = pytest.mark.training
 
 
 def test_default_run_final_figures_epoch_bins_then_yolo_ls_plot(tmp_path, digits_root):
     from yolo_ls import YOLO
-    from yolo_ls.cli import entrypoint
+    from yolo_ls.cli.main import entrypoint
 
     YOLO("yolo11n-cls.yaml").train(**{**TINY_CLS, "data": str(digits_root), "project": str(tmp_path), "name": "r",
                                       "epochs": 2, "plots": True, "label_smoothing": 0.1})

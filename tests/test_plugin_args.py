@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT, run_python
-from yolo_ls.config import ARG_TABLE, DEFAULTS, PluginArgumentError, check_keys, resolve_plugin_args
+from yolo_ls.core.args import ARG_TABLE, DEFAULTS, PluginArgumentError, check_keys, resolve_plugin_args
 
 
 # ------------------------------------------------------------------------------------------- pure validation
@@ -124,8 +124,8 @@ def test_ddp_relaunch_round_trip_keeps_plugin_args(tmp_path, request, trainer_na
     proc = _rebuild_in_worker(trainer, """
 import json
 print("PLUGIN" + json.dumps(trainer.plugin_args))
-from yolo_ls.callbacks.smoothing import CALLBACKS
-from yolo_ls.callbacks.calibration import CalibrationCallbacks
+from yolo_ls.engine.callbacks.smoothing import CALLBACKS
+from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
 print("CALLBACKS", [trainer.callbacks[e].count(fn) for e, fn in CALLBACKS.items()])
 cal = {id(fn.__self__) for fns in trainer.callbacks.values() for fn in fns
        if isinstance(getattr(fn, "__self__", None), CalibrationCallbacks)}
@@ -146,7 +146,7 @@ print("EPS", [round(trainer.ls_schedule(e), 6) for e in (0.5, 1.0, 2.0)])
 
 @pytest.mark.slow
 def test_ddp_relaunch_carries_a_callable_schedule(tmp_path, digits_root):
-    from yolo_ls.compat import ddp_state_file
+    from yolo_ls.engine.compat import ddp_state_file
 
     if not ddp_state_file():
         pytest.skip("this ultralytics writes the multi-GPU overrides as a Python literal: no callable survives it")
@@ -163,7 +163,7 @@ def test_ddp_relaunch_carries_a_callable_schedule(tmp_path, digits_root):
 
 # ----------------------------------------------------------------------------------------------------- CLI
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yolo_ls.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "yolo_ls.cli.main", *args], capture_output=True, text=True, cwd=ROOT)
 
 
 @pytest.mark.parametrize(
@@ -198,13 +198,13 @@ def test_cli_help_version_cfg():
 
 
 def test_readme_argument_table_is_the_config_table():
-    from yolo_ls.config import markdown_table
+    from yolo_ls.core.args import markdown_table
 
     assert markdown_table() in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_version_guard_names_the_installed_and_tested_versions(monkeypatch):
-    from yolo_ls import compat, trainers
+    from yolo_ls.engine import compat, trainers
 
     seen: list[str] = []
     monkeypatch.setattr(compat.LOGGER, "warning", seen.append)
@@ -224,7 +224,7 @@ def test_huge_prior_is_normalised_without_overflow():
     assert out == pytest.approx([0.1] * 10) and math.isclose(sum(out), 1.0)
     out = resolve_plugin_args({"ls_prior": [1e308, 0.0, 5e307]}, "classify")["ls_prior"]
     assert out == pytest.approx([2 / 3, 0.0, 1 / 3])
-    from yolo_ls.losses import smoothing_base
+    from yolo_ls.core.losses import smoothing_base
 
     assert smoothing_base(3, "prior", [1e308, 1e308, 1e308]).tolist() == pytest.approx([1 / 3] * 3)
 
@@ -233,7 +233,7 @@ def test_callable_schedules_accept_numeric_scalars_and_are_probed_over_the_run()
     import numpy as np
     import torch
 
-    from yolo_ls.config import build_schedule_from_args
+    from yolo_ls.core.args import build_schedule_from_args
 
     for value in (torch.tensor(0.1), np.float32(0.1), np.float64(0.1)):
         args = resolve_plugin_args({"ls_schedule": lambda e, n, v=value: v}, "classify")
@@ -261,14 +261,14 @@ def test_callable_schedules_accept_numeric_scalars_and_are_probed_over_the_run()
     ],
 )
 def test_arguments_that_do_not_apply_are_named(given, epochs, expected):
-    from yolo_ls.config import inapplicable_args
+    from yolo_ls.core.args import inapplicable_args
 
     warnings = inapplicable_args(given, resolve_plugin_args(given, "classify"), "classify", epochs)
     assert any(expected in w for w in warnings), warnings
 
 
 def test_arguments_that_apply_raise_no_warning():
-    from yolo_ls.config import inapplicable_args
+    from yolo_ls.core.args import inapplicable_args
 
     for given in ({"label_smoothing": 0.1}, {"ls_schedule": "linear", "label_smoothing": 0.1, "ls_final": 0.0},
                   {"ls_schedule": "linear", "ls_final": 0.1}, {"ls_schedule": "auto", "ls_max": 0.2}):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT, TINY_CLS, results
-from yolo_ls.losses import LabelSmoothingState, SmoothedBCEWithLogits, SmoothedClassificationLoss
+from yolo_ls.core.losses import LabelSmoothingState, SmoothedBCEWithLogits, SmoothedClassificationLoss
 
 LINEAR = {"label_smoothing": 0.2, "ls_schedule": "linear", "ls_final": 0.0, "epochs": 4}
 EXPECTED = [0.2, 0.133333, 0.066667, 0.0]  # linear 0.2 -> 0 over epochs 0..3
@@ -90,7 +90,7 @@ def test_per_iteration_schedule_logs_epoch_mean(tmp_path, digits_root):
 
 
 def test_applied_trace_is_bounded_per_epoch_and_the_mean_covers_every_step():
-    from yolo_ls.callbacks.smoothing import AppliedEpsilon
+    from yolo_ls.engine.callbacks.smoothing import AppliedEpsilon
 
     applied = AppliedEpsilon(max_points_per_epoch=50)
     steps = 1000

@@ -1,4 +1,4 @@
-"""Tests for yolo_ls.schedules: hand-computed values, warmup, purity, validation."""
+"""Tests for yolo_ls.core.schedules: hand-computed values, warmup, purity, validation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yolo_ls.schedules import (
+from yolo_ls.core.schedules import (
     SCHEDULES,
     CallableSchedule,
     ConstantSchedule,
@@ -434,7 +434,7 @@ def test_module_is_pure_stdlib():
     assert imported <= {"__future__", "collections", "difflib", "math", "warnings", "yolo_ls"}, imported
     from_yolo_ls = {n.module for n in ast.walk(tree)
                     if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("yolo_ls")}
-    assert from_yolo_ls == {"yolo_ls.config"}  # the argument table: standard library only, like this module
+    assert from_yolo_ls == {"yolo_ls.core.args"}  # the argument table: standard library only, like this module
 
 
 # --- property test -------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import ultralytics.engine.trainer as engine_trainer
 import yaml
 
 from tests.helpers import ROOT, results
-from yolo_ls.config import PluginArgumentError
+from yolo_ls.core.args import PluginArgumentError
 
 # model.tune() through yolo-ls needs the trainer's CLI-command hook (ultralytics 8.4); earlier releases refuse it
 NEEDS_TUNE_HOOK = pytest.mark.skipif(not hasattr(engine_trainer, "_YOLO_CLI_COMMAND"), reason="no hook before 8.4")
@@ -60,7 +60,7 @@ def test_bad_plugin_tuning_arguments_are_refused_before_anything_is_written(tmp_
 def test_plugin_keys_reach_the_tuner_and_int_keys_are_rounded(tmp_path):
     from ultralytics import YOLO as StockYOLO
 
-    from yolo_ls.tuner import Tuner
+    from yolo_ls.tune.tuner import Tuner
 
     model = StockYOLO("yolo11n-cls.yaml")
     args = {**model.overrides, "data": "x", "epochs": 4, "project": str(tmp_path), "mode": "train",
@@ -109,8 +109,8 @@ def test_two_iteration_tune_trains_every_iteration_through_the_plugin(tmp_path):
         "from functools import partialmethod\n"
         "from ultralytics.utils import SETTINGS\n"
         f"SETTINGS.update(datasets_dir={str(home / 'datasets')!r}, runs_dir={str(home / 'runs')!r}, sync=False)\n"
-        "import yolo_ls.tuner\n"
-        "yolo_ls.tuner.Tuner.__call__ = partialmethod(yolo_ls.tuner.Tuner.__call__, cleanup=False)\n"
+        "import yolo_ls.tune.tuner\n"
+        "yolo_ls.tune.tuner.Tuner.__call__ = partialmethod(yolo_ls.tune.tuner.Tuner.__call__, cleanup=False)\n"
         "from yolo_ls import YOLO\n"
         "YOLO('yolo11n-cls.yaml').tune(data='digits', epochs=2, iterations=2, imgsz=32, batch=64, fraction=0.1,\n"
         "    workers=0, plots=False, device='cpu', seed=0, space={'label_smoothing': (0.0, 0.2)},\n"
@@ -202,7 +202,7 @@ def test_tune_objective_decides_the_best_iteration(tmp_path, monkeypatch, object
 def test_tune_objective_ranks_the_mutation_parents(tmp_path):
     from ultralytics import YOLO as StockYOLO
 
-    from yolo_ls.tuner import Tuner
+    from yolo_ls.tune.tuner import Tuner
 
     model = StockYOLO("yolo11n-cls.yaml")
     args = {**model.overrides, "data": "x", "epochs": 2, "project": str(tmp_path), "mode": "train",
@@ -257,7 +257,7 @@ def test_bad_ray_tuning_arguments_are_refused_before_ray_starts(tmp_path, space,
     import ray
     from ray import tune
 
-    from yolo_ls.compat import ray_tune_supported
+    from yolo_ls.engine.compat import ray_tune_supported
 
     if "search_alg" in kwargs and not ray_tune_supported():  # 8.3: no search algorithms, refused by release instead
         error, message = NotImplementedError, "needs an ultralytics 8.4 release"

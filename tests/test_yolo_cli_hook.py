@@ -43,7 +43,7 @@ def _hook_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_enable_disable_round_trip_is_byte_identical_and_idempotent(scripts):
-    from yolo_ls.yolo_cli import script_state
+    from yolo_ls.cli.yolo_hook import script_state
 
     original = _snapshot(scripts)
     assert original["yolo"][0] == (REAL_BIN / "yolo").read_bytes()
@@ -68,7 +68,7 @@ def test_enable_disable_round_trip_is_byte_identical_and_idempotent(scripts):
 
 
 def test_disable_restores_an_unusual_mode_exactly(scripts):
-    from yolo_ls.yolo_cli import disable, enable
+    from yolo_ls.cli.yolo_hook import disable, enable
 
     os.chmod(scripts / "yolo", 0o750)
     original = _snapshot(scripts)
@@ -91,7 +91,7 @@ def test_doctor_says_whether_the_hook_is_on(scripts):
 
 
 def test_refusals_change_nothing(tmp_path, scripts, monkeypatch):
-    from yolo_ls.yolo_cli import YoloCliHookError, disable, enable
+    from yolo_ls.cli.yolo_hook import YoloCliHookError, disable, enable
 
     with pytest.raises(YoloCliHookError, match="is not a folder"):
         enable(tmp_path / "nope")
@@ -117,7 +117,7 @@ def test_refusals_change_nothing(tmp_path, scripts, monkeypatch):
 
 
 def test_damaged_backup_is_refused(scripts):
-    from yolo_ls.yolo_cli import YoloCliHookError, disable, enable
+    from yolo_ls.cli.yolo_hook import YoloCliHookError, disable, enable
 
     enable(scripts)
     text = (scripts / "yolo").read_text()
@@ -154,12 +154,12 @@ def test_cli_errors_are_one_line(tmp_path):
 def test_hooked_entrypoint_routes_only_train_and_val_to_yolo_ls(monkeypatch, argv, route):
     import ultralytics.cfg
 
-    import yolo_ls.cli
-    from yolo_ls import yolo_cli
+    import yolo_ls.cli.argv
+    from yolo_ls.cli import yolo_hook as yolo_cli
 
     seen = []
     monkeypatch.setattr(sys, "argv", ["/env/bin/yolo", *argv])
-    monkeypatch.setattr(yolo_ls.cli, "entrypoint", lambda a: seen.append(("yolo-ls", a)) or 0)
+    monkeypatch.setattr(yolo_ls.cli.argv, "run_yolo_command", lambda a: seen.append(("yolo-ls", a)) or 0)
     monkeypatch.setattr(ultralytics.cfg, "entrypoint", lambda: seen.append(("stock", sys.argv[1:])))
     assert yolo_cli.entrypoint() == 0
     assert seen == [(route, argv)]
@@ -183,7 +183,7 @@ def _train_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.training
 def test_hooked_yolo_trains_and_resumes_with_smoothing_and_is_stock_after_disable(tmp_path, scripts, digits_root):
-    from yolo_ls.yolo_cli import disable, enable
+    from yolo_ls.cli.yolo_hook import disable, enable
 
     original = _snapshot(scripts)
     enable(scripts)

@@ -7,7 +7,7 @@ from typing import Any
 from ultralytics import YOLO as _UltralyticsYOLO
 
 from yolo_ls.datasets import resolve_data
-from yolo_ls.trainers import TRAINERS
+from yolo_ls.engine.trainers import TRAINERS
 
 
 class YOLO(_UltralyticsYOLO):
@@ -34,8 +34,8 @@ class YOLO(_UltralyticsYOLO):
         Accepts the embedded dataset names (``data="digits"``) and the calibration arguments ``calibration``,
         ``calib_bins``, ``calib_conf`` and ``calib_plots``; the returned metrics carry ``.calibration``.
         """
-        from yolo_ls.callbacks.calibration import CalibrationCallbacks, registered_calibration
-        from yolo_ls.config import ARG_TABLE, DEFAULTS, PluginArgumentError, check_keys, split_plugin_args
+        from yolo_ls.core.args import ARG_TABLE, DEFAULTS, PluginArgumentError, check_keys, split_plugin_args
+        from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks, registered_calibration
 
         kwargs, plugin = split_plugin_args(kwargs)
         check_keys(kwargs)
@@ -64,20 +64,20 @@ class YOLO(_UltralyticsYOLO):
         names resolve, and ``tune_results.ndjson`` / ``best_hyperparameters.yaml`` record the tuned plugin values.
         The arguments are those of :meth:`ultralytics.engine.model.Model.tune`.
 
-        ``use_ray=True`` runs Ultralytics' Ray Tune through :func:`yolo_ls.ray_tune.run_ray_tune`: fixed plugin
+        ``use_ray=True`` runs Ultralytics' Ray Tune through :func:`yolo_ls.tune.ray_tune.run_ray_tune`: fixed plugin
         arguments reach every trial, plugin entries of a Ray ``space`` (``tune.uniform``, ``tune.choice``, ...) are
         checked first, and ``tune_objective``/``fitness_tol`` set Ray's metric and mode (and the final pick).
         """
         if use_ray:
-            from yolo_ls.ray_tune import run_ray_tune
+            from yolo_ls.tune.ray_tune import run_ray_tune
 
             self._check_is_pytorch_model()
             if "optimizer" not in (kwargs.get("space") or {}):
                 kwargs.setdefault("optimizer", "AdamW")
             return run_ray_tune(self, *args, iterations=iterations, **kwargs)
-        from yolo_ls.tuner import Tuner
+        from yolo_ls.tune.tuner import Tuner
 
-        # The same steps as Model.tune in ultralytics 8.4.190, with yolo_ls.tuner.Tuner in place of its Tuner.
+        # The same steps as Model.tune in ultralytics 8.4.190, with yolo_ls.tune.tuner.Tuner in place of its Tuner.
         self._check_is_pytorch_model()
         if args:
             raise TypeError(f"Positional arguments {args} require use_ray=True, pass Tuner options as keywords.")

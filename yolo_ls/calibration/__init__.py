@@ -1,4 +1,4 @@
-"""Calibration metrics, streaming accumulators, temperature scaling and plots (no Ultralytics dependency).
+"""Calibration metrics, streaming accumulators and temperature scaling (no Ultralytics, no plotting).
 
 >>> import torch
 >>> from yolo_ls.calibration import ece, ClassificationCalibration
@@ -7,8 +7,7 @@
 >>> round(float(ece(probs, labels)), 4)  # bins of width 1/15: |1 - 0.9| / 2 + |0 - 0.6| / 2
 0.35
 
-The plot functions (``plot_reliability_diagram``, ``plot_reliability_overlay``, ``plot_calibration_curves``) live
-in :mod:`yolo_ls.plots` and are re-exported here lazily, so importing the metrics does not import matplotlib.
+The figures of these numbers are drawn by :mod:`yolo_ls.plots`.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from yolo_ls.calibration.metrics import (
 )
 from yolo_ls.calibration.temperature import apply_temperature, fit_temperature
 
-_LAZY_PLOTS = ("plot_calibration_curves", "plot_reliability_diagram", "plot_reliability_overlay")
+_MOVED_PLOTS = ("plot_calibration_curves", "plot_reliability_diagram", "plot_reliability_overlay")
 
 __all__ = (
     "CLASSIFICATION_METRICS",
@@ -65,14 +64,11 @@ __all__ = (
     "nll",
     "overconfidence",
     "reliability_bins",
-    *_LAZY_PLOTS,
 )
 
 
 def __getattr__(name: str) -> Any:
-    """Import the matplotlib-based plot functions on first access."""
-    if name in _LAZY_PLOTS:
-        from yolo_ls import plots
-
-        return getattr(plots, name)
+    """Plotting lives in :mod:`yolo_ls.plots`; an old ``yolo_ls.calibration.plot_*`` import is told so."""
+    if name in _MOVED_PLOTS:
+        raise AttributeError(f"{name} moved: use 'from yolo_ls.plots import {name}'")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

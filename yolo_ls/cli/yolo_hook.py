@@ -40,9 +40,9 @@ import re
 import sys
 
 try:
-    from yolo_ls.yolo_cli import entrypoint
+    from yolo_ls.cli.yolo_hook import entrypoint
 except ModuleNotFoundError as e:
-    if e.name not in ("yolo_ls", "yolo_ls.yolo_cli"):
+    if e.name not in ("yolo_ls", "yolo_ls.cli.yolo_hook"):
         raise
     sys.stderr.write("yolo-ls is not importable here: running the stock command (label smoothing is dropped). "
                      "'pip install yolo-ls' again, or reinstall ultralytics to restore the stock script.\\n")
@@ -60,9 +60,8 @@ class YoloCliHookError(RuntimeError):
 # ------------------------------------------------------------------------------------------------- the entry point
 def entrypoint() -> int:
     """What a re-pointed ``yolo`` runs: ``train``/``val`` (and plugin arguments) through yolo-ls, all else stock."""
-    from yolo_ls.cli import _normalised_tokens, find_mode
-    from yolo_ls.cli import entrypoint as yolo_ls_entrypoint
-    from yolo_ls.config import PLUGIN_KEYS
+    from yolo_ls.cli.argv import _normalised_tokens, find_mode, run_yolo_command
+    from yolo_ls.core.args import PLUGIN_KEYS
 
     argv = sys.argv[1:]
     try:
@@ -71,7 +70,7 @@ def entrypoint() -> int:
     except Exception:  # a malformed command: Ultralytics reports it in its own words
         mode, plugin_given = None, False
     if mode in ("train", "val") or plugin_given:
-        return yolo_ls_entrypoint(argv)  # plugin arguments with another mode are refused there, in one line
+        return run_yolo_command(argv)  # plugin arguments with another mode are refused there, in one line
     from ultralytics.cfg import entrypoint as stock_entrypoint
 
     stock_entrypoint()
@@ -216,7 +215,7 @@ def disable(scripts_dir: Path | None = None) -> list[str]:
 
 def doctor(scripts_dir: Path | None = None) -> list[str]:
     """Lines for ``yolo-ls doctor``: versions, the state of the hook, and which commands are on PATH."""
-    from yolo_ls.cli import version_text
+    from yolo_ls.engine.compat import version_text
 
     scripts_dir = Path(scripts_dir or default_scripts_dir())
     lines = version_text().splitlines()
@@ -252,7 +251,7 @@ def _parse_bin(command: str, argv: Sequence[str]) -> Path | None:
 
 def main(command: str, argv: Sequence[str]) -> int:
     """``yolo-ls doctor | enable-yolo-cli | disable-yolo-cli [bin=DIR]``: print what was done; the exit code."""
-    scripts_dir = _parse_bin(command, argv)  # SyntaxError -> exit 2 in yolo_ls.cli.entrypoint
+    scripts_dir = _parse_bin(command, argv)  # SyntaxError -> exit 2 in yolo_ls.cli.main.entrypoint
     action = {"doctor": doctor, "enable-yolo-cli": enable, "disable-yolo-cli": disable}[command]
     try:
         lines = action(scripts_dir)

@@ -28,13 +28,8 @@ from ultralytics.cfg import cfg2dict
 from ultralytics.models import yolo
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, colorstr
 
-from yolo_ls import __version__, compat  # noqa: F401 -- compat first: the guard speaks before a missing symbol
-from yolo_ls.auto import AutoController, AutoSchedule, gain_factor
-from yolo_ls.callbacks import smoothing as smoothing_callbacks
-from yolo_ls.callbacks.calibration import CalibrationCallbacks
-from yolo_ls.checkpoints import atomic_checkpoint_paths, atomic_final_strip
-from yolo_ls.compat import TESTED_ULTRALYTICS, YAML, check_ultralytics_version, unwrap_model  # noqa: F401
-from yolo_ls.config import (
+from yolo_ls._version import __version__
+from yolo_ls.core.args import (
     PLUGIN_KEYS,
     PluginArgumentError,
     build_schedule_from_args,
@@ -45,11 +40,19 @@ from yolo_ls.config import (
     resolve_plugin_args,
     split_plugin_args,
 )
+from yolo_ls.core.auto import AutoSchedule, gain_factor
+from yolo_ls.core.files import drop_rows_after
+from yolo_ls.core.losses import LabelSmoothingState
+from yolo_ls.core.objective import best_step, metric_key, new_best_state
+from yolo_ls.core.online import OnlineSoftLabels
 from yolo_ls.datasets import resolve_data
-from yolo_ls.losses import LabelSmoothingState, install_smoothing
-from yolo_ls.objective import best_step, metric_key, new_best_state
-from yolo_ls.online import OnlineSoftLabels
-from yolo_ls.utils import drop_rows_after
+from yolo_ls.engine import compat  # noqa: F401 -- compat first: the guard speaks before a missing symbol
+from yolo_ls.engine.auto_controller import AutoController
+from yolo_ls.engine.callbacks import smoothing as smoothing_callbacks
+from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
+from yolo_ls.engine.checkpoints import atomic_checkpoint_paths, atomic_final_strip
+from yolo_ls.engine.compat import TESTED_ULTRALYTICS, YAML, check_ultralytics_version, unwrap_model  # noqa: F401
+from yolo_ls.engine.inject import install_smoothing
 
 PREFIX = colorstr("yolo-ls:")
 
@@ -149,7 +152,7 @@ def check_resume_checkpoint(resume: Any) -> None:
         return  # resume=True (latest run) or a missing path: Ultralytics' own message says which
     from ultralytics.utils.patches import torch_load
 
-    from yolo_ls.checkpoints import remove_stale_temp_files
+    from yolo_ls.engine.checkpoints import remove_stale_temp_files
 
     remove_stale_temp_files(Path(resume).parent)  # a kill during an earlier checkpoint write left them
 
@@ -418,8 +421,8 @@ def online_train_end(trainer: Any) -> None:
     """``ls_mode=online``: draw ``soft_labels.png`` from the final ``soft_labels.csv``."""
     path = trainer.save_dir / "soft_labels.csv"
     if RANK in {-1, 0} and path.is_file():
-        from yolo_ls.config import read_matrix_csv
-        from yolo_ls.plots import plot_soft_labels
+        from yolo_ls.core.checks import read_matrix_csv
+        from yolo_ls.plots.figures import plot_soft_labels
 
         names, rows = read_matrix_csv(path)
         plot_soft_labels(rows, names, trainer.save_dir / "soft_labels.png", on_plot=trainer.on_plot)

@@ -9,7 +9,7 @@ ImportError from deep inside yolo-ls.
 Differences inside the range, and how they are bridged:
 
 - ``Model.train`` passes ``session`` (the HUB session) in the trainer's overrides up to about 8.4.112; it is not a
-  config key, so :data:`EXTRA_OVERRIDE_KEYS` lets the plugin's key check accept it.
+  config key, so the plugin's key check (:func:`yolo_ls.core.args.ultralytics_keys`) accepts it.
 - The classification loss items: stock ``v8ClassificationLoss`` returns ``(loss, loss.detach())`` before about
   8.4.106 and ``(loss, {"loss": loss.detach()})`` after; :func:`classification_loss_items` picks what the installed
   stock loss returns (found by calling it, not by a version number).
@@ -36,8 +36,6 @@ SUPPORTED = ((8, 3, 210), (8, 5, 0))  # >= first, < second: pyproject.toml's ran
 SUPPORTED_SPEC = ">=8.3.210,<8.5"
 TESTED_ULTRALYTICS = SUPPORTED  # the name trainers.py has exported since 0.1.0
 
-#: Keys stock ``Model.train`` passes in the trainer's overrides that are not config keys (``session``: up to 8.4.112).
-EXTRA_OVERRIDE_KEYS = frozenset({"session"})
 
 
 def parse_version(version: str) -> tuple[int, ...]:
@@ -47,7 +45,7 @@ def parse_version(version: str) -> tuple[int, ...]:
 
 def version_message(version: str) -> str:
     """The guard's message: the installed Ultralytics, the supported range, and what to do."""
-    from yolo_ls import __version__
+    from yolo_ls._version import __version__
 
     return (
         f"yolo-ls {__version__} supports ultralytics{SUPPORTED_SPEC}, but ultralytics {version} is installed. Label "
@@ -84,7 +82,6 @@ except (ImportError, AttributeError) as e:
     raise ImportError(f"{version_message(ultralytics.__version__)} (missing: {e})") from e
 
 __all__ = (
-    "EXTRA_OVERRIDE_KEYS",
     "SUPPORTED",
     "SUPPORTED_SPEC",
     "TESTED_ULTRALYTICS",
@@ -207,3 +204,13 @@ def validates_on_every_rank(validator: Any) -> bool:
     """Whether this validator runs on every DDP rank with ``gather_stats`` collecting to rank 0 (8.4), rather than
     on rank 0 alone over the whole val set (8.3, no ``gather_stats``): the calibration's cross-rank step hooks it."""
     return callable(getattr(validator, "gather_stats", None))
+
+
+def version_text() -> str:
+    """Versions of yolo-ls, Ultralytics and torch, one per line (``yolo-ls version``, ``yolo-ls doctor``)."""
+    import torch
+    import ultralytics
+
+    from yolo_ls._version import __version__
+
+    return f"yolo-ls {__version__}\nultralytics {ultralytics.__version__}\ntorch {torch.version.__version__}"

@@ -17,9 +17,9 @@ Values are never clamped behind the user's back: constructors validate their par
 checks, so every built-in schedule stays in ``[0, 1)``, and a user-supplied callable that leaves that range raises
 ``ValueError``.
 
-This module is a pure layer: it imports only the standard library and the argument table in ``yolo_ls.config``
+This module is a pure layer: it imports only the standard library and the argument table in ``yolo_ls.core.args``
 (itself standard-library only), whose checks are the one statement of every argument's range. ``ls_schedule=auto``
-is not a function of the epoch and lives in ``yolo_ls/auto.py``.
+is not a function of the epoch and lives in ``yolo_ls/core/auto.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ import math
 import warnings
 from collections.abc import Callable
 
-from yolo_ls.config import ARG_TABLE, PURE_SCHEDULES, _scalar, epsilon_check
+from yolo_ls.core.checks import DECAY, STEP_SIZE, WARMUP_EPOCHS, _scalar, epsilon_check
+
+PURE_SCHEDULES = ("constant", "linear", "cosine", "step", "exp", "two_stage")  # functions of the epoch alone
 
 __all__ = [
     "SCHEDULES",
@@ -45,7 +47,7 @@ __all__ = [
     "fractional_epoch",
 ]
 
-SCHEDULES = PURE_SCHEDULES  # the names build_schedule knows (ls_schedule=auto is yolo_ls.auto.AutoSchedule)
+SCHEDULES = PURE_SCHEDULES  # the names build_schedule knows (ls_schedule=auto is yolo_ls.core.auto.AutoSchedule)
 
 
 def _check_epoch(value: object, name: str = "epoch") -> float:
@@ -89,9 +91,9 @@ class SmoothingSchedule:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         self.negative = bool(negative)  # built for an ls_negative=True run: ε and final may be in [-1, 0) too
-        self.eps = epsilon_check("label_smoothing", self.negative)("label_smoothing", eps)
+        self.eps = epsilon_check(self.negative)("label_smoothing", eps)
         self.epochs = epochs
-        self.warmup_epochs = ARG_TABLE["ls_warmup_epochs"](warmup_epochs)
+        self.warmup_epochs = WARMUP_EPOCHS("ls_warmup_epochs", warmup_epochs)
         if not self.warmup_epochs < epochs:
             raise ValueError(f"ls_warmup_epochs must be >= 0 and < epochs ({epochs}), got {self.warmup_epochs!r}")
 
@@ -193,7 +195,7 @@ class LinearSchedule(SmoothingSchedule):
         self, eps: float, epochs: int, final: float = 0.0, warmup_epochs: float = 0.0, *, negative: bool = False
     ) -> None:
         super().__init__(eps, epochs, warmup_epochs, negative=negative)
-        self.final = epsilon_check("ls_final", self.negative)("ls_final", final)
+        self.final = epsilon_check(self.negative)("ls_final", final)
 
     def _value(self, t: float, span: float) -> float:
         return _lerp(self.eps, self.final, _progress(t, span))
@@ -216,7 +218,7 @@ class CosineSchedule(SmoothingSchedule):
         self, eps: float, epochs: int, final: float = 0.0, warmup_epochs: float = 0.0, *, negative: bool = False
     ) -> None:
         super().__init__(eps, epochs, warmup_epochs, negative=negative)
-        self.final = epsilon_check("ls_final", self.negative)("ls_final", final)
+        self.final = epsilon_check(self.negative)("ls_final", final)
 
     def _value(self, t: float, span: float) -> float:
         w = 0.5 * (1.0 + math.cos(math.pi * _progress(t, span)))
@@ -242,8 +244,8 @@ class StepSchedule(SmoothingSchedule):
         negative: bool = False,
     ) -> None:
         super().__init__(eps, epochs, warmup_epochs, negative=negative)
-        self.step_size = ARG_TABLE["ls_step_size"](step_size)
-        self.gamma = ARG_TABLE["ls_gamma"](gamma)
+        self.step_size = STEP_SIZE("ls_step_size", step_size)
+        self.gamma = DECAY("ls_gamma", gamma)
 
     def _value(self, t: float, span: float) -> float:
         return self.eps * self.gamma ** math.floor(t / self.step_size)
@@ -268,8 +270,8 @@ class ExpSchedule(SmoothingSchedule):
         negative: bool = False,
     ) -> None:
         super().__init__(eps, epochs, warmup_epochs, negative=negative)
-        self.gamma = ARG_TABLE["ls_gamma"](gamma)
-        self.final = epsilon_check("ls_final", self.negative)("ls_final", final)
+        self.gamma = DECAY("ls_gamma", gamma)
+        self.final = epsilon_check(self.negative)("ls_final", final)
 
     def _value(self, t: float, span: float) -> float:
         return _lerp(self.final, self.eps, self.gamma**t)
@@ -396,7 +398,7 @@ def build_schedule(
         off_epoch: First epoch without smoothing for ``two_stage`` (``ls_off_epoch``); required there.
             ``off_epoch >= epochs`` only warns (smoothing never switches off), see :class:`TwoStageSchedule`.
         negative: Built for an ``ls_negative=True`` run: ``eps`` and ``final`` may be in ``[-1, 1)``. Whether the
-            run may be negative (uniform mode only) is decided by ``yolo_ls.config.resolve_plugin_args``.
+            run may be negative (uniform mode only) is decided by ``yolo_ls.core.args.resolve_plugin_args``.
 
     Returns:
         The schedule; call it with a fractional epoch to get ε.
@@ -431,7 +433,7 @@ def build_schedule(
     if name == "auto":
         raise ValueError(
             "ls_schedule='auto' is steered by measured calibration, not a function of the epoch: "
-            "use yolo_ls.auto.AutoSchedule (or yolo_ls.config.build_schedule_from_args)"
+            "use yolo_ls.core.auto.AutoSchedule (or yolo_ls.core.args.build_schedule_from_args)"
         )
     if name == "two_stage":
         if off_epoch is None:

@@ -10,7 +10,7 @@ What it hooks (all from callbacks; nothing is subclassed):
       ``gather_stats`` (which Ultralytics runs on every rank) is wrapped to reduce the accumulators to rank 0 first
       (:meth:`CalibrationCallbacks._sync_ranks`: one reduction per validation, never per batch), so the metrics,
       diagrams and the ``auto`` reading cover the whole val set. (Ultralytics 8.3 validates on rank 0 alone, over the
-      whole val set, and has no ``gather_stats``: nothing to reduce there, see :mod:`yolo_ls.compat`.)
+      whole val set, and has no ``gather_stats``: nothing to reduce there, see :mod:`yolo_ls.engine.compat`.)
     - ``on_pretrain_routine_end``: seeds ``trainer.metrics`` with the ``calib/*`` keys (NaN until measured) so
       results.csv has them from its first row. A fresh run into an existing folder removes the previous run's
       ``calibration.csv`` and ``calibration/``; a resume rewrites them from the checkpoint's record (yolo-ls trainers)
@@ -48,7 +48,7 @@ from yolo_ls.calibration import (
     fit_temperature,
     nll,
 )
-from yolo_ls.config import PLOT_CHOICES
+from yolo_ls.core.args import PLOT_CHOICES
 
 PREFIX = "calib/"
 EPOCHS_JSON = Path("calibration") / "epochs.json"  # per-epoch bins, relative to the run folder
@@ -152,7 +152,7 @@ class CalibrationCallbacks:
 
         get_stats.__wrapped_calibration__ = orig_get
         validator.get_stats = get_stats
-        from yolo_ls.compat import validates_on_every_rank
+        from yolo_ls.engine.compat import validates_on_every_rank
 
         if not validates_on_every_rank(validator):  # 8.3: rank 0 alone validates the whole val set
             return
@@ -196,7 +196,7 @@ class CalibrationCallbacks:
         )
         proto = None
         if task == "segment":  # predict() drops boxes whose mask is empty (SegmentationPredictor.construct_result)
-            from yolo_ls.compat import segment_proto  # the output layout differs between releases
+            from yolo_ls.engine.compat import segment_proto  # the output layout differs between releases
 
             proto = segment_proto(preds)
         kept = []
@@ -325,7 +325,7 @@ class CalibrationCallbacks:
         if self.in_training:  # final_eval() of a training run: on_fit_epoch_end writes calibration/reliability.png
             return
         if self.plots != "off" and getattr(validator, "save_dir", None):
-            from yolo_ls.plots import plot_reliability_diagram
+            from yolo_ls.plots.figures import plot_reliability_diagram
 
             plot_reliability_diagram(result["bins"], Path(validator.save_dir) / "reliability.png",
                                      title="Reliability diagram", metrics=values, reason=self._empty_reason())
@@ -349,8 +349,8 @@ class CalibrationCallbacks:
             if saved is not None:  # the checkpoint's own record: exactly the epochs it holds
                 self.restore(save_dir, saved, trainer.start_epoch)
             else:  # a stock trainer: keep what is on disk up to the resume epoch
-                from yolo_ls.epoch_bins import drop_epochs_after
-                from yolo_ls.utils import drop_rows_after
+                from yolo_ls.core.epoch_bins import drop_epochs_after
+                from yolo_ls.core.files import drop_rows_after
 
                 drop_rows_after(save_dir / "calibration.csv", trainer.start_epoch)
                 drop_epochs_after(save_dir / EPOCHS_JSON, trainer.start_epoch)
@@ -376,8 +376,8 @@ class CalibrationCallbacks:
 
         if RANK not in {-1, 0}:
             return
-        from yolo_ls.epoch_bins import save_epoch_bins
-        from yolo_ls.utils import append_csv_row
+        from yolo_ls.core.epoch_bins import save_epoch_bins
+        from yolo_ls.core.files import append_csv_row
 
         save_dir = Path(trainer.save_dir)
         epoch = trainer.epoch + 1
@@ -389,7 +389,7 @@ class CalibrationCallbacks:
         entry = {"epoch": epoch, "label_smoothing": eps, "metrics": result["metrics"], "bins": result["bins"]}
         append_csv_row(save_dir / "calibration.csv", row)
         save_epoch_bins(save_dir / EPOCHS_JSON, entry, **self._bins_header())
-        from yolo_ls.epoch_bins import _plain
+        from yolo_ls.core.epoch_bins import _plain
 
         self.committed[epoch] = _plain({"row": row, "entry": entry})
 
@@ -400,8 +400,8 @@ class CalibrationCallbacks:
         """Rewrite ``calibration.csv`` and ``epochs.json`` from a checkpoint's record, up to its (1-based) ``epoch``."""
         import pandas as pd
 
-        from yolo_ls.epoch_bins import reset_epoch_bins, save_epoch_bins
-        from yolo_ls.utils import write_csv_atomic
+        from yolo_ls.core.epoch_bins import reset_epoch_bins, save_epoch_bins
+        from yolo_ls.core.files import write_csv_atomic
 
         self.committed = {int(k): v for k, v in committed.items() if int(k) <= epoch}
         rows = [self.committed[e]["row"] for e in sorted(self.committed)]
@@ -460,8 +460,9 @@ class CalibrationCallbacks:
 
     def _plot_curves(self, save_dir: Path) -> None:
         """calibration/calibration_curves.png from calibration.csv."""
-        from yolo_ls.plots import curve_metrics, plot_calibration_curves
-        from yolo_ls.utils import read_csv
+        from yolo_ls.core.files import read_csv
+        from yolo_ls.plots import plot_calibration_curves
+        from yolo_ls.plots.run_folder import curve_metrics
 
         df = read_csv(save_dir / "calibration.csv")
         if df is not None and len(df):
@@ -469,7 +470,7 @@ class CalibrationCallbacks:
 
     def _empty_reason(self) -> str:
         """What an empty diagram says: why this validation may have measured nothing."""
-        from yolo_ls.plots import empty_reason
+        from yolo_ls.plots.run_folder import empty_reason
 
         return empty_reason(getattr(self, "task", None), self.conf)
 
@@ -530,7 +531,7 @@ def save_final_json(path: Path, result: dict[str, Any]) -> None:
 
 def _epoch_eps(trainer: Any) -> float:
     """The ε logged for the trainer's current epoch: the plugin's schedule, or 0 for a stock trainer."""
-    from yolo_ls.callbacks.smoothing import epoch_value
+    from yolo_ls.engine.callbacks.smoothing import epoch_value
 
     return round(epoch_value(trainer), 6)
 
@@ -549,11 +550,11 @@ def add_calibration_callbacks(model: Any, bins: int = 15, plots: str = "final", 
 
     Examples:
         >>> from ultralytics import YOLO
-        >>> from yolo_ls.callbacks import add_calibration_callbacks
+        >>> from yolo_ls.engine.callbacks import add_calibration_callbacks
         >>> model = add_calibration_callbacks(YOLO("yolo11n-cls.yaml"))
         >>> model.train(data="path/to/digits", epochs=2, imgsz=32)  # calibration.csv, calibration/*.png
     """
-    from yolo_ls.config import ARG_TABLE
+    from yolo_ls.core.args import ARG_TABLE
 
     ARG_TABLE["calib_bins"].check("calib_bins", bins)
     ARG_TABLE["calib_plots"].check("calib_plots", plots)

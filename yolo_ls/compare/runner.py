@@ -1,9 +1,9 @@
 """Label smoothing against hard targets, measured on your data: ``yolo-ls compare``.
 
 Trains every variant of a sweep (``label_smoothing`` and any plugin argument as comma lists, their product, hard
-targets collapsed: :mod:`yolo_ls.sweep`) once per seed, one after another (``backend=local``) or as parallel Ray tasks
+targets collapsed: :mod:`.sweep`) once per seed, one after another (``backend=local``) or as parallel Ray tasks
 (``backend=ray``), then writes ``report.md``, ``report.csv``, ``reliability.png`` and ``curves.png`` into the compare
-folder (:mod:`yolo_ls.compare_report`: every run scored on its ``best.pt``). Each run lives in
+folder (:mod:`yolo_ls.compare.report`: every run scored on its ``best.pt``). Each run lives in
 ``<compare>/<variant>/seed<k>``.
 
 The compare folder is an honest cache. Each run folder is keyed by a fingerprint of everything that decides its
@@ -34,11 +34,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from yolo_ls.compare_report import reading, variant_summary, write_report  # noqa: F401  (the report's public names)
-from yolo_ls.config import Choice, PluginArgumentError
-from yolo_ls.sweep import plain_value as _plain
-from yolo_ls.sweep import variant_name  # noqa: F401
-from yolo_ls.utils import read_csv
+from yolo_ls.compare.report import reading, variant_summary, write_report  # noqa: F401  (the report's public names)
+from yolo_ls.compare.sweep import plain_value as _plain
+from yolo_ls.compare.sweep import variant_name  # noqa: F401
+from yolo_ls.core.args import Choice, PluginArgumentError
+from yolo_ls.core.files import read_csv
 
 DONE = "compare_done.json"  # written last, atomically: the variant is finished and its fingerprint is this one
 STARTED = "compare_variant.json"  # written before the variant's training: what the folder is being trained as
@@ -123,8 +123,8 @@ def fingerprint(model: str, data_id: dict[str, Any], eps: float, seed: Any, task
     import ultralytics
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    from yolo_ls import __version__
-    from yolo_ls.config import resolve_plugin_args
+    from yolo_ls._version import __version__
+    from yolo_ls.core.args import resolve_plugin_args
 
     args = {**DEFAULT_CFG_DICT, **stock, **resolve_plugin_args({**plugin, "label_smoothing": eps}, task)}
     args = {k: _plain(v) for k, v in sorted(args.items()) if k not in NOT_FINGERPRINTED}
@@ -264,7 +264,7 @@ def _output_to(log: Path | None) -> Iterator[None]:
 def _finish(run: Path, data: Any, task: str, calib: dict[str, Any]) -> None:
     """Do what an interrupted final_eval() did not: make best.pt the best checkpoint, strip both checkpoints, and
     validate best.pt with calibration to write ``calibration/final.json`` (the trainer's val batch and imgsz)."""
-    from yolo_ls.callbacks.calibration import metric_keys, save_final_json
+    from yolo_ls.engine.callbacks.calibration import metric_keys, save_final_json
     from yolo_ls.model import YOLO
 
     wdir = run / "weights"
@@ -369,7 +369,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
 def _compare_options(backend: Any, cpu_per_variant: Any, gpu_per_variant: Any) -> tuple[str, float, float]:
     """compare's own scheduling arguments, checked with the plugin's checks."""
-    from yolo_ls.config import FloatRange, NonNegative
+    from yolo_ls.core.checks import FloatRange, NonNegative
 
     backend = BACKENDS("backend", backend)
     cpu = FloatRange(0.0, 1024.0, lo_closed=False, example=1)("cpu_per_variant", cpu_per_variant)
@@ -394,7 +394,7 @@ def compare(
 
     ``label_smoothing`` and any plugin argument in ``train_args`` (``ls_mode``, ``ls_schedule``, ``ls_final``, ...)
     may be a comma list (``"0,0.1"``) or a list/tuple: the variants are their Cartesian product, with every variant
-    whose ε is 0 at every epoch collapsed into the one hard-target run (:mod:`yolo_ls.sweep`). The console shows one
+    whose ε is 0 at every epoch collapsed into the one hard-target run (:mod:`.sweep`). The console shows one
     progress line per run (its stock output goes to ``compare.log`` in the run folder) and the report table at the
     end. See the module docstring for how finished and interrupted runs are handled.
 
@@ -429,11 +429,11 @@ def compare(
     from ultralytics.cfg import get_save_dir
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    from yolo_ls.config import check_keys, split_plugin_args
+    from yolo_ls.compare.sweep import describe_collapse, expand_variants, parse_seeds
+    from yolo_ls.core.args import check_keys, split_plugin_args
+    from yolo_ls.core.files import unwritable_reason
     from yolo_ls.datasets import resolve_data
     from yolo_ls.model import YOLO
-    from yolo_ls.sweep import describe_collapse, expand_variants, parse_seeds
-    from yolo_ls.utils import unwritable_reason
 
     owned = [k for k in train_args if k in OWNED]
     if owned:
@@ -526,7 +526,7 @@ def compare(
     keys = [k for k in varied if k != "label_smoothing"]
     table_rows = write_report(out, rows, task, command=command, keys=["label_smoothing", *keys],
                               notes=describe_collapse(variants))
-    from yolo_ls.compare_report import variant_table
+    from yolo_ls.compare.report import variant_table
 
     _say(console, f"\n{variant_table(table_rows, task, ['label_smoothing', *keys])}\n\n{reading(table_rows, task)}\n")
     _say(console, f"yolo-ls: compare finished in {time.time() - t_all:.1f} s; report written to {out / 'report.md'}")

@@ -1,4 +1,4 @@
-"""Smoothed targets and losses: the math, as tensor functions, plus the one place they enter Ultralytics' criteria.
+"""Smoothed targets and losses: the math, as tensor functions and loss modules (no Ultralytics import).
 
 Classification (``ls_mode``):
     - ``uniform``: t = (1-ε)·onehot + ε/K, identical to ``F.cross_entropy(label_smoothing=ε)``.
@@ -6,7 +6,7 @@ Classification (``ls_mode``):
     - ``prior``: t = (1-ε)·onehot + ε·q for a class distribution q.
 
     - ``margin`` (MbLS, Liu et al. CVPR 2022): CE + ε·mean_{n,k} relu(max_j z_j - z_k - m), m = ``ls_margin``.
-    - ``online`` (OLS, Zhang et al. TIP 2021): t = (1-ε)·onehot + ε·S[y], S learned per epoch (``yolo_ls/online.py``).
+    - ``online`` (OLS, Zhang et al. TIP 2021): t = (1-ε)·onehot + ε·S[y], S learned per epoch (``core/online.py``).
     - ``matrix``: t = (1-ε)·onehot + ε·M[y] for a user-given row-stochastic K×K M (``ls_matrix``).
     - negative ε (Wei et al. ICML 2022, ``ls_negative=True``, uniform only): the same uniform formula with ε in
       [-1, 0); t still sums to 1, with negative entries off the true class.
@@ -25,9 +25,7 @@ Detection family (``ls_mode``), applied to the task-aligned assigner's soft ``ta
     - ``matrix``: t' = (1-ε)·t + ε·s·M[c] with c = argmax_c t (the anchor's assigned class) and s = Σ_c t; background
       anchors (s = 0) stay exactly 0.
 
-The detection smoothing enters through ``v8DetectionLoss.bce``, the module every detection-family loss (v8 detect,
-segment, pose, OBB and both branches of ``E2ELoss``) calls for its classification term and for nothing else, so the box
-and DFL terms and ``target_scores_sum`` stay exactly stock.
+They enter Ultralytics' criteria at one place, :func:`yolo_ls.engine.inject.install_smoothing`.
 
 ε is a 0-d tensor held by :class:`LabelSmoothingState` on the training device and read by the losses as a tensor: no
 host sync, and torch.compile sees a tensor input rather than a Python constant, so changing ε does not recompile.
@@ -36,13 +34,14 @@ host sync, and torch.compile sees a tensor input rather than a Python constant, 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from yolo_ls.config import CLASSIFY_MODES, DETECT_MODES
+from yolo_ls.core.modes import CLASSIFY_MODES, DETECT_MODES
 
 
 class LabelSmoothingState:
@@ -189,6 +188,10 @@ def smoothed_cross_entropy(
     return _SmoothedCrossEntropy.apply(logits, labels.long(), -w, w.sum() - 1.0)
 
 
+def _items_as_dict(loss: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"loss": loss}
+
+
 class SmoothedClassificationLoss:
     """Drop-in for Ultralytics' ``v8ClassificationLoss`` that smooths the targets with a shared ε.
 
@@ -197,15 +200,16 @@ class SmoothedClassificationLoss:
         num_classes (int): K.
         mode (str): ``uniform``, ``exclusive`` or ``prior``.
         prior (Any): Class weights for ``prior``.
+        loss_items: Turns the detached loss into the loss items Ultralytics expects
+            (:func:`yolo_ls.engine.compat.classification_loss_items`).
     """
 
-    def __init__(self, state: LabelSmoothingState, num_classes: int, mode: str = "uniform", prior: Any = None):
+    def __init__(self, state: LabelSmoothingState, num_classes: int, mode: str = "uniform", prior: Any = None,
+                 loss_items: Callable[[torch.Tensor], Any] = _items_as_dict):
         self.state = state
         self.mode = mode
         self.base = smoothing_base(num_classes, mode, prior, device=state.eps.device)
-        from yolo_ls.compat import classification_loss_items  # the stock item format (dict/tensor)
-
-        self.loss_items = classification_loss_items()
+        self.loss_items = loss_items  # the installed stock loss's item format (a dict or the tensor itself)
         self.neg_w, self.neg_a = state.target_terms(self.base)  # -ε·b, -(1 - ε·Σb): kept current by state.set_
 
     def __deepcopy__(self, memo: dict) -> SmoothedClassificationLoss:
@@ -271,7 +275,7 @@ class MatrixClassificationLoss:
         state (LabelSmoothingState): Holds ε on the device.
         matrix (torch.Tensor): Row-stochastic K×K on the device (for ``online``: ``OnlineSoftLabels.matrix``, which
             is updated in place, so the loss reads the current S).
-        online (Any): For the training model's criterion with ``online``: the :class:`~yolo_ls.online.OnlineSoftLabels`
+        online (Any): For the training model's criterion with ``online``: the :class:`~.online.OnlineSoftLabels`
             fed with every training batch. None for the validator's (EMA) criterion and for ``matrix``.
     """
 
@@ -350,65 +354,3 @@ class SmoothedBCEWithLogits(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
         target = smooth_binary_targets(target, self.state.eps, self.mode, self.matrix)
         return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
-
-
-# --------------------------------------------------------------------------------------------- injection point
-def detection_losses(criterion: Any) -> list[Any]:
-    """The ``v8DetectionLoss`` objects inside a detection-family criterion (itself, or E2E's two branches)."""
-    from ultralytics.utils.loss import v8DetectionLoss
-
-    if isinstance(criterion, v8DetectionLoss):
-        return [criterion]
-    branches = (getattr(criterion, b, None) for b in ("one2many", "one2one"))
-    return [b for b in branches if isinstance(b, v8DetectionLoss)]
-
-
-def install_smoothing(
-    model: nn.Module,
-    state: LabelSmoothingState,
-    *,
-    task: str,
-    mode: str,
-    num_classes: int,
-    prior: Any = None,
-    matrix: Any = None,
-    margin: float = 10.0,
-    online: Any = None,
-    accumulate: bool = False,
-) -> Any:
-    """Put label smoothing into the criterion a model uses for ``model.loss`` (training and the validator's val loss).
-
-    Classification replaces the criterion with :class:`SmoothedClassificationLoss`. The detection family builds the
-    model's stock criterion (``model.init_criterion()``, if not built yet) and swaps the ``bce`` module of each
-    ``v8DetectionLoss`` inside it. Calling it again on the same model is harmless. Checkpoints never hold the
-    criterion: Ultralytics strips it before saving.
-
-    ``matrix`` (``ls_mode=matrix``: K×K, rows normalised here), ``margin`` (``ls_mode=margin``) and ``online``
-    (``ls_mode=online``: the run's :class:`~yolo_ls.online.OnlineSoftLabels`; ``accumulate=True`` for the training
-    model only, whose batches teach S) are read by their mode only.
-
-    Returns:
-        The installed criterion.
-    """
-    m = class_matrix(matrix, num_classes, device=state.eps.device) if mode == "matrix" else None
-    if task == "classify":
-        if mode == "margin":
-            model.criterion = MarginClassificationLoss(state, margin)
-        elif mode == "online":
-            model.criterion = MatrixClassificationLoss(state, online.matrix, online if accumulate else None)
-        elif mode == "matrix":
-            model.criterion = MatrixClassificationLoss(state, m)
-        else:
-            model.criterion = SmoothedClassificationLoss(state, num_classes, mode, prior)
-        return model.criterion
-    criterion = getattr(model, "criterion", None) or model.init_criterion()
-    losses = detection_losses(criterion)
-    if not losses:
-        raise TypeError(
-            f"yolo-ls cannot place label smoothing in {type(criterion).__name__}: it supports the v8DetectionLoss "
-            "family (detect, segment, pose, obb; v8-style and end-to-end heads)."
-        )
-    for loss in losses:
-        loss.bce = SmoothedBCEWithLogits(state, mode, m)
-    model.criterion = criterion
-    return criterion

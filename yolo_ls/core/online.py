@@ -22,7 +22,7 @@ import torch
 class OnlineSoftLabels:
     """S (K×K) in use, and this epoch's sums and counts from correctly classified training samples.
 
-    Deep copies return the same object (like :class:`~yolo_ls.losses.LabelSmoothingState`): the EMA model's
+    Deep copies return the same object (like :class:`~yolo_ls.core.losses.LabelSmoothingState`): the EMA model's
     criterion reads the live S.
     """
 

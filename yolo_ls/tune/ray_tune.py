@@ -30,8 +30,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from yolo_ls.compat import check_ray_tune_supported
-from yolo_ls.config import (
+from yolo_ls.core.args import (
     ARG_TABLE,
     PLUGIN_KEYS,
     PluginArgumentError,
@@ -40,8 +39,9 @@ from yolo_ls.config import (
     resolve_plugin_args,
     split_plugin_args,
 )
+from yolo_ls.core.objective import pick_best, ray_metric
 from yolo_ls.datasets import resolve_data
-from yolo_ls.objective import pick_best, ray_metric
+from yolo_ls.engine.compat import check_ray_tune_supported
 
 _MAX_CORNERS = 512  # combinations of plugin bounds/choices checked before the first trial
 
@@ -176,7 +176,7 @@ def best_result(grid: Any, task: str, tune_objective: str = "fitness", fitness_t
     """
     from ultralytics.cfg import TASK2METRIC
 
-    from yolo_ls.objective import metric_key
+    from yolo_ls.core.objective import metric_key
 
     results = [r for r in grid if r.metrics]
     if not results:

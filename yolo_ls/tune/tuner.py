@@ -30,8 +30,7 @@ from typing import Any
 from ultralytics.engine.tuner import Tuner as _UltralyticsTuner
 from ultralytics.utils import LOGGER
 
-from yolo_ls.compat import check_tune_supported
-from yolo_ls.config import (
+from yolo_ls.core.args import (
     ARG_TABLE,
     PLUGIN_KEYS,
     PluginArgumentError,
@@ -40,8 +39,9 @@ from yolo_ls.config import (
     resolve_plugin_args,
     split_plugin_args,
 )
+from yolo_ls.core.objective import metric_key, objective_scores, pick_best
 from yolo_ls.datasets import resolve_data
-from yolo_ls.objective import metric_key, objective_scores, pick_best
+from yolo_ls.engine.compat import check_tune_supported
 
 YOLO_LS_CLI_COMMAND = [sys.executable, "-m", "yolo_ls"]
 
@@ -164,7 +164,7 @@ class Tuner(_UltralyticsTuner):
         data = stock.get("data")
         if data is not None:
             stock["data"] = [resolve_data(d) for d in data] if isinstance(data, (list, tuple)) else resolve_data(data)
-        check_tune_supported()  # from yolo_ls.compat: the iterations must be able to train through yolo-ls
+        check_tune_supported()  # from yolo_ls.engine.compat: the iterations must be able to train through yolo-ls
         super().__init__(stock, _callbacks, model=model)
         # iteration 1 starts from the default, as Ultralytics does for its keys (a None default: from the minimum)
         defaults = {k: d if _is_number(d := ARG_TABLE[k].default) else space[k][0] for k in space if k in PLUGIN_KEYS}

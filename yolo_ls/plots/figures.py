@@ -11,8 +11,6 @@ re-bin raw predictions. Legends and metric boxes sit in a column beside the axes
 
 A diagram whose bins hold no sample, or whose metrics are NaN, says "nothing measured" (and why) instead of drawing an
 empty chart titled with an ECE: an empty diagram must not read as perfect calibration.
-
-:func:`render_run` redraws every figure of a run folder from its files (``yolo-ls plot RUN``).
 """
 
 from __future__ import annotations
@@ -24,20 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from yolo_ls.config import PLOT_CHOICES  # calib_plots' choices, defined once in the argument table
+from yolo_ls.core.args import PLOT_CHOICES  # calib_plots' choices, defined once in the argument table
 
 __all__ = (
     "DPI",
-    "BackgroundPlots",
-    "background",
     "PLOT_CHOICES",
-    "is_run_folder",
     "plot_calibration_curves",
     "plot_compare_curves",
     "plot_reliability_diagram",
     "plot_reliability_overlay",
     "plot_smoothing_schedule",
-    "render_run",
+    "plot_soft_labels",
 )
 
 
@@ -468,7 +463,7 @@ def plot_smoothing_schedule(
     Returns:
         The saved path.
     """
-    from yolo_ls.utils import read_csv
+    from yolo_ls.core.files import read_csv
 
     values: list[float] = []
     epochs: list[float] = []
@@ -546,202 +541,3 @@ def plot_soft_labels(matrix: Sequence[Sequence[float]], names: Sequence[str], pa
     if on_plot:
         on_plot(path)
     return path
-
-
-# ------------------------------------------------------------------------------------------ off the training thread
-class BackgroundPlots:
-    """Figures drawn in forked child processes while the training process goes on; :meth:`join` waits for them.
-
-    A child is a ``fork`` of the training process: it has matplotlib and the data already, draws one figure with the
-    object API and exits with ``os._exit`` (no atexit handlers, no flush of the parent's buffers). Nothing is shared
-    back: the figure is a file. :meth:`join` waits for the children and draws in this process every figure whose child
-    failed or ran past the timeout, so a figure is never missing because of the background route. Where ``fork`` is
-    unavailable or unsafe (not Linux), or ``YOLO_LS_PLOT_FORK=0``, :meth:`submit` draws in this process at once.
-    On a 2-core machine the child competes with whatever runs meanwhile; bench/bench_training.py measures the net.
-    """
-
-    def __init__(self, timeout: float = 120.0) -> None:
-        self.timeout = timeout
-        self.jobs: list[tuple[int, Callable, tuple, dict]] = []
-
-    @staticmethod
-    def can_fork() -> bool:
-        """Whether figures go to a forked child (Linux, and ``YOLO_LS_PLOT_FORK`` is not 0)."""
-        import os
-        import sys
-
-        return hasattr(os, "fork") and sys.platform.startswith("linux") and os.environ.get("YOLO_LS_PLOT_FORK") != "0"
-
-    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
-        """Draw ``fn(*args, **kwargs)`` in a forked child (or here, at once, when forking is not used)."""
-        import os
-        import sys
-
-        if not self.can_fork():
-            fn(*args, **kwargs)
-            return
-        self._reap()
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        pid = os.fork()
-        if pid == 0:  # child: draw, then leave without running anything of the parent's
-            code = 1
-            try:
-                fn(*args, **kwargs)
-                code = 0
-            except BaseException:  # reported by the parent, which draws the figure itself
-                pass
-            finally:
-                os._exit(code)
-        self.jobs.append((pid, fn, args, kwargs))
-
-    def _reap(self) -> None:
-        """Forget the children that already drew their figure (so a long ``calib_plots=all`` run keeps no zombies)."""
-        import os
-
-        running = []
-        for job in self.jobs:
-            done, code = os.waitpid(job[0], os.WNOHANG)
-            if not done:
-                running.append(job)
-            elif os.waitstatus_to_exitcode(code) != 0:
-                job[1](*job[2], **job[3])  # the child failed: draw it here
-        self.jobs = running
-
-    def join(self) -> list[str]:
-        """Wait for every child; draw here what a child did not. Returns one line per figure redrawn here."""
-        import os
-        import signal
-        import time
-
-        redrawn = []
-        jobs, self.jobs = self.jobs, []
-        deadline = time.monotonic() + self.timeout
-        for pid, fn, args, kwargs in jobs:
-            status = None
-            while status is None:
-                done, code = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    status = os.waitstatus_to_exitcode(code)
-                elif time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    status = "timeout"
-                else:
-                    time.sleep(0.005)
-            if status != 0:
-                redrawn.append(f"{getattr(fn, '__name__', fn)} (child {status})")
-                fn(*args, **kwargs)
-        return redrawn
-
-
-def background(trainer: Any) -> BackgroundPlots:
-    """The trainer's :class:`BackgroundPlots` (one per trainer, shared by the smoothing and calibration callbacks)."""
-    bg = getattr(trainer, "yolo_ls_plots", None)
-    if not isinstance(bg, BackgroundPlots):
-        bg = BackgroundPlots()
-        trainer.yolo_ls_plots = bg
-    return bg
-
-
-# ------------------------------------------------------------------------------------------------- run folders
-RUN_FILES = ("calibration.csv", "calibration/epochs.json", "calibration/final.json", "soft_labels.csv")
-
-
-def is_run_folder(run: str | Path) -> bool:
-    """Whether ``run`` is a folder a yolo-ls training (or calibration callbacks) wrote: it has one of RUN_FILES."""
-    run = Path(run)
-    return run.is_dir() and any((run / f).is_file() for f in RUN_FILES)
-
-
-def empty_reason(task: str | None, conf: float | None) -> str:
-    """Why a validation may have measured nothing, in words for an empty diagram."""
-    if task and task != "classify":
-        return f"no prediction with confidence ≥ calib_conf={conf:g}" if conf is not None else "no prediction"
-    return "no validation sample"
-
-
-def _schedule_plan(run: Path, epochs: int) -> list[tuple[float, float]]:
-    """The planned ε of a run, rebuilt from its args.yaml (empty when it cannot be: auto or a callable schedule)."""
-    import yaml
-
-    from yolo_ls.config import PLUGIN_KEYS, build_schedule_from_args, resolve_plugin_args
-
-    args_file = run / "args.yaml"
-    if not args_file.is_file():
-        return []
-    try:
-        args = yaml.safe_load(args_file.read_text()) or {}
-        plugin = {k: v for k, v in args.items() if k in PLUGIN_KEYS}
-        if "label_smoothing" not in plugin or str(plugin.get("ls_schedule")) == "auto":
-            return []
-        sched = build_schedule_from_args(resolve_plugin_args(plugin, args.get("task", "detect")), epochs)
-        return sched.plan(points_per_epoch=50 if plugin.get("ls_per_iter") else 1)
-    except Exception:  # a callable schedule that cannot be imported here, an args.yaml from another version
-        return []
-
-
-def render_run(run: str | Path) -> list[Path]:
-    """Redraw a run folder's figures from its files: what ``yolo-ls plot RUN`` does.
-
-    Writes ``calibration/reliability_epoch{E:03d}.png`` for every epoch in ``calibration/epochs.json``,
-    ``calibration/reliability.png`` from ``calibration/final.json``, ``calibration/calibration_curves.png`` from
-    ``calibration.csv``, ``label_smoothing.png`` from results.csv (with the plan rebuilt from args.yaml when it can
-    be) and, for ``ls_mode=online``, ``soft_labels.png`` from ``soft_labels.csv``. Nothing is trained or validated.
-
-    Raises:
-        FileNotFoundError: When ``run`` is not a yolo-ls run folder (see :func:`is_run_folder`).
-
-    Returns:
-        The paths written.
-    """
-    import json
-
-    from yolo_ls.epoch_bins import load_epoch_bins
-    from yolo_ls.utils import read_csv
-
-    run = Path(run)
-    if not is_run_folder(run):
-        raise FileNotFoundError(f"{run} is not a yolo-ls run folder: it has none of {list(RUN_FILES)}")
-    out: list[Path] = []
-    log = load_epoch_bins(run / "calibration" / "epochs.json")
-    task, conf = log.get("task"), log.get("calib_conf")
-    reason = empty_reason(task, conf)
-    for entry in log.get("epochs", []):
-        e = int(entry["epoch"])
-        eps = entry.get("label_smoothing")
-        eps_text = f", ε={eps:g}" if _finite(eps) else ""
-        out.append(plot_reliability_diagram(entry.get("bins"), run / "calibration" / f"reliability_epoch{e:03d}.png",
-                                            title=f"Epoch {e}{eps_text}", metrics=entry.get("metrics"),
-                                            reason=reason))
-    final = run / "calibration" / "final.json"
-    if final.is_file():
-        data = json.loads(final.read_text())
-        metrics = {k: (math.nan if v is None else v) for k, v in (data.get("metrics") or {}).items()}
-        out.append(plot_reliability_diagram(data.get("bins"), run / "calibration" / "reliability.png",
-                                            title="Reliability diagram (best.pt)", metrics=metrics, reason=reason))
-    cal = read_csv(run / "calibration.csv")
-    if cal is not None and len(cal):
-        out.append(plot_calibration_curves(cal, run / "calibration" / "calibration_curves.png",
-                                           metrics=curve_metrics(cal)))
-    res = read_csv(run / "results.csv")
-    if res is not None and "label_smoothing" in res and len(res):
-        epochs = int(_numeric(res, "epoch").max())
-        out.append(plot_smoothing_schedule(_schedule_plan(run, epochs), run / "results.csv",
-                                           run / "label_smoothing.png"))
-    if (run / "soft_labels.csv").is_file():  # ls_mode=online
-        from yolo_ls.config import read_matrix_csv
-
-        names, rows = read_matrix_csv(run / "soft_labels.csv")
-        out.append(plot_soft_labels(rows, names, run / "soft_labels.png"))
-    return out
-
-
-# The panels of calibration_curves.png: a tuple shares one panel (same unit), a string has its own.
-CURVE_METRICS = (("ece", "mce", "ace", "cw_ece"), "brier", "nll", ("d_ece", "d_mce"), ("d_accuracy", "d_confidence"))
-
-
-def curve_metrics(df: Any) -> list[tuple[str, ...]]:
-    """The panels :func:`plot_calibration_curves` draws for a run: the groups of CURVE_METRICS its csv has."""
-    groups = [tuple(m for m in ((g,) if isinstance(g, str) else g) if m in df) for g in CURVE_METRICS]
-    return [g for g in groups if g]

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from yolo_ls.config import (
+from yolo_ls.core.args import (
     ARG_TABLE,
     SIGNED_ARGS,
     SIGNED_EPSILON,

@@ -2,7 +2,7 @@
 
 ε at any point is ``schedule(fractional epoch)``: a pure function of the epoch (and, with ``ls_per_iter=True``, of the
 batch index inside the epoch), never of a counter carried across epochs, so ``resume=True`` continues exactly.
-The value is written into the device-side :class:`~yolo_ls.losses.LabelSmoothingState` with an in-place fill.
+The value is written into the device-side :class:`~yolo_ls.core.losses.LabelSmoothingState` with an in-place fill.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from yolo_ls.schedules import fractional_epoch
+from yolo_ls.core.schedules import fractional_epoch
 
 
 class AppliedEpsilon:
@@ -85,7 +85,7 @@ def on_train_end(trainer: Any) -> None:
     """Write ``label_smoothing.png``: the planned schedule against the values applied (read back from results.csv)."""
     if getattr(trainer, "ls_state", None) is None or not trainer.args.plots:
         return
-    from yolo_ls.plots import plot_smoothing_schedule
+    from yolo_ls.plots.figures import plot_smoothing_schedule
 
     nb = max(len(trainer.train_loader), 1) if trainer.args.ls_per_iter else 1
     plot_smoothing_schedule(

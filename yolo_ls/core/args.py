@@ -10,281 +10,53 @@ argument, the value and what is allowed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
-from pathlib import Path
 from typing import Any
 
-from yolo_ls.objective import OBJECTIVES, OBJECTIVES_HELP, task_objectives
+from yolo_ls.core.auto import AUTO_SPLITS
+from yolo_ls.core.checks import (
+    AUTO_GAIN,
+    DECAY,
+    EPSILON,
+    SIGNED_EPSILON,
+    STEP_SIZE,
+    WARMUP_EPOCHS,
+    Choice,
+    ClassMatrix,
+    ClassWeights,
+    Flag,
+    FloatRange,
+    IntRange,
+    PluginArgumentError,
+    _is_number,
+    _scalar,
+    epsilon_check,
+    load_class_matrix,
+)
+from yolo_ls.core.modes import CLASSIFY_MODES, DETECT_MODES, MODES, TASKS
+from yolo_ls.core.objective import OBJECTIVES, OBJECTIVES_HELP, task_objectives
+from yolo_ls.core.schedules import PURE_SCHEDULES
+
+SCHEDULES = (*PURE_SCHEDULES, "auto")  # auto: steered by measured calibration (core/auto.py)
 
 # Keys Ultralytics accepts without them being in DEFAULT_CFG_DICT: extras that check_dict_alignment allows, and the
 # deprecated keys that its _handle_deprecation maps or drops (label_smoothing is the plugin's, so it is not listed).
+# "session" is the key Model.train passes up to about 8.4.112.
 _ULTRALYTICS_EXTRA_KEYS = frozenset(
     {"augmentations", "save_dir", "boxes", "hide_labels", "hide_conf", "line_thickness", "end2end", "int8", "half"}
-    | {"save_hybrid", "crop_fraction", "keras"}
+    | {"save_hybrid", "crop_fraction", "keras", "session"}
 )
 
 
-class PluginArgumentError(ValueError):
-    """A yolo-ls argument has a value outside what it allows."""
-
-
-def _invalid(name: str, value: Any, allowed: str, hint: str = "") -> PluginArgumentError:
-    return PluginArgumentError(f"'{name}={value}' is an invalid value. Valid '{name}' values are {allowed}.{hint}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _scalar(value: Any) -> Any:
-    """numpy / torch 0-d scalars as Python numbers (``label_smoothing=np.float32(0.1)`` is a float)."""
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 and not isinstance(value, bool):
-        return value.item()
-    return value
-
-
-# ------------------------------------------------------------------------------------------------------ checks
-# Each check states its range once: the same object validates a value, words the error and writes the `allowed`
-# column of the argument table (help, README). Nothing else in the package restates a range.
-@dataclass(frozen=True)
-class FloatRange:
-    """A finite float between ``lo`` and ``hi``, each end closed or open."""
-
-    lo: float
-    hi: float
-    lo_closed: bool = True
-    hi_closed: bool = True
-    example: float = 0.1
-    optional: bool = False  # None allowed too
-
-    @property
-    def allowed(self) -> str:
-        text = f"a float in {'[' if self.lo_closed else '('}{self.lo}, {self.hi}{']' if self.hi_closed else ')'}"
-        return f"None or {text}" if self.optional else text
-
-    def contains(self, value: float) -> bool:
-        lo_ok = self.lo <= value if self.lo_closed else self.lo < value
-        return lo_ok and (value <= self.hi if self.hi_closed else value < self.hi)
-
-    def __call__(self, name: str, value: Any) -> float | None:
-        value = _scalar(value)
-        if value is None and self.optional:
-            return None
-        if not (_is_number(value) and math.isfinite(value) and self.contains(value)):
-            kind = {True: "inclusive", False: "exclusive"}
-            ends = f"between {self.lo} ({kind[self.lo_closed]}) and {self.hi} ({kind[self.hi_closed]})"
-            raise _invalid(name, value, f"{'None or ' if self.optional else ''}floats {ends}, i.e. {self.example}")
-        return float(value)
-
-
-@dataclass(frozen=True)
-class NonNegative:
-    """A finite number >= 0."""
-
-    example: float = 2
-
-    allowed = ">= 0"
-
-    def __call__(self, name: str, value: Any) -> float:
-        value = _scalar(value)
-        if not _is_number(value) or not math.isfinite(value) or value < 0:
-            raise _invalid(name, value, f"finite numbers >= 0, i.e. {self.example}")
-        return float(value)
-
-
-@dataclass(frozen=True)
-class IntRange:
-    """An integer in ``[lo, hi]`` (``hi=None``: no upper bound); ``optional`` also allows None."""
-
-    lo: int
-    hi: int | None = None
-    example: int = 10
-    optional: bool = False
-
-    @property
-    def allowed(self) -> str:
-        rng = f"an integer >= {self.lo}" if self.hi is None else f"an integer in [{self.lo}, {self.hi}]"
-        return f"None or {rng}" if self.optional else rng
-
-    def __call__(self, name: str, value: Any) -> int | None:
-        value = _scalar(value)
-        if value is None and self.optional:
-            return None
-        ok = _is_number(value) and math.isfinite(value) and int(value) == value and value >= self.lo
-        if not ok or (self.hi is not None and value > self.hi):
-            rng = f"integers >= {self.lo}" if self.hi is None else f"integers in [{self.lo}, {self.hi}]"
-            raise _invalid(name, value, f"{'None or ' if self.optional else ''}{rng}, i.e. {self.example}")
-        return int(value)
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One of a fixed tuple of strings, with a "did you mean"; ``describe`` words the choices for the table."""
-
-    options: tuple[str, ...]
-    describe: str = ""
-    also_callable: str = ""  # e.g. "fn(epoch: float, epochs: int) -> float": a callable is accepted too
-
-    @property
-    def allowed(self) -> str:
-        text = self.describe or f"one of {', '.join(self.options)}"
-        return f"{text}, or a callable {self.also_callable}" if self.also_callable else text
-
-    def __call__(self, name: str, value: Any) -> Any:
-        if self.also_callable and callable(value):
-            return value
-        if not isinstance(value, str) or value not in self.options:
-            hint = get_close_matches(str(value), self.options, n=1)
-            raise _invalid(name, value, f"one of {list(self.options)}", f" Did you mean '{hint[0]}'?" if hint else "")
-        return value
-
-
-@dataclass(frozen=True)
-class Flag:
-    """True or False."""
-
-    allowed = "True or False"
-
-    def __call__(self, name: str, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise _invalid(name, value, self.allowed)
-        return value
-
-
-@dataclass(frozen=True)
-class ClassWeights:
-    """None or a class distribution: non-negative finite weights with a positive sum, normalised here.
-
-    Normalising by the largest weight first keeps huge weights (``[1e308] * K``) from overflowing the sum.
-    """
-
-    allowed = "None or a list of nc non-negative weights with a positive sum"
-
-    def __call__(self, name: str, value: Any) -> list[float] | None:
-        if value is None:
-            return None
-        if hasattr(value, "tolist"):
-            value = value.tolist()
-        example = f"{self.allowed}, i.e. [0.5, 0.3, 0.2]"
-        if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(_is_number(v) for v in value):
-            raise _invalid(name, value, example)
-        weights = [float(v) for v in value]
-        top = max(weights) if all(math.isfinite(w) and w >= 0 for w in weights) else -1.0
-        if top <= 0:
-            raise _invalid(name, value, example)
-        scaled = [w / top for w in weights]  # each in [0, 1]: the sum cannot overflow
-        total = math.fsum(scaled)
-        return [w / total for w in scaled]
-
-
-def _matrix_rows(name: str, value: Any, example: str) -> list[list[float]]:
-    """A square nested list of non-negative finite numbers, each row with a positive sum, rows normalised to sum 1."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    rows = list(value) if isinstance(value, (list, tuple)) else None
-    if not rows or len(rows) < 2 or not all(isinstance(r, (list, tuple)) and len(r) == len(rows) for r in rows):
-        raise _invalid(name, value, example)
-    out = []
-    for r in rows:
-        if not all(_is_number(_scalar(v)) and math.isfinite(_scalar(v)) and _scalar(v) >= 0 for v in r):
-            raise _invalid(name, value, example)
-        top = max(float(_scalar(v)) for v in r)
-        if top <= 0:
-            raise _invalid(name, value, f"{example} (row {len(out)} sums to 0)")
-        scaled = [float(_scalar(v)) / top for v in r]
-        total = math.fsum(scaled)
-        out.append([v / total for v in scaled])
-    return out
-
-
-def read_matrix_csv(path: str | Path) -> tuple[list[str], list[list[float]]]:
-    """A K×K class matrix CSV: a header row (one corner cell, then K class names), then K rows ``name,v1,...,vK``.
-
-    Returns:
-        (class names, rows as written). The row names must equal the header's, in the same order.
-
-    Raises:
-        ValueError: For a file that is not such a table.
-    """
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as f:
-        table = [r for r in csv.reader(f) if any(c.strip() for c in r)]
-    if len(table) < 3:
-        raise ValueError(f"{path} must hold a header row of class names and one row per class")
-    names = [c.strip() for c in table[0][1:]]
-    rows, index = [], []
-    for r in table[1:]:
-        if len(r) != len(names) + 1:
-            raise ValueError(f"{path}: row {r[:1]} has {len(r) - 1} values, the header names {len(names)} classes")
-        index.append(r[0].strip())
-        try:
-            rows.append([float(c) for c in r[1:]])
-        except ValueError:
-            raise ValueError(f"{path}: row {r[0]!r} holds a value that is not a number") from None
-    if index != names:
-        raise ValueError(f"{path}: the row names {index} must equal the header's class names {names}, in order")
-    return names, rows
-
-
-@dataclass(frozen=True)
-class ClassMatrix:
-    """None, a K×K nested list (row y: where ε goes for true class y), or the path of a CSV of one with class names.
-
-    A list comes back row-normalised; a CSV path comes back as the path (its class names are checked against the
-    dataset's once they are known, :func:`load_class_matrix`), after the file has been read and checked here.
-    """
-
-    allowed = "None, a KxK nested list of non-negative weights (rows normalised), or a CSV path with class names"
-
-    def __call__(self, name: str, value: Any) -> list[list[float]] | str | None:
-        if value is None:
-            return None
-        example = f"{self.allowed}, i.e. [[0.1, 0.9], [0.5, 0.5]]"
-        if isinstance(value, (str, Path)):
-            if not Path(value).is_file():
-                raise _invalid(name, value, example, f" No file '{value}' found.")
-            try:
-                names, rows = read_matrix_csv(value)
-            except (OSError, ValueError) as e:
-                raise _invalid(name, value, example, f" {e}") from None
-            _matrix_rows(name, rows, example)
-            return str(value)
-        return _matrix_rows(name, value, example)
-
-
-def load_class_matrix(value: Any) -> tuple[list[list[float]], list[str] | None]:
-    """The row-normalised matrix of a checked ``ls_matrix`` value, and its class names (None for a nested list)."""
-    if isinstance(value, (str, Path)):
-        names, rows = read_matrix_csv(value)
-        return _matrix_rows("ls_matrix", rows, ClassMatrix.allowed), names
-    return _matrix_rows("ls_matrix", value, ClassMatrix.allowed), None
-
-
 # ----------------------------------------------------------------------------------------------- choice lists
-CLASSIFY_MODES = ("uniform", "exclusive", "prior", "margin", "online", "matrix")
-DETECT_MODES = ("fg", "all", "positive", "matrix")
-MODES = tuple(dict.fromkeys(("auto", *CLASSIFY_MODES, *DETECT_MODES)))  # ls_mode's choices (matrix serves both)
-DETECT_TASKS = ("detect", "segment", "pose", "obb")
-TASKS = ("classify", *DETECT_TASKS)
-PURE_SCHEDULES = ("constant", "linear", "cosine", "step", "exp", "two_stage")  # functions of the epoch alone
-SCHEDULES = (*PURE_SCHEDULES, "auto")  # auto: steered by measured calibration (yolo_ls/auto.py)
-AUTO_SPLITS = ("val", "train_holdout")
 PLOT_CHOICES = ("final", "all", "off")  # calib_plots; the first is the default
 PLOT_CHOICES_HELP = (
     "calibration figures: final (best.pt diagram and curves at the end; every epoch's bins kept in "
     "calibration/epochs.json for 'yolo-ls plot RUN'), all (also each epoch's diagram as it ends), off (none)"
 )
-
-# The ranges that more than one argument shares.
-EPSILON = FloatRange(0.0, 1.0, hi_closed=False, example=0.1)  # a smoothing ε
-# ε with ls_negative=True (uniform only, Wei et al. 2022): label_smoothing and ls_final take this range instead.
-SIGNED_EPSILON = FloatRange(-1.0, 1.0, hi_closed=False, example=-0.1)
 SIGNED_ARGS = ("label_smoothing", "ls_final")
-DECAY = FloatRange(0.0, 1.0, lo_closed=False, example=0.5)  # a decay factor that never makes ε grow
 
 
 @dataclass(frozen=True)
@@ -337,8 +109,8 @@ ARGS: tuple[PluginArg, ...] = (
         Choice(SCHEDULES, ", ".join(SCHEDULES), also_callable="fn(epoch: float, epochs: int) -> float"),
     ),
     PluginArg("ls_final", 0.0, "end value of ε for linear, cosine and exp", EPSILON),
-    PluginArg("ls_warmup_epochs", 0.0, "epochs of linear ramp 0 -> ε before the schedule starts", NonNegative()),
-    PluginArg("ls_step_size", 1, "epochs between decays for ls_schedule=step", IntRange(1)),
+    PluginArg("ls_warmup_epochs", 0.0, "epochs of linear ramp 0 -> ε before the schedule starts", WARMUP_EPOCHS),
+    PluginArg("ls_step_size", 1, "epochs between decays for ls_schedule=step", STEP_SIZE),
     PluginArg("ls_gamma", 0.5, "decay factor per step (step) or per epoch (exp)", DECAY),
     PluginArg("ls_off_epoch", None, "two_stage: first (0-based) epoch trained without smoothing",
               IntRange(1, optional=True, example=5)),
@@ -347,7 +119,7 @@ ARGS: tuple[PluginArg, ...] = (
     PluginArg("ls_max", 0.3, "ls_schedule=auto: upper bound of ε", EPSILON),
     PluginArg("ls_auto_gain", 0.5,
               "ls_schedule=auto: damping of the update ε += gain·(confidence - accuracy)·c, c set by ls_mode",
-              FloatRange(0.0, 1.0, lo_closed=False, example=0.5)),
+              AUTO_GAIN),
     PluginArg("ls_auto_split", "val",
               "ls_schedule=auto: the data whose calibration steers ε: val, or train_holdout (classify)",
               Choice(AUTO_SPLITS)),
@@ -383,9 +155,7 @@ def ultralytics_keys() -> frozenset[str]:
     """Every key stock Ultralytics accepts in ``train``/``val``/``predict`` overrides."""
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    from yolo_ls.compat import EXTRA_OVERRIDE_KEYS
-
-    return frozenset(DEFAULT_CFG_DICT) | _ULTRALYTICS_EXTRA_KEYS | EXTRA_OVERRIDE_KEYS
+    return frozenset(DEFAULT_CFG_DICT) | _ULTRALYTICS_EXTRA_KEYS
 
 
 def check_keys(keys: Iterable[str]) -> None:
@@ -442,7 +212,7 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
     negative = ARG_TABLE["ls_negative"](given.get("ls_negative", False))
     for name, value in given.items():
         try:
-            out[name] = epsilon_check(name, negative)(name, value) if name in SIGNED_ARGS else ARG_TABLE[name](value)
+            out[name] = epsilon_check(negative)(name, value) if name in SIGNED_ARGS else ARG_TABLE[name](value)
         except PluginArgumentError as e:
             v = _scalar(value)
             if not negative and _is_number(v) and SIGNED_EPSILON.contains(v) and v < 0:
@@ -501,11 +271,6 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
         raise PluginArgumentError(f"'ls_prior' is only used with 'ls_mode=prior', but 'ls_mode={mode}'.")
     out["ls_mode"] = mode
     return out
-
-
-def epsilon_check(name: str, negative: bool = False) -> Any:
-    """The check for ``label_smoothing``/``ls_final``: the table's ``[0, 1)``, or ``[-1, 1)`` with ls_negative=True."""
-    return SIGNED_EPSILON if negative else ARG_TABLE[name].check
 
 
 # Which arguments each setting reads: a key given by the user outside these is accepted but has no effect, so it is
@@ -567,8 +332,8 @@ def inapplicable_args(given: Mapping[str, Any], resolved: Mapping[str, Any], tas
 def build_schedule_from_args(args: Mapping[str, Any], epochs: int) -> Any:
     """The ε schedule a run's plugin arguments describe, checked over the whole run before anything is written.
 
-    Returns a pure :class:`yolo_ls.schedules.SmoothingSchedule`, or for ``ls_schedule=auto`` a
-    :class:`yolo_ls.auto.AutoSchedule`. A callable schedule is probed at every epoch of the run (and at the fractional
+    Returns a pure :class:`yolo_ls.core.schedules.SmoothingSchedule`, or for ``ls_schedule=auto`` a
+    :class:`.auto.AutoSchedule`. A callable schedule is probed at every epoch of the run (and at the fractional
     epochs of one batch step with ``ls_per_iter``), so one that returns NaN, a value outside [0, 1), a non-number, or
     takes the wrong arguments is refused here, not after the run folder exists.
 
@@ -576,12 +341,12 @@ def build_schedule_from_args(args: Mapping[str, Any], epochs: int) -> Any:
         PluginArgumentError: For a combination the schedule rejects (i.e. two_stage without ls_off_epoch).
     """
     if args["ls_schedule"] == "auto":
-        from yolo_ls.auto import AutoSchedule
+        from yolo_ls.core.auto import AutoSchedule
 
         if args["ls_warmup_epochs"]:
             raise PluginArgumentError("'ls_warmup_epochs' does not apply to 'ls_schedule=auto' (it starts at ε).")
         return AutoSchedule(args["label_smoothing"], eps_max=args["ls_max"], gain=args["ls_auto_gain"])
-    from yolo_ls.schedules import CallableSchedule, build_schedule
+    from yolo_ls.core.schedules import CallableSchedule, build_schedule
 
     try:
         schedule = build_schedule(

@@ -23,7 +23,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from yolo_ls.utils import read_csv
+from yolo_ls.core.files import read_csv
 
 # The columns of one run, best.pt first, then temperature scaling, then the last epoch (secondary).
 CLASSIFY_COLUMNS = ("top1", "ece", "mce", "brier", "nll", "overconfidence", "ece_ts", "nll_ts", "top1_last", "ece_last")
@@ -279,7 +279,7 @@ def write_report(
     """
     import pandas as pd
 
-    from yolo_ls.plots import plot_compare_curves, plot_reliability_overlay
+    from yolo_ls.plots.figures import plot_compare_curves, plot_reliability_overlay
 
     pd.DataFrame([{k: v for k, v in r.items() if k != "label"} for r in rows]).to_csv(
         out / "report.csv", index=False, float_format="%.6g")

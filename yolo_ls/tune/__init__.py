@@ -1,0 +1,1 @@
+"""``model.tune()`` with plugin arguments: the built-in Tuner (``tuner``) and Ray Tune (``ray_tune``)."""
