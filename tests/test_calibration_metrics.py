@@ -697,7 +697,9 @@ def test_sync_is_a_no_op_without_a_process_group() -> None:
 
 def test_metric_names_are_defined_once() -> None:
     from yolo_ls.calibration import CLASSIFICATION_METRICS, DETECTION_METRICS
-    from yolo_ls.engine.callbacks.calibration import CLS_KEYS, DET_KEYS
+    from yolo_ls.engine.callbacks.measurement import metric_keys
+
+    CLS_KEYS, DET_KEYS = metric_keys("classify"), metric_keys("detect")
 
     assert CLS_KEYS is CLASSIFICATION_METRICS is ClassificationCalibration.KEYS and CLS_KEYS == KEYS
     assert DET_KEYS is DETECTION_METRICS and DetectionCalibration.KEYS == (*DETECTION_METRICS, "d_count")

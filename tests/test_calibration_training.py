@@ -8,7 +8,8 @@ import cv2
 import pytest
 
 from tests.helpers import TINY_CLS, TINY_DET, results
-from yolo_ls.engine.callbacks.calibration import CLS_KEYS, DET_KEYS
+from yolo_ls.calibration import CLASSIFICATION_METRICS as CLS_KEYS
+from yolo_ls.calibration import DETECTION_METRICS as DET_KEYS
 
 pytestmark = pytest.mark.training
 

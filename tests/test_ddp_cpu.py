@@ -60,7 +60,7 @@ def _csv(path: Path):
 
 @pytest.mark.training
 def test_two_process_cpu_ddp_calibrates_the_whole_val_set(tmp_path: Path, digits_root: Path) -> None:
-    from yolo_ls.engine.callbacks.calibration import CLS_KEYS
+    from yolo_ls.calibration import CLASSIFICATION_METRICS as CLS_KEYS
 
     # The val set is class-sorted and Ultralytics' val sampler gives each rank a contiguous half (rank 0: digits 0-4),
     # so one rank's share alone has a different accuracy, class-wise ECE and bin counts from the whole set.
@@ -134,7 +134,7 @@ bins = {k: np.asarray(v, dtype=float).tolist() for k, v in ref.calibration_bins.
 
 @pytest.mark.training
 def test_two_process_cpu_ddp_detection_calibration(tmp_path: Path, digits_det_yaml: Path) -> None:
-    from yolo_ls.engine.callbacks.calibration import DET_KEYS
+    from yolo_ls.calibration import DETECTION_METRICS as DET_KEYS
 
     args = {**TINY_DET, "label_smoothing": 0.1, "calib_conf": 0.0}  # conf 0: an untrained model's boxes are scored
     argv = [str(digits_det_yaml), str(tmp_path), json.dumps(args)]

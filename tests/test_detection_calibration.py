@@ -131,7 +131,7 @@ class _Spy:
     """Records what the callbacks feed to ``DetectionCalibration.update``."""
 
     def __init__(self, monkeypatch):
-        import yolo_ls.engine.callbacks.calibration as cal
+        import yolo_ls.engine.callbacks.measurement as cal
 
         self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         spy = self

@@ -1,0 +1,136 @@
+"""One validation's calibration: the streaming accumulator fed batch by batch, reduced across DDP ranks, and the
+result (metrics, bins, per-class detection ECE, and for classification a temperature fit on the kept probabilities)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from yolo_ls.calibration import (
+    CLASSIFICATION_METRICS,
+    DETECTION_METRICS,
+    ClassificationCalibration,
+    DetectionCalibration,
+    apply_temperature,
+    ece,
+    fit_temperature,
+    nll,
+)
+from yolo_ls.engine.callbacks.validator_hooks import match_boxes
+
+
+def metric_keys(task: str) -> tuple[str, ...]:
+    """The calibration metric names logged for a task (without the ``calib/`` prefix)."""
+    return CLASSIFICATION_METRICS if task == "classify" else DETECTION_METRICS
+
+
+class Measurement:
+    """The calibration of one validation.
+
+    Args:
+        task: The validator's task.
+        bins: Equal-width confidence bins.
+        conf: Detection confidence threshold (``calib_conf``).
+        keep_probs: Classification: keep the probabilities to fit a temperature (final epoch, plain ``val()``).
+    """
+
+    def __init__(self, task: str, bins: int, conf: float, keep_probs: bool) -> None:
+        self.task, self.bins, self.conf = task, bins, conf
+        self.acc: ClassificationCalibration | DetectionCalibration | None = None
+        self.probs: list[torch.Tensor] | None = [] if (task == "classify" and keep_probs) else None
+        self.labels: list[torch.Tensor] = []
+        self.kept: list[dict[str, torch.Tensor]] | None = None  # detection: the batch's predict-style boxes
+
+    def _accumulator(self, nc: int, device: Any) -> Any:
+        if self.acc is None:
+            self.acc = (ClassificationCalibration(nc, self.bins, device=device) if self.task == "classify"
+                        else DetectionCalibration(nc, self.bins, self.conf, device=device))
+        return self.acc
+
+    def update_classify(self, preds: torch.Tensor, batch: dict[str, Any]) -> None:
+        """Add a batch of softmax probabilities and its labels."""
+        probs = preds.float()
+        labels = batch["cls"].long()
+        self._accumulator(probs.shape[1], probs.device).update(probs, labels)
+        if self.probs is not None:
+            self.probs.append(probs.detach())
+            self.labels.append(labels.detach())
+
+    def keep(self, boxes: list[dict[str, torch.Tensor]]) -> None:
+        """The batch's predict-style boxes (from the validator's hooked ``postprocess``), scored by the next update."""
+        self.kept = boxes
+
+    def update_detect(self, validator: Any, batch: dict[str, Any]) -> None:
+        """Score the batch's predict-style boxes (set by the validator's hooked ``postprocess``) against its labels."""
+        kept, self.kept = self.kept, None
+        if kept is None or len(kept) != len(batch["im_file"]):
+            raise RuntimeError("yolo-ls calibration: the validator's update_metrics ran without its postprocess on the "
+                               "same batch, so the detections to score are unknown")
+        conf, correct, cls = match_boxes(validator, kept, batch)
+        self._accumulator(len(validator.names), conf.device).update(conf, correct, cls)
+
+    def sync_ranks(self, validator: Any) -> None:
+        """Under DDP, combine every rank's share so rank 0 measures the whole val set (a no-op outside DDP).
+
+        The accumulator's sums are all-reduced; the kept probabilities are gathered to rank 0. A rank that saw no batch
+        takes part with an empty accumulator built from the validator's class names.
+        """
+        import torch.distributed as dist
+        from ultralytics.utils import RANK
+
+        if RANK == -1 or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return
+        nc = len(validator.names)
+        acc = self._accumulator(nc, getattr(validator, "device", None))
+        acc.sync()
+        if self.probs is not None:
+            self.probs, self.labels = gather_rows(self.probs, self.labels, nc, acc.device)
+
+    def result(self, validator: Any) -> dict[str, Any]:
+        """The metrics (one host transfer), the bins behind the diagram, and ``ece_ts``/``nll_ts``/``temperature``
+        when probabilities were kept. An empty split gives NaN metrics, never a perfect 0."""
+        keys = metric_keys(self.task)
+        empty = {"metrics": dict.fromkeys(keys, math.nan), "bins": None, "per_class": {}, "ece_ts": math.nan,
+                 "training": validator.training}
+        if self.acc is None or (self.task == "classify" and int(self.acc.bins()["count"].sum()) == 0):
+            return empty
+        metrics = self.acc.compute()
+        if self.task != "classify" and int(self.acc.bins()["count"].sum()) == 0:
+            metrics = dict.fromkeys(metrics, math.nan)  # no detection scored: nothing measured
+        out = {**empty, "metrics": {k: metrics[k] for k in keys}, "bins": self.acc.bins()}
+        if self.task != "classify":
+            names = getattr(validator, "names", {}) or {}
+            out["per_class"] = {names.get(c, str(c)): v for c, v in self.acc.per_class_d_ece().items()}
+        elif self.probs:
+            probs, labels = torch.cat(self.probs), torch.cat(self.labels)
+            t = fit_temperature(probs, labels, is_probs=True)
+            scaled = apply_temperature(probs, t, is_probs=True)
+            out.update(temperature=t, ece_ts=float(ece(scaled, labels, n_bins=self.bins)),
+                       nll_ts=float(nll(scaled, labels)))
+        self.probs = None
+        return out
+
+
+def gather_rows(probs: list[torch.Tensor], labels: list[torch.Tensor], nc: int, device: torch.device
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Every rank's (probabilities, labels), concatenated on rank 0 in rank order (empty lists on other ranks)."""
+    import torch.distributed as dist
+
+    p = torch.cat(probs).float() if probs else torch.zeros(0, nc, device=device)
+    y = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long, device=device)
+    mine = torch.cat([p.to(device), y.to(device, p.dtype)[:, None]], 1)  # labels < 2**24: exact
+    world, rank = dist.get_world_size(), dist.get_rank()
+    length = torch.tensor([mine.shape[0]], device=device)
+    lengths = [torch.zeros_like(length) for _ in range(world)]
+    dist.all_gather(lengths, length)
+    sizes = [int(x) for x in torch.cat(lengths).tolist()]
+    padded = torch.zeros(max(sizes), nc + 1, dtype=mine.dtype, device=device)
+    padded[: mine.shape[0]] = mine
+    parts = [torch.empty_like(padded) for _ in range(world)] if rank == 0 else None
+    dist.gather(padded, parts, dst=0)
+    if rank != 0:
+        return [], []
+    rows = torch.cat([part[:m] for part, m in zip(parts, sizes)])
+    return [rows[:, :nc]], [rows[:, nc].long()]
