@@ -180,6 +180,24 @@ class LabelSmoothingMixin:
     ls_task: str = "detect"
 
     def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks: Any = None):
+        cfg, overrides, given, plugin, schedule = self._check_run(cfg, overrides)
+        super().__init__(cfg, overrides, _callbacks)
+        self.ls_resume_state: dict[str, Any] = {}
+        if self.resume:
+            plugin, schedule = self._resume_plugin_args(given), None
+        vars(self.args).update(plugin)
+        if RANK in {-1, 0}:  # Ultralytics wrote args.yaml inside __init__, before the plugin keys were back in args
+            YAML.save(self.save_dir / "args.yaml", {k: _yaml_safe(v) for k, v in vars(self.args).items()})
+            LOGGER.info(f"{PREFIX} " + ", ".join(f"{k}={v}" for k, v in serialize_plugin_args(plugin).items()))
+        self._setup_schedule(plugin, schedule)
+        self._setup_best_by(plugin)
+        self._register_callbacks(plugin)
+
+    # ------------------------------------------------------------------------------------------------ set-up
+    def _check_run(self, cfg: Any, overrides: dict[str, Any] | None) -> tuple[Any, dict, dict, dict | None, Any]:
+        """Split the plugin arguments off ``cfg``/``overrides`` and check them against the task and the data, before
+        Ultralytics creates the run folder. Returns ``(cfg, overrides, given, plugin, schedule)``; ``plugin`` and
+        ``schedule`` are None on resume (the checkpoint's arguments are read once the trainer exists)."""
         overrides = dict(overrides or {})
         given: dict[str, Any] = {}
         if isinstance(cfg, (str, Path, dict)):  # a cfg file or dict may carry plugin keys too; overrides win
@@ -187,34 +205,30 @@ class LabelSmoothingMixin:
         overrides, from_overrides = split_plugin_args(overrides)
         given.update(from_overrides)
         check_keys(overrides)  # one "did you mean" over Ultralytics' and the plugin's keys together
-
-        resuming = bool(overrides.get("resume"))
-        plugin = None
-        if resuming:  # values given now are checked too (a resume keeps the checkpoint's, see _resume_plugin_args)
+        plugin = schedule = None
+        if overrides.get("resume"):  # values given now are checked too (a resume keeps the checkpoint's)
             resolve_plugin_args(given, self.ls_task)
             check_resume_checkpoint(overrides["resume"])
-        else:  # validate before Ultralytics creates the run folder
+        else:
             plugin = resolve_plugin_args(given, self.ls_task)
             epochs = overrides.get("epochs", (cfg if isinstance(cfg, dict) else cfg2dict(cfg)).get("epochs"))
-            build_schedule_from_args(plugin, epochs)  # a callable schedule is probed over every epoch here
+            schedule = (epochs, build_schedule_from_args(plugin, epochs))  # a callable schedule is probed here
             if RANK in {-1, 0}:
                 for warning in inapplicable_args(given, plugin, self.ls_task, epochs):
                     LOGGER.warning(f"{PREFIX} {warning}")
         if "data" in overrides:
             overrides["data"] = resolve_data(overrides["data"])
-        if plugin is not None:
-            if plugin["ls_mode"] == "exclusive" or plugin["ls_prior"] is not None or plugin["ls_matrix"] is not None:
-                check_num_classes(plugin, *dataset_num_classes(overrides.get("data"), self.ls_task, with_names=True))
+        if plugin is not None and (plugin["ls_mode"] == "exclusive" or plugin["ls_prior"] is not None
+                                   or plugin["ls_matrix"] is not None):
+            check_num_classes(plugin, *dataset_num_classes(overrides.get("data"), self.ls_task, with_names=True))
+        return cfg, overrides, given, plugin, schedule
 
-        super().__init__(cfg, overrides, _callbacks)
-        self.ls_resume_state: dict[str, Any] = {}
-        if self.resume:
-            plugin = self._resume_plugin_args(given)
-        vars(self.args).update(plugin)
-        if RANK in {-1, 0}:
-            YAML.save(self.save_dir / "args.yaml", {k: _yaml_safe(v) for k, v in vars(self.args).items()})
-            LOGGER.info(f"{PREFIX} " + ", ".join(f"{k}={v}" for k, v in serialize_plugin_args(plugin).items()))
-        self.ls_schedule = build_schedule_from_args(plugin, self.epochs)  # ε = ls_schedule(epoch)
+    def _setup_schedule(self, plugin: dict[str, Any], schedule: tuple[Any, Any] | None) -> None:
+        """``ls_schedule`` (ε = ls_schedule(epoch)), built once; the ``auto`` controller; ε's device state."""
+        if schedule is not None and schedule[0] == self.epochs:
+            self.ls_schedule = schedule[1]
+        else:  # a resume, or epochs taken from elsewhere (a cfg file's, the default)
+            self.ls_schedule = build_schedule_from_args(plugin, self.epochs)
         self.ls_auto: AutoController | None = None
         if isinstance(self.ls_schedule, AutoSchedule):
             if self.ls_resume_state.get("auto"):
@@ -222,21 +236,24 @@ class LabelSmoothingMixin:
             self.ls_auto = AutoController(self.ls_schedule, plugin["ls_auto_split"])
         self.ls_state: LabelSmoothingState | None = None  # ε on the device, read by the losses
         self.ls_online: OnlineSoftLabels | None = None  # ls_mode=online: S, built in setup_smoothing
-        if plugin["ls_mode"] == "online":
-            for event, fn in (("on_train_epoch_end", online_epoch_end), ("on_train_end", online_train_end)):
-                if fn not in self.callbacks[event]:
-                    self.add_callback(event, fn)
-        atomic_checkpoint_paths(self)  # last.pt / best.pt are replaced atomically, never torn by a kill
         self.ls_applied = smoothing_callbacks.AppliedEpsilon()  # what was applied, for the log and the plot
-        for event, fn in smoothing_callbacks.CALLBACKS.items():
-            if fn not in self.callbacks[event]:  # the DDP relaunch hands the parent's callbacks back in
-                self.add_callback(event, fn)
-        # best_by: which epoch is best.pt (fitness: Ultralytics' own choice, untouched); the state survives resume
+
+    def _setup_best_by(self, plugin: dict[str, Any]) -> None:
+        """``best_by``: which epoch is best.pt (fitness: Ultralytics' own choice, untouched); survives a resume."""
         self.ls_best_by: str = plugin["best_by"]
         self.ls_best_tol: float | None = plugin["fitness_tol"]
         self.ls_best_state: dict[str, Any] = dict(self.ls_resume_state.get("best") or new_best_state())
         self.ls_best_pending: tuple[dict[str, Any], bool] | None = None  # this epoch's choice, until save_metrics
         self.ls_best_chosen = False  # this epoch is the new best.pt (read once by save_model)
+
+    def _register_callbacks(self, plugin: dict[str, Any]) -> None:
+        """The plugin's callbacks (once each: the DDP relaunch hands the parent's back in) and atomic checkpoints."""
+        pairs = [("on_train_epoch_end", online_epoch_end), ("on_train_end", online_train_end)]
+        pairs = (pairs if plugin["ls_mode"] == "online" else []) + list(smoothing_callbacks.CALLBACKS.items())
+        for event, fn in pairs:
+            if fn not in self.callbacks[event]:
+                self.add_callback(event, fn)
+        atomic_checkpoint_paths(self)  # last.pt / best.pt are replaced atomically, never torn by a kill
         self.ls_calibration: CalibrationCallbacks | None = None
         if plugin["calibration"]:
             calib = CalibrationCallbacks(plugin["calib_bins"], plugin["calib_plots"], plugin["calib_conf"])
