@@ -476,3 +476,15 @@ def test_background_plots_off_draws_at_once(tmp_path: Path, monkeypatch: pytest.
     bg = BackgroundPlots()
     bg.submit(_child_only_failure, tmp_path / "now.txt", os.getpid())
     assert (tmp_path / "now.txt").read_text() == "drawn by the parent" and bg.jobs == []
+
+
+def test_csv_rows_write_nan_as_nan_not_blank(tmp_path) -> None:
+    """A metric that was not measured (ece_ts before the final epoch) reads 'nan' in calibration.csv, not an empty
+    cell, and reads back as NaN."""
+    from yolo_ls.core.files import append_csv_row, read_csv
+
+    csv = tmp_path / "calibration.csv"
+    append_csv_row(csv, {"epoch": 1, "ece": 0.1, "ece_ts": math.nan})
+    append_csv_row(csv, {"epoch": 2, "ece": 0.2, "ece_ts": 0.05})
+    assert csv.read_text().splitlines()[1] == "1,0.1,nan"
+    assert math.isnan(read_csv(csv)["ece_ts"][0])

@@ -218,3 +218,28 @@ def test_kill_at_any_instant_then_resume_gives_the_uninterrupted_record(server, 
     killed = [o for o in outcomes if o[1] == -9]
     assert len(killed) >= len(TARGETED) + N_RANDOM // 2, outcomes  # a late random instant may find the run done
     assert {o[3] for o in killed} >= {"resume", "retrain", "resume: finished"}
+
+
+def test_stripped_checkpoint_log_names_the_real_file(tmp_path) -> None:
+    """The atomic strip writes a temp file first; Ultralytics' log line must name last.pt, never the temp name."""
+    import logging
+
+    from ultralytics.utils import LOGGER
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    from yolo_ls.engine.checkpoints import atomic_strip_optimizer
+
+    ckpt = tmp_path / "last.pt"
+    model = __import__("ultralytics").YOLO("yolo11n-cls.yaml").model
+    __import__("torch").save({"model": model, "ema": None, "train_args": {}}, ckpt)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    try:
+        atomic_strip_optimizer(strip_optimizer)(ckpt)
+    finally:
+        LOGGER.removeHandler(handler)
+    line = next(m for m in seen if "Optimizer stripped" in m)
+    assert f"Optimizer stripped from {ckpt}, " in line and ".tmp" not in line and "saved as" not in line, line
+    assert not list(tmp_path.glob("*.tmp")) and ckpt.stat().st_size > 0

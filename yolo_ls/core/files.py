@@ -25,7 +25,7 @@ def write_csv_atomic(df: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False, float_format="%.6g")
+    df.to_csv(tmp, index=False, float_format="%.6g", na_rep="nan")  # a NaN cell says "not measured", not blank
     os.replace(tmp, path)
 
 

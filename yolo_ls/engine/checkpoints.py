@@ -9,6 +9,7 @@ Ultralytics writes checkpoints with ``Path.write_bytes`` in ``BaseTrainer.save_m
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -78,6 +79,34 @@ def remove_stale_temp_files(wdir: str | Path) -> list[Path]:
     return stale
 
 
+class _TempNameFilter(logging.Filter):
+    """Rewrites Ultralytics' "Optimizer stripped from F, saved as TMP," so the log names the file the user gets."""
+
+    def __init__(self, tmp: str, target: Path, in_place: bool) -> None:
+        super().__init__()
+        self.tmp, self.target, self.in_place = tmp, target, in_place
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if self.tmp in msg:
+            if self.in_place:
+                msg = msg.replace(f" saved as {self.tmp},", "")
+            record.msg, record.args = msg.replace(self.tmp, str(self.target)), ()
+        return True
+
+
+@contextmanager
+def _temp_name_hidden(tmp: str, target: Path, in_place: bool) -> Iterator[None]:
+    from ultralytics.utils import LOGGER
+
+    filt = _TempNameFilter(tmp, target, in_place)
+    LOGGER.addFilter(filt)
+    try:
+        yield
+    finally:
+        LOGGER.removeFilter(filt)
+
+
 def atomic_strip_optimizer(strip: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap Ultralytics' ``strip_optimizer(f, s="", updates=None)`` so its rewrite of ``f`` (or ``s``) is atomic."""
 
@@ -86,7 +115,8 @@ def atomic_strip_optimizer(strip: Callable[..., Any]) -> Callable[..., Any]:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         try:
-            out = strip(f, s=tmp, updates=updates)
+            with _temp_name_hidden(tmp, target, in_place=not s or Path(s) == Path(f)):
+                out = strip(f, s=tmp, updates=updates)
             if not out or os.path.getsize(tmp) == 0:  # not a checkpoint: Ultralytics skipped it, keep the file as is
                 Path(tmp).unlink(missing_ok=True)
                 return out
