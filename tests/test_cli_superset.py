@@ -238,3 +238,18 @@ def test_run_hands_a_parsed_stock_mode_to_ultralytics(assets, recorded):
     [(name, cls, kwargs, argv)] = recorded
     assert (name, cls, kwargs["format"]) == ("export", StockYOLO, "torchscript")
     assert argv[:3] == ["yolo", "detect", "export"]
+
+
+@pytest.mark.parametrize("command", ["compare", "plot", "datasets"])
+def test_command_help_lists_the_commands_own_arguments(command, capsys) -> None:
+    """'yolo-ls COMMAND --help' answers with that command's usage, not a mode error or 'not a run folder'."""
+    from yolo_ls.cli.main import COMPARE_HELP, DATASET_ARGS, entrypoint
+    from yolo_ls.compare.runner import COMPARE_KEYS
+
+    assert set(COMPARE_HELP) == set(COMPARE_KEYS)  # every compare argument has its help line
+    for flag in ("--help", "-h", "help"):
+        assert entrypoint([command, flag]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: yolo-ls {command}")
+        own = {"compare": COMPARE_KEYS, "datasets": tuple(DATASET_ARGS), "plot": ("RUN",)}[command]
+        assert all(k in out for k in own), out

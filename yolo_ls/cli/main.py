@@ -56,10 +56,41 @@ def help_text() -> str:
         "    yolo-ls val model=runs/classify/train/weights/best.pt data=digits\n"
         "    yolo-ls compare model=yolo11n-cls.yaml data=digits label_smoothing=0,0.05,0.1 epochs=20 imgsz=32\n"
         "    yolo-ls compare ... label_smoothing=0,0.1 ls_mode=uniform,margin seeds=0,1,2 backend=ray\n"
-        "    yolo-ls datasets digits out=data/digits-noisy noise=0.2 noise_kind=symmetric seed=0\n\n"
+        "    yolo-ls datasets digits out=data/digits-noisy noise=0.2 noise_kind=symmetric seed=0\n"
+        "    yolo-ls compare --help    (likewise plot --help, datasets --help: a command's own arguments)\n\n"
         f"Plugin arguments (defaults):\n{rows}\n\n"
         "Ultralytics arguments: https://docs.ultralytics.com/usage/cfg/"
     )
+
+
+# The arguments compare takes besides the train and plugin arguments (yolo_ls.compare.runner.COMPARE_KEYS).
+COMPARE_HELP = {
+    "seeds": "seeds to train each variant with, i.e. seeds=0,1,2 (default: the train 'seed')",
+    "backend": "local (one run after another) or ray (parallel Ray tasks)",
+    "cpu_per_variant": "backend=ray: CPUs per run (default 1)",
+    "gpu_per_variant": "backend=ray: GPUs per run (default 0)",
+    "ray_address": "backend=ray: the Ray cluster to join (default: a local one)",
+}
+
+
+def command_help(command: str) -> str:
+    """``yolo-ls COMMAND --help``: the usage of one special command and its own arguments."""
+    if command == "compare":
+        rows = "\n".join(f"    {k.ljust(16)} {v}" for k, v in COMPARE_HELP.items())
+        return ("usage: yolo-ls compare model=... data=... label_smoothing=0,0.05,0.1 [KEY=VALUE ...]\n\n"
+                "Trains every variant of the sweep (a comma list in label_smoothing or in any plugin argument makes "
+                "variants), once per seed, and writes report.md, report.csv, reliability.png and curves.png.\n\n"
+                f"compare's own arguments:\n{rows}\n\n"
+                "Every train argument (epochs, imgsz, project, name, ...) and plugin argument is passed to each run; "
+                "see 'yolo-ls help'.")
+    if command == "plot":
+        return ("usage: yolo-ls plot RUN\n\nRedraws every figure of a yolo-ls run folder from its files "
+                "(calibration/epochs.json, final.json, calibration.csv, results.csv): per-epoch reliability diagrams, "
+                "the best.pt diagram, the calibration curves and the ε plot. Nothing is trained or validated.")
+    if command == "datasets":
+        rows = "\n".join(f"    {k}={v}" for k, v in DATASET_ARGS.items())
+        return f"{DATASET_USAGE}\n\nArguments (defaults):\n{rows}"
+    return help_text()
 
 
 def cfg_text() -> str:
@@ -273,6 +304,9 @@ def entrypoint(argv: Sequence[str] | None = None) -> int:
         print(cfg_text())
         return 0
     commands = {"compare": run_compare, "datasets": run_datasets, "plot": run_plot}
+    if first in commands and any(a in ("--help", "-h", "help") for a in argv[1:]):
+        print(command_help(first))
+        return 0
     if first in commands:
         return guarded(commands[first], argv[1:])
     if first in HOOK_COMMANDS:
