@@ -253,3 +253,27 @@ def test_command_help_lists_the_commands_own_arguments(command, capsys) -> None:
         assert out.startswith(f"usage: yolo-ls {command}")
         own = {"compare": COMPARE_KEYS, "datasets": tuple(DATASET_ARGS), "plot": ("RUN",)}[command]
         assert all(k in out for k in own), out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "data=digts"], "Did you mean 'data=digits'"),
+        (["train", "label_smothing=0.1"], "Similar arguments are i.e. ['label_smoothing']"),
+        (["train", "data=digits", "label_smoothing=2"], "Valid 'label_smoothing' values"),
+        (["compare", "model=yolo11n-cls.yaml", "data=digts", "label_smoothing=0,0.1"], "Did you mean 'data=digits'"),
+    ],
+)
+def test_common_mistakes_answered_before_torch_loads(args, message, tmp_path) -> None:
+    """A mistyped key, dataset or out-of-range value is refused before Ultralytics or torch is imported (so in a
+    fraction of a second), with exit code 2, and leaves no folder behind."""
+    code = (
+        "import sys; from yolo_ls.cli.main import entrypoint; rc = entrypoint(sys.argv[1:]); "
+        "heavy = [m for m in ('torch', 'ultralytics') if m in sys.modules]; "
+        "assert not heavy, heavy; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg")}, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["cfg"])

@@ -29,7 +29,7 @@ from yolo_ls.core.schedules import (
 )
 
 TOL = 1e-12
-SCHEDULES_FILE = str(Path(__file__).resolve().parents[1] / "yolo_ls" / "schedules.py")
+SCHEDULES_FILE = str(Path(__file__).resolve().parents[1] / "yolo_ls" / "core" / "schedules.py")
 
 
 def values(s: SmoothingSchedule, epochs) -> list[float]:
@@ -434,7 +434,7 @@ def test_module_is_pure_stdlib():
     assert imported <= {"__future__", "collections", "difflib", "math", "warnings", "yolo_ls"}, imported
     from_yolo_ls = {n.module for n in ast.walk(tree)
                     if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("yolo_ls")}
-    assert from_yolo_ls == {"yolo_ls.core.args"}  # the argument table: standard library only, like this module
+    assert from_yolo_ls == {"yolo_ls.core.checks"}  # the argument checks: standard library only, like this module
 
 
 # --- property test -------------------------------------------------------------------------------------------------

@@ -36,7 +36,62 @@ def guarded(fn: Callable[..., Any], *args: Any, exit_code: bool = False) -> int:
 
 def run_yolo_command(argv: Sequence[str]) -> int:
     """Run a ``yolo``-grammar command (``train``/``val`` through yolo-ls, the rest stock); returns the exit code."""
-    return guarded(_run_yolo_command, list(argv))
+    special = _stock_special(argv[0].lstrip("-").lower() if argv else "")  # 'settings k=v' takes settings keys
+    code = 0 if special else guarded(precheck, list(argv))
+    return code if code else guarded(_run_yolo_command, list(argv))
+
+
+def stock_keys() -> frozenset[str]:
+    """Ultralytics' argument names, read from its ``cfg/default.yaml`` without importing Ultralytics (or torch)."""
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.find_spec("ultralytics")
+    folder = Path(next(iter(spec.submodule_search_locations)))  # type: ignore[union-attr]
+    return frozenset(yaml.safe_load((folder / "cfg" / "default.yaml").read_text()))
+
+
+def precheck(argv: Sequence[str], extra: Sequence[str] = ()) -> None:
+    """Answer the common mistakes in well under a second, before Ultralytics and torch are imported and before any
+    folder exists: an unknown key (with a "did you mean"), a numeric plugin value out of range, and a mistyped
+    embedded dataset name (``data=digts``). Anything this cannot read is left to the full parse.
+
+    Raises:
+        SyntaxError: An unknown key or dataset name.
+        PluginArgumentError: A plugin argument out of range.
+    """
+    from difflib import get_close_matches
+
+    from yolo_ls.core.args import _ULTRALYTICS_EXTRA_KEYS, ARG_TABLE, SIGNED_ARGS
+    from yolo_ls.datasets.names import DATASET_ALIASES
+
+    pairs = [a.split("=", 1) for a in (t[2:] if t.startswith("--") else t for t in argv)
+             if "=" in a and not a.startswith("=") and not a.endswith("=")]
+    valid = stock_keys() | _ULTRALYTICS_EXTRA_KEYS | set(ARG_TABLE) | set(extra)
+    keys = {k.strip() for k, _ in pairs}
+    lines = []
+    for key, value in ((k.strip(), v.strip().rstrip(",")) for k, v in pairs):
+        if key not in valid:
+            close = get_close_matches(key, sorted(valid))
+            hint = f" Similar arguments are i.e. {close}." if close else ""
+            lines.append(f"'{key}' is not a valid YOLO or yolo-ls argument.{hint}")
+        elif key in ARG_TABLE and _is_plain_number(value) and not (key in SIGNED_ARGS and "ls_negative" in keys):
+            ARG_TABLE[key](float(value) if "." in value or "e" in value.lower() else int(value))
+        elif key == "data" and value not in DATASET_ALIASES and not Path(value).exists() and "/" not in value:
+            close = get_close_matches(value, DATASET_ALIASES, n=1, cutoff=0.75)
+            if close:
+                lines.append(f"'data={value}': no such dataset or folder. Did you mean 'data={close[0]}' (embedded)?")
+    if lines:
+        raise SyntaxError("\n".join(lines))
+
+
+def _is_plain_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.lower() not in ("nan", "inf", "-inf", "infinity", "-infinity")
 
 
 def _run_yolo_command(argv: list[str]) -> None:

@@ -31,6 +31,7 @@ from yolo_ls.cli.argv import (
     find_mode,
     guarded,
     parse_args,
+    precheck,
     run,
     run_stock,
     run_yolo_command,
@@ -113,6 +114,7 @@ def run_compare(argv: Sequence[str]) -> Any:
 
     from yolo_ls.compare.runner import COMPARE_KEYS, compare
 
+    precheck(argv, extra=COMPARE_KEYS)  # a mistyped key or dataset is answered before Ultralytics loads
     task, mode, overrides = parse_args(argv, extra=COMPARE_KEYS)
     if mode is not None:
         raise SyntaxError(f"'compare' takes key=value arguments only, not the mode '{mode}'.")

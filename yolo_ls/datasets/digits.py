@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from ultralytics.utils import LOGGER, SETTINGS
+
+from yolo_ls.datasets.names import DATASET_ALIASES
 
 __all__ = ("DATASET_ALIASES", "MARKER", "default_root", "digits", "digits_detection", "resolve_data")
 
-DATASET_ALIASES = ("digits", "digits-det")
 MARKER = ".yolo_ls_dataset.json"  # written last: its presence proves a build is complete
 FORMAT_VERSION = 1  # bump when the on-disk layout or the pixels produced for given parameters change
 
@@ -45,6 +45,8 @@ def default_root(name: str) -> Path:
     Returns:
         (Path): The default root (not created).
     """
+    from ultralytics.utils import SETTINGS
+
     return Path(SETTINGS["datasets_dir"]) / "yolo-ls" / name
 
 
@@ -195,6 +197,8 @@ def digits(root: str | Path | None = None, imgsz: int = 32, val_fraction: float 
 
         images, targets = _load_sklearn_digits()
         splits = dict(zip(("train", "val"), _split(targets, val_fraction, seed)))
+        from ultralytics.utils import LOGGER
+
         LOGGER.info(
             f"yolo-ls: building digits dataset ({len(splits['train'])} train, {len(splits['val'])} val, "
             f"{imgsz}x{imgsz}) at {root}"
@@ -295,6 +299,8 @@ def digits_detection(
     def build(tmp: Path) -> dict:
         images, targets = _load_sklearn_digits()
         pools = dict(zip(("train", "val"), _split(targets, POOL_VAL_FRACTION, seed)))
+        from ultralytics.utils import LOGGER
+
         LOGGER.info(f"yolo-ls: building digits-det dataset ({n_train} train, {n_val} val, {imgsz}x{imgsz}) at {root}")
         counts = {}
         for stream, (split, n) in enumerate((("train", n_train), ("val", n_val))):

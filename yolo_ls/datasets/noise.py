@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from ultralytics.utils import LOGGER
 
 from yolo_ls.datasets.digits import MARKER, _int_param
 
@@ -535,6 +534,8 @@ def add_label_noise(
     _build(dst, write)  # dst appears complete or not at all
     n = sum(c["labels"] for c in counts.values())
     k = sum(c["flipped"] for c in counts.values())
+    from ultralytics.utils import LOGGER
+
     LOGGER.info(
         f"yolo-ls: flipped {k}/{n} {'+'.join(splits)} labels ({k / max(n, 1):.1%}, {kind}, seed {seed}) -> {dst}"
     )
