@@ -1,0 +1,54 @@
+"""The CPU dry run of ``bench/gpu_check.py``: the GPU check must keep running wherever it cannot measure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+CUDA_ONLY = ("cuda_tests", "host_syncs", "timing_cls_loss", "timing_det_loss", "timing_calibration", "multi_gpu")
+CPU_RUNNABLE = ("recompile", "training")
+
+
+@pytest.mark.slow
+@pytest.mark.training
+def test_cpu_dry_run_runs_every_check(tmp_path: Path) -> None:
+    out = tmp_path / "gpu_check" / "gpu_check.json"
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "YOLO_OFFLINE": "1", "MPLBACKEND": "Agg",
+           "CUDA_VISIBLE_DEVICES": ""}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "bench/gpu_check.py", "--device", "cpu", "--quick", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    print(f"gpu_check CPU dry run: {time.perf_counter() - t0:.1f} s")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+
+    report = json.loads(out.read_text())
+    checks = report["checks"]
+    assert set(checks) == set(CUDA_ONLY + CPU_RUNNABLE)
+    assert all(c["status"] in ("pass", "fail", "skipped") for c in checks.values())
+    for name in CUDA_ONLY:  # skipped, each with its one-line reason, and never because the budget ran out
+        assert checks[name]["status"] == "skipped" and checks[name]["reason"], (name, checks[name])
+        assert "\n" not in checks[name]["reason"] and not checks[name]["reason"].startswith("budget"), name
+    for name in CPU_RUNNABLE:
+        assert checks[name]["status"] == "pass", (name, checks[name]["reason"])
+    assert report["failed"] == [] and report["environment"]["quick"] is True
+
+    # what the dry run proves beyond "it ran"
+    assert checks["cuda_tests"]["figures"]["counts"]["skipped"] > 0  # the device-parametrised tests have CUDA cases
+    assert checks["recompile"]["figures"]["unique_graphs"] == 1
+    for name in ("timing_cls_loss", "timing_det_loss", "timing_calibration"):
+        assert checks[name]["figures"], name  # the timing code ran on the CPU and left its rows
+    runs = checks["training"]["figures"]["runs"]
+    assert set(runs) == {"cls", "det"}
+    assert all(r["label_smoothing"] == [0.1] and r["final_vs_val"]["bin_counts_equal"] for r in runs.values())
+
+    summary = (out.parent / "summary.txt").read_text()
+    assert summary.splitlines()[-1] == "result: no check failed"
+    assert all(name in summary for name in checks)
