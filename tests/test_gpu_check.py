@@ -52,3 +52,32 @@ def test_cpu_dry_run_runs_every_check(tmp_path: Path) -> None:
     summary = (out.parent / "summary.txt").read_text()
     assert summary.splitlines()[-1] == "result: no check failed"
     assert all(name in summary for name in checks)
+
+
+FAILING = """
+import sys
+sys.path[:0] = ["bench", "."]
+import gpu_check
+
+def boom(ctx):
+    raise RuntimeError("a long message\\nits last line")
+
+gpu_check.CHECKS = tuple((n, boom if n == "recompile" else f, *rest) for n, f, *rest in gpu_check.CHECKS)
+sys.exit(gpu_check.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_failing_check_does_not_stop_the_others_and_fails_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "gpu_check.json"
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "YOLO_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    argv = ["--device", "cpu", "--only", "recompile,multi_gpu", "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-c", FAILING, *argv], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["failed"] == ["recompile"]
+    assert report["checks"]["recompile"]["reason"] == "RuntimeError: its last line"
+    assert "Traceback" in report["checks"]["recompile"]["figures"]["traceback"]
+    assert report["checks"]["multi_gpu"]["status"] == "skipped"  # ran after the failure
+    assert (tmp_path / "summary.txt").read_text().splitlines()[-1] == "result: FAILED: recompile"
