@@ -321,8 +321,8 @@ def sync_profile(fn: Callable[[], Any]) -> dict[str, Any]:
     Returns:
         ``{"error_mode_ok": bool, "error": str | None, "where": str | None, "warn_count": int, "warn_sites": list}``;
         ``error_mode_ok`` is False when the call raised because of a synchronising CUDA operation, ``where`` is then
-        the innermost Python line that made it (``file:line: code``); ``warn_sites`` lists those lines for the
-        synchronising calls counted under "warn".
+        the innermost Python line that made it (``file:line: code``, and ``stack`` the last four); ``warn_sites``
+        lists those lines for the synchronising calls counted under "warn".
     """
     torch.cuda.synchronize()
     prev = torch.cuda.get_sync_debug_mode()
@@ -336,8 +336,8 @@ def sync_profile(fn: Callable[[], Any]) -> dict[str, Any]:
                 raise
             result["error_mode_ok"] = False
             result["error"] = str(e).splitlines()[0]
-            frame = traceback.extract_tb(e.__traceback__)[-1]
-            result["where"] = f"{Path(frame.filename).name}:{frame.lineno}: {frame.line}"
+            frames = [f"{Path(f.filename).name}:{f.lineno}: {f.line}" for f in traceback.extract_tb(e.__traceback__)]
+            result["where"], result["stack"] = frames[-1], frames[-4:]
     finally:
         torch.cuda.set_sync_debug_mode(prev)
     torch.cuda.synchronize()
