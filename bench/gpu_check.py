@@ -363,6 +363,16 @@ def check_host_syncs(ctx: Ctx) -> dict[str, Any]:
             fn()
         return result(SKIP, reason=f"torch.cuda.set_sync_debug_mode needs CUDA (its {len(pairs)} step pairs and "
                                    f"{len(strict)} plugin parts ran once on the CPU)")
+    out = prove_sync_free(pairs, strict)
+    failed = [f"{n}: {r['summary']}" for n, r in out.items() if not r["ok"]]
+    stock_syncs = [n for n, r in out.items() if "stock" in r and not r["stock"]["error_mode_ok"]]
+    line = f"{len(out) - len(failed)}/{len(out)} sync-free or no added sync (stock itself syncs in {len(stock_syncs)})"
+    return result(FAIL if failed else PASS, line, reason="; ".join(failed), checks=out)
+
+
+def prove_sync_free(pairs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]],
+                    strict: dict[str, Callable[[], Any]]) -> dict[str, dict[str, Any]]:
+    """Each (stock, plugin) pair through ``compare_syncs``; each strict part must not synchronise at all (CUDA)."""
     out: dict[str, Any] = {}
     for name, (stock_fn, plugin_fn) in pairs.items():
         out[name] = bench_loss.compare_syncs(name, stock_fn, plugin_fn)
@@ -374,10 +384,7 @@ def check_host_syncs(ctx: Ctx) -> dict[str, Any]:
         how = "sync-free" if ok else f"synchronises at {r['where'] or r['warn_sites']}"
         print(f"  {name}: {'PASS' if ok else 'FAIL'}: {how}")
         out[name] = {"ok": ok, "plugin": r, "summary": how}
-    failed = [f"{n}: {r['summary']}" for n, r in out.items() if not r["ok"]]
-    stock_syncs = [n for n, r in out.items() if "stock" in r and not r["stock"]["error_mode_ok"]]
-    line = f"{len(out) - len(failed)}/{len(out)} sync-free or no added sync (stock itself syncs in {len(stock_syncs)})"
-    return result(FAIL if failed else PASS, line, reason="; ".join(failed), checks=out)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------- recompile

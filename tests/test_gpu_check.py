@@ -81,3 +81,49 @@ def test_a_failing_check_does_not_stop_the_others_and_fails_the_run(tmp_path: Pa
     assert "Traceback" in report["checks"]["recompile"]["figures"]["traceback"]
     assert report["checks"]["multi_gpu"]["status"] == "skipped"  # ran after the failure
     assert (tmp_path / "summary.txt").read_text().splitlines()[-1] == "result: FAILED: recompile"
+
+
+def _load_gpu_check(monkeypatch: pytest.MonkeyPatch):
+    """bench/gpu_check.py as a module (registered only for the test, as its dataclass needs)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "bench" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_check", module)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # it puts bench/ and the repo first; undone after the test
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sync_verdicts_with_a_simulated_sync_debug_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host-sync verdicts (only ever reached on CUDA) against a stand-in for torch's sync debug mode."""
+    import warnings
+
+    import torch
+
+    gpu_check = _load_gpu_check(monkeypatch)
+    mode = {"now": 0}
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: mode["now"])
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", lambda m: mode.update(now=m))
+
+    def syncs() -> None:  # what torch does for a synchronising call in each mode
+        if mode["now"] == "error":
+            raise RuntimeError("called a synchronizing CUDA operation")
+        if mode["now"] == "warn":
+            warnings.warn("called a synchronizing CUDA operation", stacklevel=1)
+
+    def clean() -> None:
+        pass
+
+    out = gpu_check.prove_sync_free(
+        {"clean": (clean, clean), "stock syncs, plugin as often": (syncs, syncs), "plugin adds": (clean, syncs),
+         "stock syncs, plugin more": (syncs, lambda: (syncs(), syncs()))},
+        {"strict clean": clean, "strict syncs": syncs},
+    )
+    assert {n: r["ok"] for n, r in out.items()} == {
+        "clean": True, "stock syncs, plugin as often": True, "plugin adds": False, "stock syncs, plugin more": False,
+        "strict clean": True, "strict syncs": False}
+    assert "test_gpu_check.py" in out["plugin adds"]["summary"]  # the synchronising line is named
+    assert "1 added at ['test_gpu_check.py:" in out["stock syncs, plugin more"]["summary"]
+    assert out["strict syncs"]["summary"].startswith("synchronises at test_gpu_check.py:")
