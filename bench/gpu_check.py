@@ -795,7 +795,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny shapes, 1 epoch, few repetitions")
     ap.add_argument("--full", action="store_true", help="full sizes even on the CPU")
     ap.add_argument("--budget-s", type=float, default=480.0, help="time budget; checks that no longer fit are skipped")
-    ap.add_argument("--out", type=Path, default=Path("runs/gpu_check/gpu_check.json"), help="the JSON to write")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="the JSON to write (default: runs/gpu_check/gpu_check.json in the repository)")
     ap.add_argument("--only", default="", help="comma-separated check names to run (default: all)")
     ap.add_argument("--skip", default="", help="comma-separated check names to leave out")
     ap.add_argument("--compile-backend", default=None,
@@ -814,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu" and args.threads > 0:
         torch.set_num_threads(args.threads)
     quick = args.quick or (device.type == "cpu" and not args.full)
-    out = args.out if args.out.is_absolute() else ROOT / args.out
+    out = args.out.resolve() if args.out else ROOT / "runs" / "gpu_check" / "gpu_check.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         backend = args.compile_backend or ("inductor" if device.type == "cuda" else "aot_eager")
