@@ -84,15 +84,11 @@ from yolo_ls.calibration import (  # noqa: E402
     ClassificationCalibration,
     DetectionCalibration,
 )
-from yolo_ls.compat import has_model_yaml  # noqa: E402
+from yolo_ls.core.losses import LabelSmoothingState, SmoothedBCEWithLogits, SmoothedClassificationLoss  # noqa: E402
+from yolo_ls.core.schedules import build_schedule, fractional_epoch  # noqa: E402
 from yolo_ls.datasets import digits, digits_detection  # noqa: E402
-from yolo_ls.losses import (  # noqa: E402
-    LabelSmoothingState,
-    SmoothedBCEWithLogits,
-    SmoothedClassificationLoss,
-    install_smoothing,
-)
-from yolo_ls.schedules import build_schedule, fractional_epoch  # noqa: E402
+from yolo_ls.engine.compat import has_model_yaml  # noqa: E402
+from yolo_ls.engine.inject import install_smoothing  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------------------------
 CLS_YAML, DET_YAMLS = "yolo11n-cls.yaml", ("yolo11n.yaml", "yolo26n.yaml")
