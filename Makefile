@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.yolo-ls-installed
 # torch is pinned here (the CI and demo environment), never in pyproject.toml: users bring their own.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: test test-fast test-compat demo lint venv clean
+.PHONY: test test-fast test-compat demo gpu-check lint venv clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,12 @@ test-compat: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
+
+# The CUDA checks and timings of bench/gpu_check.py (about 8 minutes on one GPU); writes runs/gpu_check/gpu_check.json
+# and summary.txt. Without a GPU: make gpu-check GPU_CHECK_ARGS="--device cpu" (the quick dry run).
+GPU_CHECK_ARGS ?=
+gpu-check: $(STAMP)
+	$(PY) bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -21,6 +21,7 @@ import copy
 import logging
 import statistics
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -70,18 +71,21 @@ def _verdict(ratio: float, target: float) -> str:
 
 
 # -------------------------------------------------------------------------------------------------- classification
-def classification_setup(device: torch.device) -> tuple[dict[str, Callable[[], None]], dict[str, float]]:
-    """The four classification loss steps, plus value checks (plugin ε=0 == stock, plugin ε=0.1 == builtin)."""
+def classification_setup(
+    device: torch.device, b: int = CLS_B, k: int = CLS_K, dtype: torch.dtype = torch.float32
+) -> tuple[dict[str, Callable[[], None]], dict[str, float]]:
+    """The four classification loss steps on (b, k) logits of ``dtype``, plus value checks (plugin ε=0 == stock,
+    plugin ε=0.1 == builtin)."""
     from ultralytics.utils.loss import v8ClassificationLoss
 
     from yolo_ls.core.losses import LabelSmoothingState, SmoothedClassificationLoss
 
     g = torch.Generator().manual_seed(0)
-    logits = (2 * torch.randn(CLS_B, CLS_K, generator=g)).to(device).requires_grad_()
-    batch = {"cls": torch.randint(0, CLS_K, (CLS_B,), generator=g).to(device)}
+    logits = (2 * torch.randn(b, k, generator=g)).to(device, dtype).requires_grad_()
+    batch = {"cls": torch.randint(0, k, (b,), generator=g).to(device)}
     stock = v8ClassificationLoss()
-    plugin = SmoothedClassificationLoss(LabelSmoothingState(EPS, device), CLS_K)
-    plugin0 = SmoothedClassificationLoss(LabelSmoothingState(0.0, device), CLS_K)
+    plugin = SmoothedClassificationLoss(LabelSmoothingState(EPS, device), k)
+    plugin0 = SmoothedClassificationLoss(LabelSmoothingState(0.0, device), k)
 
     losses: dict[str, Callable[[], torch.Tensor]] = {
         "stock v8ClassificationLoss": lambda: stock(logits, batch)[0],
@@ -144,18 +148,20 @@ def profile_classification(device: torch.device, calls: int = 200, rows: int = 8
 
 
 # ------------------------------------------------------------------------------------------------------- detection
-def detection_batch(device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
-    """B random images with 2-6 random boxes each (normalised xywh), as a YOLO dataloader batch."""
+def detection_batch(
+    device: torch.device, seed: int = 0, b: int = DET_B, imgsz: int = DET_IMGSZ, nc: int = DET_NC
+) -> dict[str, torch.Tensor]:
+    """``b`` random images with 2-6 random boxes each (normalised xywh), as a YOLO dataloader batch."""
     g = torch.Generator().manual_seed(seed)
-    counts = torch.randint(2, 7, (DET_B,), generator=g)
+    counts = torch.randint(2, 7, (b,), generator=g)
     n = int(counts.sum())
-    batch_idx = torch.repeat_interleave(torch.arange(DET_B), counts).float()
+    batch_idx = torch.repeat_interleave(torch.arange(b), counts).float()
     xy = 0.2 + 0.6 * torch.rand(n, 2, generator=g)
     wh = 0.05 + 0.3 * torch.rand(n, 2, generator=g)
     batch = {
-        "img": torch.rand(DET_B, 3, DET_IMGSZ, DET_IMGSZ, generator=g),
+        "img": torch.rand(b, 3, imgsz, imgsz, generator=g),
         "batch_idx": batch_idx,
-        "cls": torch.randint(0, DET_NC, (n, 1), generator=g).float(),
+        "cls": torch.randint(0, nc, (n, 1), generator=g).float(),
         "bboxes": torch.cat([xy, wh], 1),
     }
     return {k: v.to(device) for k, v in batch.items()}
@@ -180,9 +186,17 @@ def _leafify(preds: Any, leaves: list[torch.Tensor]) -> Any:
 
 
 def detection_setup(
-    yaml: str, device: torch.device
+    yaml: str,
+    device: torch.device,
+    b: int = DET_B,
+    imgsz: int = DET_IMGSZ,
+    nc: int = DET_NC,
+    amp_dtype: torch.dtype | None = None,
 ) -> tuple[Any, Any, Any, dict[str, torch.Tensor], list[torch.Tensor], dict[str, Any]]:
-    """(stock criterion, plugin criterion, detached preds, batch, leaves, checks) for one yaml model."""
+    """(stock criterion, plugin criterion, detached preds, batch, leaves, checks) for one yaml model.
+
+    With ``amp_dtype`` the head outputs are computed under ``torch.autocast`` in that dtype (as in an AMP training).
+    """
     from ultralytics.cfg import get_cfg
     from ultralytics.nn.tasks import DetectionModel
     from ultralytics.utils import DEFAULT_CFG
@@ -191,11 +205,11 @@ def detection_setup(
     from yolo_ls.engine.inject import install_smoothing
 
     torch.manual_seed(0)
-    model = DetectionModel(yaml, nc=DET_NC, verbose=False).to(device)
+    model = DetectionModel(yaml, nc=nc, verbose=False).to(device)
     model.args = get_cfg(DEFAULT_CFG)
     model.train()
-    batch = detection_batch(device)
-    with torch.no_grad():
+    batch = detection_batch(device, b=b, imgsz=imgsz, nc=nc)
+    with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         raw = model(batch["img"])
     leaves: list[torch.Tensor] = []
     preds = _leafify(raw, leaves)
@@ -203,7 +217,7 @@ def detection_setup(
     stock = model.init_criterion()
     smoothed = copy.copy(model)  # shallow copy: same weights, its own criterion attribute
     smoothed.criterion = None
-    plugin = install_smoothing(smoothed, LabelSmoothingState(EPS, device), task="detect", mode="fg", num_classes=DET_NC)
+    plugin = install_smoothing(smoothed, LabelSmoothingState(EPS, device), task="detect", mode="fg", num_classes=nc)
     _, s_items = stock(preds, batch)
     _, p_items = plugin(preds, batch)
     checks = {
@@ -305,12 +319,14 @@ def sync_profile(fn: Callable[[], Any]) -> dict[str, Any]:
     """Run ``fn`` once under sync debug mode "error" and once under "warn"; count the synchronising calls.
 
     Returns:
-        ``{"error_mode_ok": bool, "error": str | None, "warn_count": int}``; ``error_mode_ok`` is False when the
-        call raised because of a synchronising CUDA operation.
+        ``{"error_mode_ok": bool, "error": str | None, "where": str | None, "warn_count": int, "warn_sites": list}``;
+        ``error_mode_ok`` is False when the call raised because of a synchronising CUDA operation, ``where`` is then
+        the innermost Python line that made it (``file:line: code``, and ``stack`` the last four); ``warn_sites``
+        lists those lines for the synchronising calls counted under "warn".
     """
     torch.cuda.synchronize()
     prev = torch.cuda.get_sync_debug_mode()
-    result: dict[str, Any] = {"error_mode_ok": True, "error": None}
+    result: dict[str, Any] = {"error_mode_ok": True, "error": None, "where": None}
     try:
         torch.cuda.set_sync_debug_mode("error")
         try:
@@ -320,6 +336,8 @@ def sync_profile(fn: Callable[[], Any]) -> dict[str, Any]:
                 raise
             result["error_mode_ok"] = False
             result["error"] = str(e).splitlines()[0]
+            frames = [f"{Path(f.filename).name}:{f.lineno}: {f.line}" for f in traceback.extract_tb(e.__traceback__)]
+            result["where"], result["stack"] = frames[-1], frames[-4:]
     finally:
         torch.cuda.set_sync_debug_mode(prev)
     torch.cuda.synchronize()
@@ -330,7 +348,9 @@ def sync_profile(fn: Callable[[], Any]) -> dict[str, Any]:
             fn()
         finally:
             torch.cuda.set_sync_debug_mode(prev)
-    result["warn_count"] = sum(SYNC_MSG in str(w.message) for w in caught)
+    synced = [w for w in caught if SYNC_MSG in str(w.message)]
+    result["warn_count"] = len(synced)
+    result["warn_sites"] = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in synced})
     torch.cuda.synchronize()
     return result
 
@@ -343,13 +363,15 @@ def compare_syncs(name: str, stock_fn: Callable[[], Any], plugin_fn: Callable[[]
     p = sync_profile(plugin_fn)
     if s["error_mode_ok"]:
         ok = p["error_mode_ok"]
-        how = "stock is sync-free under 'error'; plugin " + ("is too" if ok else f"raised: {p['error']}")
+        how = "stock is sync-free under 'error'; plugin " + ("is too" if ok else f"raised at {p['where']}")
     else:
         ok = p["warn_count"] <= s["warn_count"]
         how = (
-            f"stock itself syncs ({s['error']}); counted under 'warn': stock {s['warn_count']}, "
+            f"stock itself syncs (first at {s['where']}); counted under 'warn': stock {s['warn_count']}, "
             f"plugin {p['warn_count']} -> " + ("no added sync" if ok else f"{p['warn_count'] - s['warn_count']} added")
         )
+        if not ok:
+            how += f" at {sorted(set(p['warn_sites']) - set(s['warn_sites'])) or p['warn_sites']}"
     print(f"  {name}: {'PASS' if ok else 'FAIL'}: {how}")
     return {"ok": ok, "stock": s, "plugin": p, "summary": how}
 

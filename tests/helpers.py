@@ -48,3 +48,15 @@ def yolo26_mark() -> Any:
     from yolo_ls.engine.compat import has_model_yaml
 
     return pytest.mark.skipif(not has_model_yaml("yolo26n.yaml"), reason="no YOLO26 before ultralytics 8.4.0")
+
+
+def device_params() -> list:
+    """The devices of a device-parametrised test: ``cpu``, and ``cuda`` marked ``cuda`` and skipped without CUDA.
+
+    ``pytest -m cuda`` selects every CUDA case (``bench/gpu_check.py`` runs them that way on a GPU machine).
+    """
+    import pytest
+    import torch
+
+    no_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+    return ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, no_cuda])]

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from torchmetrics.functional.classification import binary_calibration_error, multiclass_calibration_error
 
+from tests.helpers import device_params
 from yolo_ls.calibration import (
     ClassificationCalibration,
     DetectionCalibration,
@@ -40,6 +41,7 @@ from yolo_ls.calibration.metrics import _bin_edges, _bin_index
 
 CAL_DIR = Path(__file__).resolve().parents[1] / "yolo_ls" / "calibration"
 KEYS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "accuracy", "confidence", "overconfidence", "entropy")
+DEVICES = device_params()  # "cpu", and "cuda" (marked cuda, skipped without a GPU)
 
 
 def random_probs(n: int, k: int, seed: int, scale: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,13 +76,15 @@ def one_shot(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dic
 # ----------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("k", [2, 10])
-def test_ece_mce_match_torchmetrics(seed: int, k: int) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_ece_mce_match_torchmetrics(seed: int, k: int, device: str) -> None:
     probs, labels = random_probs(500, k, seed)
     for n_bins in (15, 7):
         ref_l1 = multiclass_calibration_error(probs, labels, num_classes=k, n_bins=n_bins, norm="l1")
         ref_max = multiclass_calibration_error(probs, labels, num_classes=k, n_bins=n_bins, norm="max")
-        assert f(ece(probs, labels, n_bins)) == pytest.approx(float(ref_l1), abs=1e-6)
-        assert f(mce(probs, labels, n_bins)) == pytest.approx(float(ref_max), abs=1e-6)
+        p, y = probs.to(device), labels.to(device)
+        assert f(ece(p, y, n_bins)) == pytest.approx(float(ref_l1), abs=1e-6)
+        assert f(mce(p, y, n_bins)) == pytest.approx(float(ref_max), abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -264,12 +268,13 @@ def test_shape_validation() -> None:
         ClassificationCalibration(3).update(torch.rand(4, 2), torch.zeros(4, dtype=torch.long))
 
 
-def test_half_precision_and_float64_inputs() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_half_precision_and_float64_inputs(device: str) -> None:
     probs, labels = random_probs(300, 4, seed=9)
     ref = one_shot(probs, labels)
-    got64 = one_shot(probs.double(), labels)
+    got64 = one_shot(probs.double().to(device), labels.to(device))
     assert got64 == pytest.approx(ref, abs=1e-6)
-    got16 = one_shot(probs.half(), labels)  # runs; values close (half rounding moves a few samples)
+    got16 = one_shot(probs.half().to(device), labels.to(device))  # runs; values close (half moves a few samples)
     assert got16["ece"] == pytest.approx(ref["ece"], abs=2e-2)
 
 
@@ -277,13 +282,15 @@ def test_half_precision_and_float64_inputs() -> None:
 # Accumulators
 # ----------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("k", [2, 10])
-def test_classification_accumulator_equals_one_shot(k: int) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_classification_accumulator_equals_one_shot(k: int, device: str) -> None:
     probs, labels = random_probs(1000, k, seed=k)
     cal = ClassificationCalibration(num_classes=k)
     start = 0
     for size in (0, 1, 99, 400, 500):  # includes an empty batch
-        cal.update(probs[start : start + size], labels[start : start + size])
+        cal.update(probs[start : start + size].to(device), labels[start : start + size].to(device))
         start += size
+    assert cal.device.type == torch.device(device).type
     got = cal.compute()
     assert tuple(got) == KEYS and all(isinstance(v, float) for v in got.values())
     assert got == pytest.approx(one_shot(probs, labels), abs=1e-6)
@@ -328,6 +335,7 @@ def test_accumulator_device_and_dtype() -> None:
     assert cal.compute()["accuracy"] == pytest.approx(f(accuracy(probs, labels)), abs=1e-6)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu() -> None:
     probs, labels = random_probs(1000, 10, seed=0)
@@ -368,14 +376,16 @@ def test_detection_threshold_and_per_class() -> None:
     assert det.bins()["count"].tolist() == [0, 2, 1, 1]
 
 
-def test_detection_accumulator_batches_and_iou_matrix() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_detection_accumulator_batches_and_iou_matrix(device: str) -> None:
     g = torch.Generator().manual_seed(0)
     conf = torch.rand(900, generator=g)
     tp = torch.rand(900, 10, generator=g) < conf[:, None]  # Ultralytics-style (M, 10) IoU-threshold matrix
     cls = torch.randint(0, 3, (900,), generator=g)
     det = DetectionCalibration(num_classes=3, conf_thres=0.2)
     for i in range(0, 900, 200):
-        det.update(conf[i : i + 200], tp[i : i + 200], cls[i : i + 200])
+        det.update(conf[i : i + 200].to(device), tp[i : i + 200].to(device), cls[i : i + 200].to(device))
+    assert det.device.type == torch.device(device).type
     keep = conf >= 0.2
     got = det.compute()
     assert got["d_ece"] == pytest.approx(f(binary_ece(conf[keep], tp[keep, 0])), abs=1e-6)

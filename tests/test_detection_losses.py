@@ -13,6 +13,7 @@ from ultralytics.utils import DEFAULT_CFG
 from ultralytics.utils import loss as stock_losses
 from ultralytics.utils.loss import v8DetectionLoss, v8OBBLoss, v8PoseLoss, v8SegmentationLoss
 
+from tests.helpers import device_params
 from yolo_ls.core.losses import LabelSmoothingState, SmoothedBCEWithLogits, smooth_binary_targets
 from yolo_ls.engine.compat import has_model_yaml
 from yolo_ls.engine.inject import install_smoothing
@@ -24,6 +25,7 @@ SegmentLoss26 = getattr(stock_losses, "SegmentLoss26", None)
 E2E_V10 = E2ELoss or stock_losses.E2EDetectLoss
 
 IMGSZ, B, NC = 64, 2, 3
+DEVICES = device_params()  # "cpu", and "cuda" (marked cuda, skipped without a GPU)
 
 # (yaml, model class, task, expected stock criterion class, expected inner v8DetectionLoss class)
 CASES = [
@@ -80,17 +82,17 @@ def _batch(task: str, kpt_shape=(17, 3)) -> dict[str, torch.Tensor]:
 _MODELS: dict[str, tuple] = {}
 
 
-def _model_and_preds(yaml: str, cls):
-    if yaml not in _MODELS:
+def _model_and_preds(yaml: str, cls, device: str = "cpu"):
+    if (yaml, device) not in _MODELS:
         torch.manual_seed(0)
-        model = cls(yaml, nc=NC, verbose=False)
+        model = cls(yaml, nc=NC, verbose=False).to(device)
         model.args = get_cfg(DEFAULT_CFG)
         model.train()
         task = {DetectionModel: "detect", SegmentationModel: "segment", PoseModel: "pose", OBBModel: "obb"}[cls]
-        batch = _batch(task, getattr(model, "kpt_shape", (17, 3)))
+        batch = {k: v.to(device) for k, v in _batch(task, getattr(model, "kpt_shape", (17, 3))).items()}
         preds = model(batch["img"])
-        _MODELS[yaml] = (model, batch, preds)
-    return _MODELS[yaml]
+        _MODELS[yaml, device] = (model, batch, preds)
+    return _MODELS[yaml, device]
 
 
 def _loss(criterion, preds, batch):
@@ -100,15 +102,16 @@ def _loss(criterion, preds, batch):
     return loss.detach(), {k: v.detach().clone() for k, v in items.items()}
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("yaml,cls,task,crit_cls,inner_cls", CASES)
-def test_each_loss_class_eps0_is_stock_and_eps_changes_cls_only(yaml, cls, task, crit_cls, inner_cls):
-    model, batch, preds = _model_and_preds(yaml, cls)
+def test_each_loss_class_eps0_is_stock_and_eps_changes_cls_only(yaml, cls, task, crit_cls, inner_cls, device):
+    model, batch, preds = _model_and_preds(yaml, cls, device)
     stock = model.init_criterion()
     assert type(stock) is crit_cls
     stock_loss, stock_items = _loss(stock, preds, batch)
 
     for mode in ("fg", "all", "positive"):
-        state = LabelSmoothingState(0.0)
+        state = LabelSmoothingState(0.0, device)
         smoothed_model = copy.copy(model)  # a shallow copy: same weights, its own criterion attribute
         smoothed_model.criterion = None
         crit = install_smoothing(smoothed_model, state, task=task, mode=mode, num_classes=NC)
@@ -129,14 +132,15 @@ def test_each_loss_class_eps0_is_stock_and_eps_changes_cls_only(yaml, cls, task,
                 torch.testing.assert_close(items1[k], stock_items[k], rtol=0, atol=0, msg=f"{mode}: {k} changed")
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["fg", "all", "positive"])
-def test_smoothed_targets_inside_a_real_loss_call(mode):
+def test_smoothed_targets_inside_a_real_loss_call(mode, device):
     """Capture the assigner's targets and the BCE the loss really computed; check them against the hand formula."""
-    model, batch, preds = _model_and_preds("yolo11n.yaml", DetectionModel)
+    model, batch, preds = _model_and_preds("yolo11n.yaml", DetectionModel, device)
     eps = 0.2
     m = copy.copy(model)
     m.criterion = None
-    crit = install_smoothing(m, LabelSmoothingState(eps), task="detect", mode=mode, num_classes=NC)
+    crit = install_smoothing(m, LabelSmoothingState(eps, device), task="detect", mode=mode, num_classes=NC)
     seen = {}
     crit.bce.register_forward_hook(lambda mod, inp, out: seen.update(pred=inp[0], target=inp[1], out=out))
     crit(preds, batch)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ultralytics.utils.loss import v8ClassificationLoss
 
+from tests.helpers import device_params
 from yolo_ls.core.losses import (
     LabelSmoothingState,
     SmoothedClassificationLoss,
@@ -18,6 +19,8 @@ from yolo_ls.core.losses import (
     smoothed_cross_entropy,
     smoothing_base,
 )
+
+DEVICES = device_params()  # "cpu", and "cuda" (marked cuda, skipped without a GPU)
 
 
 def _reference_loss(logits, targets):
@@ -44,11 +47,12 @@ def test_prior_targets_hand_computed():
     torch.testing.assert_close(t, torch.tensor([[0.05, 0.025, 0.925]]))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("eps", [0.0, 0.05, 0.1, 0.3, 0.9])
-def test_uniform_loss_and_grad_match_pytorch_builtin(eps):
+def test_uniform_loss_and_grad_match_pytorch_builtin(eps, device):
     torch.manual_seed(0)
-    logits = torch.randn(64, 10, requires_grad=True)
-    labels = torch.randint(0, 10, (64,))
+    logits = torch.randn(64, 10).to(device).requires_grad_(True)
+    labels = torch.randint(0, 10, (64,)).to(device)
     ref = F.cross_entropy(logits, labels, label_smoothing=eps)
     (g_ref,) = torch.autograd.grad(ref, logits)
     ours = smoothed_cross_entropy(logits, labels, eps, "uniform")
@@ -59,10 +63,11 @@ def test_uniform_loss_and_grad_match_pytorch_builtin(eps):
 
 @pytest.mark.parametrize("mode,prior", [("exclusive", None), ("prior", [5.0, 1.0, 1.0, 2.0, 1.0]), ("uniform", None)])
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.4])
-def test_all_modes_match_explicit_target_reference(mode, prior, eps):
+@pytest.mark.parametrize("device", DEVICES)
+def test_all_modes_match_explicit_target_reference(mode, prior, eps, device):
     torch.manual_seed(1)
-    logits = (3 * torch.randn(32, 5)).requires_grad_(True)
-    labels = torch.randint(0, 5, (32,))
+    logits = (3 * torch.randn(32, 5)).to(device).requires_grad_(True)
+    labels = torch.randint(0, 5, (32,)).to(device)
     targets = smooth_targets(labels, 5, eps, mode, prior)
     ref = _reference_loss(logits, targets.double())
     (g_ref,) = torch.autograd.grad(ref, logits)
@@ -72,13 +77,14 @@ def test_all_modes_match_explicit_target_reference(mode, prior, eps):
     torch.testing.assert_close(g_ours, g_ref.float(), rtol=1e-5, atol=1e-7)
 
 
-def test_eps_zero_reproduces_stock_ultralytics_loss():
+@pytest.mark.parametrize("device", DEVICES)
+def test_eps_zero_reproduces_stock_ultralytics_loss(device):
     torch.manual_seed(2)
-    logits = torch.randn(16, 7, requires_grad=True)
-    batch = {"cls": torch.randint(0, 7, (16,))}
+    logits = torch.randn(16, 7).to(device).requires_grad_(True)
+    batch = {"cls": torch.randint(0, 7, (16,)).to(device)}
     stock_loss, stock_items = v8ClassificationLoss()(logits, batch)
     for mode, prior in (("uniform", None), ("exclusive", None), ("prior", [1, 2, 3, 4, 5, 6, 7])):
-        ours, items = SmoothedClassificationLoss(LabelSmoothingState(0.0), 7, mode, prior)(logits, batch)
+        ours, items = SmoothedClassificationLoss(LabelSmoothingState(0.0, device), 7, mode, prior)(logits, batch)
         torch.testing.assert_close(ours, stock_loss, rtol=1e-6, atol=1e-7)
         expected = stock_items
         if isinstance(stock_items, dict):  # 8.4.106+: {"loss": ...}; earlier releases: the tensor itself
@@ -87,15 +93,16 @@ def test_eps_zero_reproduces_stock_ultralytics_loss():
         assert isinstance(items, torch.Tensor) and not items.requires_grad
         torch.testing.assert_close(items, expected, rtol=1e-6, atol=1e-7)
     # Ultralytics passes (inference, train) tuples in some paths: the first element is ignored as in stock
-    ours_tuple, _ = SmoothedClassificationLoss(LabelSmoothingState(0.0), 7)((None, logits), batch)
+    ours_tuple, _ = SmoothedClassificationLoss(LabelSmoothingState(0.0, device), 7)((None, logits), batch)
     torch.testing.assert_close(ours_tuple, stock_loss, rtol=1e-6, atol=1e-7)
 
 
-def test_loss_reads_live_eps_and_state_is_shared_by_deepcopy():
+@pytest.mark.parametrize("device", DEVICES)
+def test_loss_reads_live_eps_and_state_is_shared_by_deepcopy(device):
     torch.manual_seed(3)
-    logits = torch.randn(8, 4)
-    batch = {"cls": torch.randint(0, 4, (8,))}
-    state = LabelSmoothingState(0.0)
+    logits = torch.randn(8, 4).to(device)
+    batch = {"cls": torch.randint(0, 4, (8,)).to(device)}
+    state = LabelSmoothingState(0.0, device)
     loss = SmoothedClassificationLoss(state, 4)
     ema_loss = copy.deepcopy(loss)  # what ModelEMA does to a model that holds a criterion
     assert ema_loss.state is state
@@ -105,11 +112,12 @@ def test_loss_reads_live_eps_and_state_is_shared_by_deepcopy():
     torch.testing.assert_close(ema_loss(logits, batch)[0], expected)
 
 
-def test_terms_derived_from_eps_follow_set_and_refresh_even_when_first_used_under_inference_mode():
+@pytest.mark.parametrize("device", DEVICES)
+def test_terms_derived_from_eps_follow_set_and_refresh_even_when_first_used_under_inference_mode(device):
     """The loss reads -ε·b and -(1 - ε·Σb) kept by the state; the EMA copy is first called by the validator."""
     torch.manual_seed(4)
-    logits, batch = torch.randn(8, 5), {"cls": torch.randint(0, 5, (8,))}
-    state = LabelSmoothingState(0.1)
+    logits, batch = torch.randn(8, 5).to(device), {"cls": torch.randint(0, 5, (8,)).to(device)}
+    state = LabelSmoothingState(0.1, device)
     loss = SmoothedClassificationLoss(state, 5)
     with torch.inference_mode():
         torch.testing.assert_close(loss(logits, batch)[0], F.cross_entropy(logits, batch["cls"], label_smoothing=0.1))
@@ -120,9 +128,10 @@ def test_terms_derived_from_eps_follow_set_and_refresh_even_when_first_used_unde
     torch.testing.assert_close(loss(logits, batch)[0], F.cross_entropy(logits, batch["cls"], label_smoothing=0.4))
 
 
-def test_half_precision_logits_give_float32_loss_and_matching_grad_dtype():
-    logits = torch.randn(8, 6).half().requires_grad_(True)
-    labels = torch.randint(0, 6, (8,))
+@pytest.mark.parametrize("device", DEVICES)
+def test_half_precision_logits_give_float32_loss_and_matching_grad_dtype(device):
+    logits = torch.randn(8, 6).to(device).half().requires_grad_(True)
+    labels = torch.randint(0, 6, (8,)).to(device)
     loss = smoothed_cross_entropy(logits, labels, 0.1)
     assert loss.dtype == torch.float32
     loss.backward()
@@ -186,30 +195,33 @@ def test_property_eps_zero_is_identity_and_loss_is_affine_in_eps(k, seed, mode):
 
 @pytest.mark.parametrize("mode,prior", [("uniform", None), ("exclusive", None), ("prior", [3.0, 1, 2, 1, 1, 2])])
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.5])
-def test_gradient_equals_closed_form_softmax_minus_targets(mode, prior, eps):
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradient_equals_closed_form_softmax_minus_targets(mode, prior, eps, device):
     # Independent formula, in float64: d/dz [g * mean_i CE(t_i, z_i)] = g * (softmax(z) - t) / N, upstream g != 1.
     torch.manual_seed(5)
-    logits = (2.5 * torch.randn(40, 6)).requires_grad_(True)
-    labels = torch.randint(0, 6, (40,))
+    logits = (2.5 * torch.randn(40, 6)).to(device).requires_grad_(True)
+    labels = torch.randint(0, 6, (40,)).to(device)
     upstream = 3.7
     (grad,) = torch.autograd.grad(upstream * smoothed_cross_entropy(logits, labels, eps, mode, prior), logits)
     t = smooth_targets(labels, 6, eps, mode, prior).double()
     expected = upstream * (torch.softmax(logits.detach().double(), 1) - t) / 40
     torch.testing.assert_close(grad.double(), expected, rtol=1e-5, atol=1e-8)
     # and rows of the gradient sum to 0 (Σ softmax = Σ t = 1), as the public-op backward relies on
-    torch.testing.assert_close(grad.double().sum(1), torch.zeros(40, dtype=torch.float64), rtol=0, atol=1e-7)
+    torch.testing.assert_close(grad.double().sum(1), torch.zeros(40, dtype=torch.float64, device=device), rtol=0,
+                               atol=1e-7)
 
 
-def test_eps_zero_equals_stock_bit_for_bit_loss_and_within_an_ulp_gradient():
+@pytest.mark.parametrize("device", DEVICES)
+def test_eps_zero_equals_stock_bit_for_bit_loss_and_within_an_ulp_gradient(device):
     # The loss reuses stock's log_softmax and nll_loss, so at ε=0 it is stock's value exactly. The gradient is
     # softmax·s - s·onehot from public ops, with p = softmax(z) (exp(z - max) / sum) where stock's fused log-softmax
     # backward evaluates exp(log_softmax(z)): entries may differ in the last few bits (5.4e-7 relative at most here,
     # about 4 ulp of float32), never more.
     torch.manual_seed(6)
-    logits = (2 * torch.randn(256, 1000)).requires_grad_(True)
-    batch = {"cls": torch.randint(0, 1000, (256,))}
+    logits = (2 * torch.randn(256, 1000)).to(device).requires_grad_(True)
+    batch = {"cls": torch.randint(0, 1000, (256,)).to(device)}
     stock, _ = v8ClassificationLoss()(logits, batch)
-    ours, _ = SmoothedClassificationLoss(LabelSmoothingState(0.0), 1000)(logits, batch)
+    ours, _ = SmoothedClassificationLoss(LabelSmoothingState(0.0, device), 1000)(logits, batch)
     assert torch.equal(ours, stock)
     (g_stock,) = torch.autograd.grad(stock, logits)
     (g_ours,) = torch.autograd.grad(ours, logits)
