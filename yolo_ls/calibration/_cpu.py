@@ -255,7 +255,7 @@ def matrix_sums(probs: Tensor, n_bins: int, classwise: bool, squares: bool, entr
         flat = x.reshape(-1)
         flat64 = _as_f64(flat, "chunk64")
         if classwise:
-            col += torch.from_numpy(flat64.reshape(x.shape)).sum(0).numpy()  # torch's column sum: twice NumPy's speed
+            col += np.add.reduce(flat64.reshape(x.shape), axis=0)
             where, v = _at_or_above(flat, first_edge)
             key = _bin_key(v, n_bins, offset[where], "cw_key")
             cw += np.bincount(key, weights=_f64(v, "w_cw"), minlength=k * n_bins)
@@ -344,17 +344,16 @@ def _as_f64(x: np.ndarray, name: str) -> np.ndarray:
 def _add_dense_sums(flat64: np.ndarray, squares: bool, entropy: bool, sq: float, ent: float) -> tuple[float, float]:
     """``sq + sum p^2`` and ``ent - sum p log p`` over a float64 chunk (each only when asked for).
 
-    ``0 log 0 = 0``: the log is taken of ``max(p, tiny)``, float64's smallest normal number. The dot products and the
-    log are torch's (float64 throughout, as on the torch path).
+    ``0 log 0 = 0``: the log is taken of ``max(p, tiny)``, float64's smallest normal number. NumPy's own loops only
+    (``einsum``, ``log``): no BLAS or OpenMP thread pool, whose threads stall on a busy machine.
     """
-    p = torch.from_numpy(flat64)
     if squares:
-        sq += float(torch.dot(p, p))
+        sq += float(np.einsum("i,i->", flat64, flat64))
     if entropy:
         tiny = np.finfo(np.float64).tiny
-        logs = torch.from_numpy(_scratch("ent_log", flat64.size, np.float64))
-        torch.log(torch.clamp_min(p, tiny, out=logs) if flat64.min() < tiny else p, out=logs)
-        ent -= float(torch.dot(p, logs))
+        logs = _scratch("ent_log", flat64.size, np.float64)
+        np.log(np.maximum(flat64, tiny, out=logs) if flat64.min() < tiny else flat64, out=logs)
+        ent -= float(np.einsum("i,i->", flat64, logs))
     return sq, ent
 
 
