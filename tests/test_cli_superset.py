@@ -277,3 +277,22 @@ def test_common_mistakes_answered_before_torch_loads(args, message, tmp_path) ->
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["cfg"])
+
+
+def test_resume_true_on_a_finished_checkpoint_is_refused(tmp_path) -> None:
+    """'model=RUN/weights/last.pt resume=True' of a finished run (last.pt already stripped) says so, where Ultralytics
+    would start an unrelated default training (data=imagenet10) in a new folder."""
+    import torch
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    import yolo_ls
+    from yolo_ls.core.checks import PluginArgumentError
+
+    last = tmp_path / "weights" / "last.pt"
+    last.parent.mkdir()
+    model = yolo_ls.YOLO("yolo11n-cls.yaml").model
+    torch.save({"model": model, "ema": None, "epoch": 1, "train_args": {"epochs": 2, "task": "classify"}}, last)
+    strip_optimizer(last)  # what the end of a training does: epoch -1
+    with pytest.raises(PluginArgumentError, match="is finished, nothing to resume"):
+        yolo_ls.YOLO(str(last)).train(resume=True, project=str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ultralytics import YOLO as _UltralyticsYOLO
@@ -27,6 +28,15 @@ class YOLO(_UltralyticsYOLO):
             if task in task_map:
                 task_map[task] = {**task_map[task], "trainer": trainer}
         return task_map
+
+    def train(self, trainer: Any = None, **kwargs: Any) -> Any:
+        """Train as Ultralytics does. ``resume=True`` on the checkpoint of a finished run is refused (nothing to
+        resume), where Ultralytics would start an unrelated default training instead."""
+        if kwargs.get("resume") is True and self.ckpt_path and Path(str(self.ckpt_path)).is_file():
+            from yolo_ls.engine.trainers import check_resume_checkpoint
+
+            check_resume_checkpoint(self.ckpt_path)
+        return super().train(trainer=trainer, **kwargs)
 
     def val(self, validator: Any = None, **kwargs: Any) -> Any:
         """Validate as Ultralytics does, with calibration measured and the final reliability diagram written.
