@@ -6,9 +6,20 @@ STAMP  := $(VENV)/.yolo-ls-installed
 # torch is pinned here (the CI and demo environment), never in pyproject.toml: users bring their own.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
+# yolo-ls's own environment keeps an Ultralytics settings folder of its own, with the integrations that the dev
+# extras install (MLflow, Ray Tune) off, so a run prints nothing from integrations nobody asked for. A YOLO_CONFIG_DIR
+# already set in the environment wins.
+export YOLO_CONFIG_DIR ?= $(CURDIR)/$(VENV)/ultralytics-settings
+QUIET := $(YOLO_CONFIG_DIR)/.yolo-ls-quiet
+
 .PHONY: test test-fast test-compat demo gpu-check lint venv clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(QUIET)
+
+$(QUIET): $(STAMP)
+	mkdir -p "$(YOLO_CONFIG_DIR)"
+	$(PY) -c "from ultralytics.utils import SETTINGS; SETTINGS.update(mlflow=False, raytune=False, sync=False)"
+	touch $(QUIET)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,7 +68,7 @@ test-compat: $(STAMP)
 	  $(PY) -m pytest -q -p no:cacheprovider tests/test_compat_training.py; \
 	done
 
-demo: $(STAMP)
+demo: $(STAMP) $(QUIET)
 	$(PY) examples/demo.py
 
 # The CUDA checks and timings of bench/gpu_check.py (about 8 minutes on one GPU); writes runs/gpu_check/gpu_check.json
