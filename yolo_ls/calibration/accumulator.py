@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from yolo_ls.calibration import _cpu
+from yolo_ls.calibration import _cpu, registry
 from yolo_ls.calibration.metrics import (
     _ace_from_top,
     _as_float,
@@ -51,12 +51,9 @@ from yolo_ls.calibration.metrics import (
 __all__ = ("CLASSIFICATION_METRICS", "DETECTION_METRICS", "ClassificationCalibration", "DetectionCalibration")
 
 #: The metrics of :meth:`ClassificationCalibration.compute`, in order (the ``calib/<name>`` columns of a training).
-CLASSIFICATION_METRICS = (
-    *("ece", "mce", "ace", "cw_ece", "brier", "nll"),
-    *("accuracy", "confidence", "overconfidence", "entropy"),
-)
+CLASSIFICATION_METRICS = registry.names("classify")
 #: The detection calibration metrics logged per epoch; :meth:`DetectionCalibration.compute` adds ``d_count``.
-DETECTION_METRICS = ("d_ece", "d_mce", "d_accuracy", "d_confidence")
+DETECTION_METRICS = registry.names("detect")
 
 DeviceLike = Union[str, torch.device, None]
 

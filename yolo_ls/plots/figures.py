@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from yolo_ls.calibration import registry
 from yolo_ls.core.args import PLOT_CHOICES  # calib_plots' choices, defined once in the argument table
 
 __all__ = (
@@ -140,7 +141,7 @@ def _unpack_bins(bins: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nd
 def headline(metrics: Mapping[str, Any] | None, bins: Mapping[str, Any] | None = None) -> tuple[str, Any]:
     """The metric a diagram is titled with: ``ece`` (classification) or ``d_ece`` (detection), and its value."""
     for source in (metrics or {}, bins or {}):
-        for key in ("ece", "d_ece"):
+        for key in registry.headline_keys():
             if key in source:
                 return key, source[key]
     return "ece", None
