@@ -713,3 +713,34 @@ def test_metric_names_are_defined_once() -> None:
 
     assert CLS_KEYS is CLASSIFICATION_METRICS is ClassificationCalibration.KEYS and CLS_KEYS == KEYS
     assert DET_KEYS is DETECTION_METRICS and DetectionCalibration.KEYS == (*DETECTION_METRICS, "d_count")
+
+
+def test_registry_agrees_with_the_accumulators() -> None:
+    import subprocess as sp
+
+    from yolo_ls.calibration import CLASSIFICATION_METRICS, DETECTION_METRICS, registry
+    from yolo_ls.compare.report import LOWER_IS_BETTER, headline
+    from yolo_ls.core.objective import CLASSIFY_OBJECTIVES, DETECT_OBJECTIVES, metric_key
+    from yolo_ls.plots.run_folder import CURVE_METRICS
+
+    probs = torch.softmax(torch.randn(20, 3, generator=torch.Generator().manual_seed(0)), 1)
+    cal = ClassificationCalibration(3)
+    cal.update(probs, torch.arange(20) % 3)
+    assert tuple(cal.compute()) == registry.names("classify") == CLASSIFICATION_METRICS
+    det = DetectionCalibration(2)
+    det.update(torch.rand(6), torch.rand(6) > 0.5, torch.arange(6) % 2)
+    assert tuple(det.compute()) == (*registry.names("detect"), "d_count")
+    assert registry.names("pose") == registry.names("detect") == DETECTION_METRICS
+    for m in registry.METRICS:
+        assert m.key == metric_key(m.name) == f"calib/{m.name}"
+        assert m.objective is None or m.lower_is_better  # an objective is minimised
+    assert CLASSIFY_OBJECTIVES == ("fitness", "nll", "ece", "brier", "ace", "cw_ece", "mce")
+    assert DETECT_OBJECTIVES == ("fitness", "d_ece", "d_mce")
+    assert CURVE_METRICS == (("ece", "mce", "ace", "cw_ece"), "brier", "nll", ("d_ece", "d_mce"),
+                             ("d_accuracy", "d_confidence"))
+    assert LOWER_IS_BETTER == {"ece", "mce", "brier", "nll", "ece_ts", "nll_ts", "ece_last", "d_ece", "d_mce",
+                               "d_ece_last"}
+    assert [headline(t)[0] for t in ("classify", "detect")] == list(registry.headline_keys()) == ["ece", "d_ece"]
+    # pure data: the registry (and the argument table that reads it) load without torch
+    code = "import sys; import yolo_ls.core.args, yolo_ls.calibration.registry; assert 'torch' not in sys.modules"
+    sp.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -7,39 +7,53 @@
 >>> round(float(ece(probs, labels)), 4)  # bins of width 1/15: |1 - 0.9| / 2 + |0 - 0.6| / 2
 0.35
 
-The figures of these numbers are drawn by :mod:`yolo_ls.plots`.
+The names are imported lazily, so ``yolo_ls.calibration.registry`` (pure data) loads without torch. The figures of
+these numbers are drawn by :mod:`yolo_ls.plots`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from yolo_ls.calibration.accumulator import (
-    CLASSIFICATION_METRICS,
-    DETECTION_METRICS,
-    ClassificationCalibration,
-    DetectionCalibration,
-)
-from yolo_ls.calibration.detection import box_iou, match_predictions
-from yolo_ls.calibration.metrics import (
-    accuracy,
-    ace,
-    binary_ece,
-    binary_mce,
-    brier,
-    calibration_errors,
-    confidence,
-    cw_ece,
-    ece,
-    entropy,
-    mce,
-    nll,
-    overconfidence,
-    reliability_bins,
-)
-from yolo_ls.calibration.temperature import apply_temperature, fit_temperature
+if TYPE_CHECKING:
+    from yolo_ls.calibration.accumulator import (
+        CLASSIFICATION_METRICS,
+        DETECTION_METRICS,
+        ClassificationCalibration,
+        DetectionCalibration,
+    )
+    from yolo_ls.calibration.detection import box_iou, match_predictions
+    from yolo_ls.calibration.metrics import (
+        accuracy,
+        ace,
+        binary_ece,
+        binary_mce,
+        brier,
+        calibration_errors,
+        confidence,
+        cw_ece,
+        ece,
+        entropy,
+        mce,
+        nll,
+        overconfidence,
+        reliability_bins,
+    )
+    from yolo_ls.calibration.temperature import apply_temperature, fit_temperature
 
 _MOVED_PLOTS = ("plot_calibration_curves", "plot_reliability_diagram", "plot_reliability_overlay")
+
+_METRICS = ("accuracy", "ace", "binary_ece", "binary_mce", "brier", "calibration_errors", "confidence", "cw_ece",
+            "ece", "entropy", "mce", "nll", "overconfidence", "reliability_bins")
+_LAZY = {
+    **dict.fromkeys(("CLASSIFICATION_METRICS", "DETECTION_METRICS", "ClassificationCalibration",
+                     "DetectionCalibration"), "yolo_ls.calibration.accumulator"),
+    **dict.fromkeys(("box_iou", "match_predictions"), "yolo_ls.calibration.detection"),
+    **dict.fromkeys(_METRICS, "yolo_ls.calibration.metrics"),
+    **dict.fromkeys(("apply_temperature", "fit_temperature"), "yolo_ls.calibration.temperature"),
+}
+_SUBMODULES = ("accumulator", "detection", "metrics", "registry", "temperature")
 
 __all__ = (
     "CLASSIFICATION_METRICS",
@@ -68,7 +82,17 @@ __all__ = (
 
 
 def __getattr__(name: str) -> Any:
-    """Plotting lives in :mod:`yolo_ls.plots`; an old ``yolo_ls.calibration.plot_*`` import is told so."""
+    """Import a public name (or submodule) on first use; an old ``yolo_ls.calibration.plot_*`` import is redirected."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     if name in _MOVED_PLOTS:
         raise AttributeError(f"{name} moved: use 'from yolo_ls.plots import {name}'")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted((*__all__, *_SUBMODULES))

@@ -1,8 +1,8 @@
 """NumPy kernels for float32/float64 CPU tensors: the rules of :mod:`yolo_ls.calibration.metrics`, faster there.
 
-Every other case (GPU, MPS, float16, bfloat16) takes the torch path. Both paths bin in the input's dtype and take every
-sum in float64, so the results do not depend on the CPU, its SIMD width, the batching or the sample order
-(``tests/test_calibration_cpu.py`` checks both paths against each other to 1e-12). The rules:
+Every other case (GPU, MPS, float16, bfloat16) takes the torch path. Both bin in the input's dtype and sum in float64,
+so results do not depend on the CPU, the batching or the sample order (``bench/README.md`` says why the kernels look as
+they do). The rules:
 
 * binning, :func:`yolo_ls.calibration.metrics._bin_index`: ``r = round(x * n_bins)`` in ``x``'s dtype, then
   ``r - (x < r / n_bins)``, clamped to ``[0, n_bins - 1]``;
@@ -39,8 +39,7 @@ def _np(t: Tensor) -> np.ndarray:
 
 
 class _Scratch(threading.local):
-    """Per-thread scratch arrays, reused across calls: on a VM a fresh large array costs its page faults (a pass over
-    a newly mapped 1 MB array here takes three to four times as long as over a reused one)."""
+    """Per-thread scratch arrays, reused across calls."""
 
     def __init__(self) -> None:
         self.arrays: dict[tuple[str, np.dtype], np.ndarray] = {}
@@ -61,12 +60,12 @@ def _scratch(name: str, n: int, dtype: np.dtype | type) -> np.ndarray:
 
 
 def _scalar(x: float) -> Tensor:
-    """A 0-d float64 tensor (``from_numpy``: a quarter of ``torch.tensor``'s cost, paid several times a batch)."""
+    """A 0-d float64 tensor."""
     return torch.from_numpy(np.array(x, dtype=np.float64))
 
 
 def _f64(x: np.ndarray, name: str) -> np.ndarray:
-    """``x`` as float64 in a scratch array: ``bincount`` converts its weights to float64, into a new array otherwise."""
+    """``x`` as float64 in a scratch array (``bincount``'s weights)."""
     if x.dtype == np.float64:
         return x
     out = _scratch(name, x.size, np.float64)
@@ -139,11 +138,8 @@ def _float32_scale(n_bins: int) -> float | None:
 def top_label(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(conf, correct, p_y)`` of ``(N, K)`` probabilities: top-1 probability, ``argmax == label`` and ``p[label]``.
 
-    ``argmax`` over a short row is slow on the CPU (NumPy and torch both pay ~20 ns a row at K = 10). So the row
-    maxima are taken from a transposed copy of the batch for K <= 32 (:func:`batch_sums`), else with torch's ``amax``;
-    when every row holds its maximum exactly once (one count over the batch says so), ``argmax == label`` is
-    ``p[label] == max`` exactly. A batch with a tie at some row's maximum (or a NaN) takes ``argmax``, whose first-index
-    rule torch's ``max`` shares.
+    When every row holds its maximum exactly once, ``argmax == label`` is ``p[label] == max``; a batch with a tie at
+    some row's maximum (or a NaN) takes ``argmax``, whose first-index rule torch's ``max`` shares.
     """
     if probs.shape[1] <= TRANSPOSE_MAX_K:
         return batch_sums(probs, labels, 1, classwise=False, squares=False, entropy=False)[0]
@@ -233,10 +229,8 @@ def fold_sums(
 def matrix_sums(probs: Tensor, n_bins: int, classwise: bool, squares: bool, entropy: bool) -> dict[str, Tensor]:
     """The (N, K) sums of :func:`yolo_ls.calibration.metrics._matrix_sums`, over row chunks, in float64.
 
-    Classwise sums bin only the entries at or above the first inner edge (a ``bincount`` over the fused (class, bin)
-    index of those); bin 0 of each class is its column sum minus its other bins. ``bincount`` costs about 2 ns an
-    entry here, and most probabilities of a K-class softmax are below ``1 / n_bins`` (a row holds at most ``n_bins``
-    entries at or above it), so this is cheaper than binning every entry even when all of them are above.
+    Classwise sums bin only the entries at or above the first inner edge; bin 0 of each class is its column sum minus
+    its other bins.
     """
     if probs.shape[1] <= TRANSPOSE_MAX_K:
         return batch_sums(probs, None, n_bins, classwise, squares, entropy)[1]
@@ -270,10 +264,8 @@ def batch_sums(
 ) -> tuple[tuple[Tensor, Tensor, Tensor] | None, dict[str, Tensor]]:
     """The top label (with ``labels``) and the (N, K) sums of :func:`matrix_sums` in one pass, for K <= 32.
 
-    Each row chunk is copied transposed, ``(K, rows)``, into a scratch array: then the row maxima are a reduction
-    over contiguous class rows, the tie count compares contiguous rows, the column sums are row sums, and the entries
-    at or above the first inner edge come out of one ``flatnonzero`` already grouped by class (their class offsets are
-    a ``repeat`` of the per-class counts, no division). Rules as in :func:`top_label` and :func:`matrix_sums`.
+    Each row chunk is copied transposed, ``(K, rows)``, so every reduction runs over contiguous class rows and the
+    binned entries come out grouped by class. Rules as in :func:`top_label` and :func:`matrix_sums`.
 
     Returns:
         ``((conf, correct, p_y) or None, sums)``.
@@ -310,7 +302,7 @@ def batch_sums(
             where, v = _at_or_above(flat, first_edge)
             counts = np.diff(np.searchsorted(where, _arange(k + 1) * r))  # entries per class row
             offset = np.repeat(class_offset, counts)  # class-grouped: runs of equal keys, which bincount adds
-            np.add(offset, _lanes(k * n_bins, CHUNK_ENTRIES)[: v.size], out=offset)  # serially: 4 lanes break the runs
+            np.add(offset, _lanes(k * n_bins, CHUNK_ENTRIES)[: v.size], out=offset)  # spread over 4 histogram copies
             key = _bin_key(v, n_bins, offset, "cw_key")
             cw4 += np.bincount(key, weights=_f64(v, "w_cw"), minlength=4 * k * n_bins)
         sq, ent = _add_dense_sums(flat64, squares, entropy, sq, ent)
@@ -329,7 +321,7 @@ def batch_sums(
 def _at_or_above(flat: np.ndarray, edge: np.floating) -> tuple[np.ndarray, np.ndarray]:
     """Positions and values of the entries ``>= edge`` (the classwise entries that need binning)."""
     where = np.flatnonzero(np.greater_equal(flat, edge, out=_scratch("cw_mask", flat.size, np.bool_)))
-    return where, flat[where]  # fancy indexing: twice as fast as np.take(out=) here
+    return where, flat[where]
 
 
 def _as_f64(x: np.ndarray, name: str) -> np.ndarray:
@@ -373,8 +365,7 @@ def _matrix_out(cw: np.ndarray | None, col: np.ndarray, sq: float | None, ent: f
 
 @functools.lru_cache(maxsize=8)
 def _lanes(size: int, n: int) -> np.ndarray:
-    """``(i % 4) * size`` for ``i < n``: spreads consecutive equal keys over four copies of a ``size``-slot histogram
-    (``bincount`` adds a run of equal keys one after the other, twice as slowly as scattered ones)."""
+    """``(i % 4) * size`` for ``i < n``: which of four ``size``-slot histogram copies each key goes to."""
     out = (np.arange(n, dtype=np.intp) % 4) * size
     out.flags.writeable = False
     return out
@@ -404,12 +395,9 @@ def _bucket_shift(dtype: np.dtype) -> tuple[type, int]:
 def ace_sums(conf: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, Tensor, Tensor] | None:
     """``(count, conf_sum, acc_sum)`` per adaptive-ECE bin (float64), or ``None`` to fall back (negative values).
 
-    A value's bin is the number of the ``n_bins - 1`` rank thresholds strictly below it. The thresholds are order
-    statistics, found without sorting everything: the bits of a non-negative float order like the float, so a
-    ``bincount`` of the top bits (with the correctness flag as the lowest bit) is a value-ordered histogram; its
-    cumulative counts name the bucket of each threshold, and only those buckets' values are sorted. Every other
-    bucket lies strictly between two thresholds, so its sums (one more ``bincount``, weighted by the confidences) go
-    whole to one bin; the values of a threshold's bucket are compared with the thresholds themselves.
+    A value's bin is the number of the ``n_bins - 1`` rank thresholds strictly below it. The thresholds are found
+    from a value-ordered histogram of the floats' top bits: only the buckets holding a threshold are sorted; every
+    other bucket goes whole to one bin.
     """
     c, ok = _np(conf), _np(correct).astype(np.bool_, copy=False)
     n = c.shape[0]

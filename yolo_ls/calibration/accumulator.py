@@ -1,22 +1,10 @@
 """Streaming (batch-by-batch) calibration accumulators, torchmetrics style.
 
-The accumulators keep per-bin / running sums on the model's device and reuse the private helpers of
-:mod:`yolo_ls.calibration.metrics`, so each formula exists once: ``update`` adds sums from the same binning and
-per-sample terms, ``compute`` applies the same ``_ece_from_sums``/``_mce_from_sums`` reductions and performs a single
-host transfer. Accumulated results equal the one-shot functions on the concatenated data.
-
-Memory: :class:`ClassificationCalibration` keeps O(K * n_bins) sums plus the N top-1 confidences and correctness
-flags (two scalars per sample, needed for the adaptive ECE); it never keeps an N x K matrix, and ``update`` makes no
-float64 copy of one (on the CPU it works through row chunks that stay in the cache). ``update`` passes over the
-``(B, K)`` matrix once and keeps the batch's per-sample vectors (top-1 confidence, correctness, ``p_y``, label);
-their sums (top-label bins, classwise accuracy, NLL, Brier) are taken for many batches at once when a result or the
-state is asked for, so a batch costs a few kernels, not dozens. On the CPU, float32/float64 inputs run through the
-NumPy kernels of :mod:`yolo_ls.calibration._cpu` (the same rules, several times faster there than torch's small
-kernels).
-
-Multi-process (DDP) validation: each process feeds its shard, then :meth:`~ClassificationCalibration.sync` reduces the
-sums with one ``all_reduce`` of a flattened state tensor (and gathers the top-1 confidences the adaptive ECE needs), so
-every metric afterwards equals what one process would compute on all the data.
+``update`` adds sums from the binning and per-sample terms of :mod:`yolo_ls.calibration.metrics`, ``compute`` applies
+the same reductions with one host transfer, so accumulated results equal the one-shot functions on the concatenated
+data. :class:`ClassificationCalibration` keeps O(K * n_bins) sums plus each sample's top-1 confidence and correctness
+(for the adaptive ECE), never an N x K matrix. Under DDP, ``sync`` combines the processes' states so that every metric
+equals what one process would compute on all the data.
 """
 
 from __future__ import annotations
@@ -27,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from yolo_ls.calibration import _cpu
+from yolo_ls.calibration import _cpu, registry
 from yolo_ls.calibration.metrics import (
     _ace_from_top,
     _as_float,
@@ -51,12 +39,9 @@ from yolo_ls.calibration.metrics import (
 __all__ = ("CLASSIFICATION_METRICS", "DETECTION_METRICS", "ClassificationCalibration", "DetectionCalibration")
 
 #: The metrics of :meth:`ClassificationCalibration.compute`, in order (the ``calib/<name>`` columns of a training).
-CLASSIFICATION_METRICS = (
-    *("ece", "mce", "ace", "cw_ece", "brier", "nll"),
-    *("accuracy", "confidence", "overconfidence", "entropy"),
-)
+CLASSIFICATION_METRICS = registry.names("classify")
 #: The detection calibration metrics logged per epoch; :meth:`DetectionCalibration.compute` adds ``d_count``.
-DETECTION_METRICS = ("d_ece", "d_mce", "d_accuracy", "d_confidence")
+DETECTION_METRICS = registry.names("detect")
 
 DeviceLike = Union[str, torch.device, None]
 
@@ -142,9 +127,7 @@ class ClassificationCalibration(_SumState):
     KEYS = CLASSIFICATION_METRICS
     #: The per-sample vectors of this many samples are kept before their sums are taken in one go.
     FOLD_SAMPLES = 1 << 16
-    #: On the CPU, batches of fewer entries (B * K) are copied into a staging matrix and processed together once it
-    #: holds this many: a batch costs a few dozen NumPy calls, whose fixed cost dominates at B = 32-256 (and is still
-    #: a few percent at B = 10,000, K = 10). The matrix is processed in cache-sized row chunks.
+    #: On the CPU, batches of fewer entries (B * K) are staged and processed together once this many are held.
     STAGE_ENTRIES = 1 << 19
 
     def __init__(self, num_classes: int, n_bins: int = 15, device: DeviceLike = None, eps: float = 1e-12) -> None:
@@ -180,12 +163,9 @@ class ClassificationCalibration(_SumState):
 
     @torch.no_grad()
     def update(self, probs: Tensor, labels: Tensor) -> None:
-        """Add a batch (no host synchronisation on a GPU).
+        """Add a batch of ``(B, K)`` probabilities (any device and float dtype) and ``(B,)`` integer labels.
 
-        Args:
-            probs: ``(B, K)`` probabilities (any device and float dtype; moved to the state's device, never copied to
-                float64 as a whole).
-            labels: ``(B,)`` integer labels.
+        No host synchronisation on a GPU. Raises ``ValueError`` on a wrong shape or class count.
         """
         _check_probs(probs, labels)
         if probs.shape[1] != self.num_classes:
@@ -212,7 +192,7 @@ class ClassificationCalibration(_SumState):
             if self._stage is None or self._stage[0].shape[0] < rows:
                 self._stage = (np.empty((rows, self.num_classes), a.dtype), np.empty(rows, np.int64))
         i = self._stage_n
-        np.copyto(self._stage[0][i : i + n], a)  # NumPy copies: a fifth of torch's call cost
+        np.copyto(self._stage[0][i : i + n], a)
         np.copyto(self._stage[1][i : i + n], y)
         self._stage_n += n
         if self._stage_n * self.num_classes >= self.STAGE_ENTRIES:
@@ -313,23 +293,12 @@ class ClassificationCalibration(_SumState):
         return _bins_to_dict(s["bin_count"], s["bin_conf"], s["bin_acc"])
 
     def state_dict(self) -> dict[str, Tensor]:
-        """Summable state (clones) plus the concatenated top-1 ``top_conf``/``top_correct`` (for ACE).
-
-        Every key except ``top_conf``/``top_correct`` adds up across shards; those two concatenate. :meth:`sync` does
-        this across processes; :meth:`merge` does it for state dicts gathered by other means.
-        """
+        """Summable state (clones) plus the top-1 ``top_conf``/``top_correct`` (for ACE), which concatenate instead."""
         top_conf, top_correct = self._top()
         return {**{k: v.clone() for k, v in self._state.items()}, "top_conf": top_conf, "top_correct": top_correct}
 
     def merge(self, other: ClassificationCalibration | dict[str, Tensor]) -> ClassificationCalibration:
-        """Add another accumulator (or its :meth:`state_dict`) into this one, in place.
-
-        Args:
-            other: An accumulator with the same ``num_classes``/``n_bins``, or its state dict.
-
-        Returns:
-            ``self``.
-        """
+        """Add another accumulator with the same ``num_classes``/``n_bins`` (or its state dict); returns ``self``."""
         state = other.state_dict() if isinstance(other, ClassificationCalibration) else other
         self._fold()
         self._merge_sums(state)
@@ -339,18 +308,10 @@ class ClassificationCalibration(_SumState):
 
     @torch.no_grad()
     def sync(self, group: Any = None) -> ClassificationCalibration:
-        """Combine the state of every process of a ``torch.distributed`` group, in place (a no-op when not distributed).
+        """Combine the state of every process of ``group`` (None: the default), in place; returns ``self``.
 
-        The sums travel in one ``all_reduce`` of a flattened float64 state tensor; the top-1 confidences and
-        correctness flags (the adaptive ECE needs every sample) in one ``all_gather`` of the padded per-process
-        arrays, after one of their lengths. Afterwards every process holds the totals, so every metric equals what a
-        single accumulator fed all the data computes. Call it once, after the last ``update``, on every process.
-
-        Args:
-            group: The process group (``None``: the default group).
-
-        Returns:
-            ``self``.
+        Afterwards every process holds the totals (sums all-reduced, top-1 values all-gathered). Call it once, after
+        the last ``update``, on every process; a no-op when not distributed; ``RuntimeError`` on a second call.
         """
         if not self._begin_sync():
             return self
@@ -468,16 +429,9 @@ class DetectionCalibration(_SumState):
 
     @torch.no_grad()
     def sync(self, group: Any = None) -> DetectionCalibration:
-        """Sum the state of every process of a ``torch.distributed`` group, in place, with one ``all_reduce``.
+        """Sum the state of every process of ``group`` (None: the default), in place; returns ``self``.
 
-        A no-op when not distributed. Afterwards every process holds the totals, so every metric equals what one
-        accumulator fed all the predictions computes. Call it once, after the last ``update``, on every process.
-
-        Args:
-            group: The process group (``None``: the default group).
-
-        Returns:
-            ``self``.
+        Call it once, after the last ``update``, on every process; a no-op when not distributed.
         """
         if self._begin_sync():
             import torch.distributed as dist
@@ -505,13 +459,6 @@ class DetectionCalibration(_SumState):
         return {k: v.clone() for k, v in self._state.items()}
 
     def merge(self, other: DetectionCalibration | dict[str, Tensor]) -> DetectionCalibration:
-        """Add another accumulator (or its :meth:`state_dict`) into this one, in place.
-
-        Args:
-            other: An accumulator with the same ``num_classes``/``n_bins``, or its state dict.
-
-        Returns:
-            ``self``.
-        """
+        """Add another accumulator with the same ``num_classes``/``n_bins`` (or its state dict); returns ``self``."""
         self._merge_sums(other.state_dict() if isinstance(other, DetectionCalibration) else other)
         return self

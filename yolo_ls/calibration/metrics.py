@@ -1,24 +1,19 @@
-"""Pure, device-agnostic calibration metrics for classification and detection.
+"""Calibration metrics for classification and detection, on any device.
 
-Every public function takes tensors on any device and returns a 0-d tensor on that device (no ``.item()``, no host
-synchronisation), so they can run inside a validation loop. The formulas live once, in private helpers that the
-streaming accumulators in :mod:`yolo_ls.calibration.accumulator` reuse (the torchmetrics functional/stateful split).
+Every public function returns a 0-d tensor on the input's device (no host synchronisation). The formulas live once,
+in private helpers that :mod:`yolo_ls.calibration.accumulator` reuses.
 
 Conventions:
-    * Inputs: ``probs`` is ``(N, K)`` probabilities, ``labels`` is ``(N,)`` integer class indices. Top-label metrics
-      use ``conf, pred = probs.max(1)`` and ``correct = pred == labels`` (the same tie-breaking as torchmetrics).
-    * Equal-width binning (ECE, MCE, classwise ECE, reliability diagrams, detection ECE): bins are half-open
-      ``[e_k, e_{k+1})`` with ``e_k = k / n_bins`` correctly rounded to the confidence's own dtype, so a confidence
-      equal to an inner edge goes to the bin on its right (as in torchmetrics) and a value such as ``0.2`` lands in the
-      same bin whether it is float16, float32 or float64 (:func:`_bin_index`, the one rule used everywhere). A
-      confidence of exactly ``1.0`` belongs to the last bin ``[1 - 1/n_bins, 1]``; torchmetrics instead gives it a
-      degenerate extra bin, and its float32 ``linspace`` edges are a little off some ``k / n_bins``, so the results
-      agree whenever no confidence is ``1.0`` or sits exactly on an edge, and differ (by design) otherwise.
-    * ECE is ``sum_b |acc_sum_b - conf_sum_b| / N`` (= ``sum_b (n_b / N) |acc_b - conf_b|``); empty bins contribute
-      nothing. MCE is the largest ``|acc_b - conf_b|`` over non-empty bins.
-    * Adaptive ECE (``ace``): see :func:`ace`.
-    * ``N == 0``: every metric returns NaN (a 0-d tensor), never a made-up ``0`` and never an error.
-    * Sums are accumulated in float64 (float32 on MPS, which has no float64).
+    * ``probs`` is ``(N, K)`` probabilities, ``labels`` ``(N,)`` integer classes. Top-label metrics use
+      ``conf, pred = probs.max(1)`` and ``correct = pred == labels`` (torchmetrics' tie-breaking).
+    * Equal-width binning (:func:`_bin_index`, the one rule): ``conf`` is in bin ``k`` when ``e_k <= conf < e_{k+1}``,
+      ``e_k = k / n_bins`` correctly rounded to ``conf``'s dtype; ``1.0`` is in the last bin. Agrees with torchmetrics
+      unless a confidence is ``1.0`` or exactly on an edge.
+    * ECE is ``sum_b |acc_sum_b - conf_sum_b| / N``; empty bins add nothing. MCE is the largest ``|acc_b - conf_b|``
+      over non-empty bins.
+    * ``N == 0``: every metric is NaN, never ``0`` and never an error. A wrong shape or ``n_bins`` (not a positive
+      int) raises ``ValueError``; values are not checked (that would synchronise with the device).
+    * Sums are taken in float64 (float32 on MPS).
 """
 
 from __future__ import annotations
@@ -48,9 +43,7 @@ __all__ = (
 )
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Private shared helpers (used by the functional API below and by the accumulators)
-# ----------------------------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------- private helpers (shared with the accumulators)
 def _sum_dtype(device: torch.device) -> torch.dtype:
     """Dtype used for accumulated sums: float64, except float32 on MPS (no float64 support)."""
     return torch.float32 if device.type == "mps" else torch.float64
@@ -82,16 +75,7 @@ def _check_n_bins(n_bins: int) -> None:
 
 
 def _top_label(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Top-label confidence and correctness.
-
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-
-    Returns:
-        ``(conf, correct)``: ``(N,)`` max probability in the dtype of ``probs`` (so it is binned with that dtype's
-        edges; sums convert it) and ``(N,)`` bool ``argmax == label``.
-    """
+    """``(conf, correct)``: the ``(N,)`` top-1 probability in ``probs``' dtype and ``(N,)`` bool ``argmax == label``."""
     if _cpu.usable(probs, labels):
         return _cpu.top_label(probs, labels)[:2]
     conf, pred = probs.max(dim=1)
@@ -99,30 +83,17 @@ def _top_label(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _bin_edges(n_bins: int, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> Tensor:
-    """The ``n_bins + 1`` equal-width bin edges ``k / n_bins``, each correctly rounded to ``dtype``.
-
-    ``arange / n_bins`` in float64 is one correctly rounded division per edge; rounding that once more to float32,
-    float16 or bfloat16 is still the correctly rounded value for any ``n_bins < 2**28`` (a double rounding can only
-    go wrong when the float64 value sits exactly on a midpoint of the narrower type, and ``k / n_bins`` is never that
-    close to one). ``linspace`` in float32 is not: it puts some edges one ulp off, which moved confidences that are
-    exactly ``0.2, 0.4, ...`` into the lower bin.
-    """
+    """The ``n_bins + 1`` edges ``k / n_bins``, each correctly rounded to ``dtype`` (for ``n_bins < 2**28``)."""
     edges = torch.arange(n_bins + 1, dtype=torch.float64, device=device) / n_bins
     return edges.to(dtype)
 
 
 def _bin_index(conf: Tensor, n_bins: int) -> Tensor:
-    """Equal-width bin index of each confidence (any shape), clamped to ``[0, n_bins - 1]``: the one binning rule.
+    """Equal-width bin of each confidence (any shape): the one binning rule.
 
-    Rule: ``conf`` is in bin ``k`` when ``e_k <= conf < e_{k+1}``, where ``e_k`` is ``k / n_bins`` correctly rounded to
-    the dtype of ``conf`` (:func:`_bin_edges`). So a confidence equal to an inner edge goes to the bin on its right (the
-    torchmetrics convention), ``1.0`` goes to the last bin, and a value such as ``0.2`` or ``0.7`` written in float16,
-    float32 or float64 lands in the same bin in all three.
-
-    It is computed without a search: ``r = round(conf * n_bins)`` is within one half of the true ``conf * n_bins``,
-    so the only edge that can matter is ``e_r``, and the bin is ``r - (conf < e_r)``. ``e_r = r / n_bins`` is one
-    correctly rounded division in float32/float64 (and rounded to the input's own precision for float16/bfloat16,
-    which are binned in float32), so the comparison is exact.
+    ``conf`` is in bin ``k`` when ``e_k <= conf < e_{k+1}``, ``e_k`` being ``k / n_bins`` correctly rounded to
+    ``conf``'s dtype (:func:`_bin_edges`); the result is clamped to ``[0, n_bins - 1]``, so ``1.0`` is in the last bin.
+    Computed as ``r - (conf < e_r)`` with ``r = round(conf * n_bins)``, the only edge that can matter.
     """
     return _bin_float(conf, n_bins).to(torch.long)
 
@@ -143,17 +114,9 @@ def _bin_float(conf: Tensor, n_bins: int) -> Tensor:
 def _scatter_sums(
     index: Tensor, conf: Tensor, correct: Tensor, size: int, weight: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Scatter-add count, confidence and correctness into ``size`` slots (``index_add_`` on device, no host sync).
+    """``(count, conf_sum, acc_sum)``, each ``(size,)``, of ``(M,)`` conf/correct scattered to ``index`` slots.
 
-    Args:
-        index: ``(M,)`` long slot index in ``[0, size)``.
-        conf: ``(M,)`` confidences.
-        correct: ``(M,)`` bool or {0, 1} correctness.
-        size: Number of slots.
-        weight: Optional ``(M,)`` {0, 1} mask / weight (used to filter without a data-dependent shape).
-
-    Returns:
-        ``(count, conf_sum, acc_sum)``, each ``(size,)`` in the accumulation dtype.
+    ``weight`` is an optional ``(M,)`` {0, 1} mask (a filter without a data-dependent shape). No host sync.
     """
     device = conf.device
     dtype = _sum_dtype(device)
@@ -182,18 +145,10 @@ def _bin_sums(
     n_groups: int = 1,
     weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-bin sums of 1-D confidences with the binning of :func:`_bin_index` (the one binning of this package).
+    """``(count, conf_sum, acc_sum)`` per :func:`_bin_index` bin of ``(N,)`` conf/correct.
 
-    Args:
-        conf: ``(N,)`` confidences.
-        correct: ``(N,)`` bool or {0, 1}.
-        n_bins: Number of equal-width bins.
-        group: Optional ``(N,)`` long group id (e.g. predicted class).
-        n_groups: Number of groups when ``group`` is given.
-        weight: Optional ``(N,)`` {0, 1} mask.
-
-    Returns:
-        ``(count, conf_sum, acc_sum)``: each ``(n_bins,)`` without ``group``, else ``(n_groups, n_bins)``.
+    Each is ``(n_bins,)``, or ``(n_groups, n_bins)`` with ``group`` (``(N,)`` long group id, e.g. predicted class).
+    ``weight`` is an optional ``(N,)`` {0, 1} mask.
     """
     if group is None and weight is None and _cpu.usable(conf, correct):
         return _cpu.bin_sums(conf, correct, n_bins)
@@ -205,8 +160,7 @@ def _bin_sums(
     return tuple(s.view(n_groups, n_bins) for s in sums)  # type: ignore[return-value]
 
 
-# The (N, K) passes (classwise bins, sum p^2, sum p log p) run over row chunks of this many entries: cache-sized on the
-# CPU; on other devices large enough for few kernels, small enough that the chunk's float64 copy stays small.
+# Row-chunk sizes of the (N, K) passes (entries): cache-sized on the CPU; elsewhere few kernels, small float64 copies.
 _CHUNK_ENTRIES = 1 << 17
 _DEVICE_CHUNK_ENTRIES = 1 << 24
 
@@ -221,23 +175,11 @@ def _row_chunks(probs: Tensor) -> list[Tensor]:
 def _matrix_sums(
     probs: Tensor, n_bins: int, classwise: bool = True, squares: bool = True, entropy: bool = True
 ) -> dict[str, Tensor]:
-    """The sums over every entry of ``probs`` that the metrics need, in one pass over the matrix.
+    """The sums over every entry of ``(N, K)`` ``probs`` the metrics need, in one pass of row chunks.
 
-    Args:
-        probs: ``(N, K)`` probabilities, any float dtype (binned in their own dtype; every sum is taken in the
-            accumulation dtype, float64, one row chunk at a time: no float64 copy of the whole matrix).
-        n_bins: Number of equal-width bins (for ``classwise``).
-        classwise: ``"cw_conf"``: ``(K, n_bins)`` sums of ``probs[:, k]`` per class and bin (:func:`_bin_index`),
-            from one scatter-add over the fused (class, bin) index. On the CPU, when ``K >= 4 * n_bins``, only the
-            entries at or above the first inner edge are binned (a row holds at most ``n_bins`` of them, as it sums to
-            1) and bin 0 is the column sum minus the other bins. Other devices take the dense path: no data-dependent
-            shapes, no host synchronisation.
-        squares: ``"squares"``: ``sum p^2`` (for the Brier score).
-        entropy: ``"entropy"``: ``-sum p log p`` with ``0 log 0 = 0``, computed as ``p * log(max(p, tiny))`` in the
-            accumulation dtype (``tiny`` its smallest normal number: exact for ``p = 0``).
-
-    Returns:
-        Dict with the requested keys, in the accumulation dtype.
+    Entries are binned in their own dtype and summed in the accumulation dtype. Keys, each when asked for:
+    ``cw_conf`` (``classwise``): ``(K, n_bins)`` sums of ``probs[:, k]`` per class and bin; ``squares``: ``sum p^2``;
+    ``entropy``: ``-sum p log p`` with ``0 log 0 = 0`` (``p * log(max(p, tiny))``).
     """
     if _cpu.usable(probs):
         return _cpu.matrix_sums(probs, n_bins, classwise, squares, entropy)
@@ -390,19 +332,11 @@ def _bins_to_dict(count: Tensor, conf_sum: Tensor, acc_sum: Tensor) -> dict[str,
     }
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Public functional API
-# ----------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------ public API
 def ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
-    """Top-label expected calibration error with ``n_bins`` equal-width bins (torchmetrics ``norm="l1"``).
+    """Top-label expected calibration error, ``sum_b (n_b / N) |acc_b - conf_b|`` over ``n_bins`` equal-width bins.
 
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-        n_bins: Number of equal-width bins over [0, 1].
-
-    Returns:
-        0-d tensor, ``sum_b (n_b / N) |acc_b - conf_b|``; NaN for ``N == 0``.
+    torchmetrics' ``norm="l1"``. ``probs`` ``(N, K)``, ``labels`` ``(N,)``; 0-d tensor, NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
     _check_n_bins(n_bins)
@@ -410,15 +344,9 @@ def ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
 
 
 def mce(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
-    """Top-label maximum calibration error (torchmetrics ``norm="max"``), over non-empty bins only.
+    """Top-label maximum calibration error, ``max_b |acc_b - conf_b|`` over non-empty equal-width bins.
 
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-        n_bins: Number of equal-width bins over [0, 1].
-
-    Returns:
-        0-d tensor, ``max_b |acc_b - conf_b|`` over non-empty bins; NaN for ``N == 0``.
+    torchmetrics' ``norm="max"``. ``probs`` ``(N, K)``, ``labels`` ``(N,)``; 0-d tensor, NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
     _check_n_bins(n_bins)
@@ -426,16 +354,7 @@ def mce(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
 
 
 def calibration_errors(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict[str, Tensor]:
-    """Top-label ``ece`` and ``mce`` from one binning pass: the same values as :func:`ece` and :func:`mce`.
-
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-        n_bins: Number of equal-width bins over [0, 1].
-
-    Returns:
-        ``{"ece": 0-d tensor, "mce": 0-d tensor}``.
-    """
+    """``{"ece": ..., "mce": ...}`` from one binning pass: the values of :func:`ece` and :func:`mce`."""
     _check_probs(probs, labels)
     _check_n_bins(n_bins)
     sums = _bin_sums(*_top_label(probs, labels), n_bins)
@@ -443,22 +362,11 @@ def calibration_errors(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict[
 
 
 def ace(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
-    """Top-label adaptive ECE (equal-mass bins, "AdaECE" of Mukhoti et al. 2020).
+    """Top-label adaptive ECE (equal-mass bins, "AdaECE" of Mukhoti et al. 2020); NaN for ``N == 0``.
 
-    Convention: the top-label confidences are ranked ascending; a sample goes to bin ``floor(L * n_bins / N)``, where
-    ``L`` is the number of samples with a strictly smaller confidence. Without ties ``L`` is the sample's 0-based rank,
-    so bin sizes differ by at most one (when ``N < n_bins`` some bins are empty and contribute nothing); tied
-    confidences share one ``L`` and so always share a bin, as value-based bins do in Mukhoti et al.'s AdaECE, and the
-    result does not depend on the order of the samples. The score is then the ECE formula on those bins,
-    ``sum_b (n_b / N) |acc_b - conf_b|``.
-
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-        n_bins: Number of equal-mass bins.
-
-    Returns:
-        0-d tensor; NaN for ``N == 0``.
+    A sample goes to bin ``floor(L * n_bins / N)``, ``L`` being the number of samples with a strictly smaller top-label
+    confidence: bin sizes differ by at most one without ties, tied confidences share a bin, and the result does not
+    depend on the sample order. The score is the ECE formula on those bins.
     """
     _check_probs(probs, labels)
     _check_n_bins(n_bins)
@@ -466,15 +374,9 @@ def ace(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
 
 
 def cw_ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
-    """Classwise (marginal) ECE: for each class ``k`` bin ``probs[:, k]`` against ``labels == k``; mean over classes.
+    """Classwise (marginal) ECE: the ECE of ``probs[:, k]`` against ``labels == k``, averaged over classes ``k``.
 
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-        n_bins: Number of equal-width bins over [0, 1] (same binning as :func:`ece`).
-
-    Returns:
-        0-d tensor, ``mean_k ECE_k``; NaN for ``N == 0``.
+    Same binning as :func:`ece`. ``probs`` ``(N, K)``, ``labels`` ``(N,)``; 0-d tensor, NaN for ``N == 0``.
     """
     _check_probs(probs, labels)
     _check_n_bins(n_bins)
@@ -484,103 +386,48 @@ def cw_ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Tensor:
 
 
 def brier(probs: Tensor, labels: Tensor) -> Tensor:
-    """Multiclass Brier score: mean over samples of ``sum_k (p_k - onehot_k)^2`` (range [0, 2]).
-
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-
-    Returns:
-        0-d tensor; NaN for ``N == 0``.
-    """
+    """Multiclass Brier score: the mean of ``sum_k (p_k - onehot_k)^2`` (in [0, 2]); NaN for ``N == 0``."""
     _check_probs(probs, labels)
     squares = _matrix_sums(probs, 1, classwise=False, entropy=False)["squares"]
     return _mean(_brier_sum(squares, _label_probs(probs, labels), probs.shape[0]), probs.shape[0])
 
 
 def nll(probs: Tensor, labels: Tensor, eps: float = 1e-12) -> Tensor:
-    """Mean negative log-likelihood ``-log p_y`` with ``p_y`` clamped to ``eps``.
-
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-        eps: Lower clamp for ``p_y``.
-
-    Returns:
-        0-d tensor; NaN for ``N == 0``.
-    """
+    """Mean negative log-likelihood ``-log max(p_y, eps)``; NaN for ``N == 0``."""
     _check_probs(probs, labels)
     return _mean(_nll_sum(_label_probs(probs, labels), eps), probs.shape[0])
 
 
 def entropy(probs: Tensor) -> Tensor:
-    """Mean predictive entropy ``-sum_k p_k log p_k`` (natural log, nats).
-
-    Args:
-        probs: ``(N, K)`` probabilities.
-
-    Returns:
-        0-d tensor; NaN for ``N == 0``.
-    """
+    """Mean predictive entropy ``-sum_k p_k log p_k`` in nats (``0 log 0 = 0``); NaN for ``N == 0``."""
     if probs.ndim != 2:
         raise ValueError(f"probs must be (N, K), got shape {tuple(probs.shape)}")
     return _mean(_matrix_sums(probs, 1, classwise=False, squares=False)["entropy"], probs.shape[0])
 
 
 def accuracy(probs: Tensor, labels: Tensor) -> Tensor:
-    """Top-1 accuracy.
-
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-
-    Returns:
-        0-d tensor; NaN for ``N == 0``.
-    """
+    """Top-1 accuracy; NaN for ``N == 0``."""
     _check_probs(probs, labels)
     _, correct = _top_label(probs, labels)
     return _mean(correct.to(_sum_dtype(probs.device)).sum(), probs.shape[0])
 
 
 def confidence(probs: Tensor) -> Tensor:
-    """Mean top-1 probability.
-
-    Args:
-        probs: ``(N, K)`` probabilities.
-
-    Returns:
-        0-d tensor; NaN for ``N == 0``.
-    """
+    """Mean top-1 probability; NaN for ``N == 0``."""
     if probs.ndim != 2:
         raise ValueError(f"probs must be (N, K), got shape {tuple(probs.shape)}")
     return _mean(probs.max(dim=1).values.to(_sum_dtype(probs.device)).sum(), probs.shape[0])
 
 
 def overconfidence(probs: Tensor, labels: Tensor) -> Tensor:
-    """Mean confidence minus accuracy (positive = overconfident, negative = underconfident).
-
-    Args:
-        probs: ``(N, K)`` probabilities.
-        labels: ``(N,)`` integer labels.
-
-    Returns:
-        0-d tensor; NaN for ``N == 0``.
-    """
+    """Mean confidence minus accuracy (positive: overconfident); NaN for ``N == 0``."""
     return confidence(probs) - accuracy(probs, labels)
 
 
 def binary_ece(conf: Tensor, correct: Tensor, n_bins: int = 15) -> Tensor:
-    """ECE of per-prediction confidences against binary correctness (e.g. detection: TP at IoU 0.5).
+    """ECE of ``(N,)`` confidences in [0, 1] against ``(N,)`` bool correctness (detection: TP at IoU 0.5).
 
-    Equals torchmetrics ``binary_calibration_error(conf, correct, n_bins, norm="l1")``.
-
-    Args:
-        conf: ``(N,)`` confidences in [0, 1].
-        correct: ``(N,)`` bool (or {0, 1}) correctness.
-        n_bins: Number of equal-width bins over [0, 1].
-
-    Returns:
-        0-d tensor; NaN for ``N == 0``.
+    Equals torchmetrics' ``binary_calibration_error(conf, correct, n_bins, norm="l1")``; NaN for ``N == 0``.
     """
     _check_binary(conf, correct)
     _check_n_bins(n_bins)
@@ -588,33 +435,24 @@ def binary_ece(conf: Tensor, correct: Tensor, n_bins: int = 15) -> Tensor:
 
 
 def binary_mce(conf: Tensor, correct: Tensor, n_bins: int = 15) -> Tensor:
-    """MCE of per-prediction confidences against binary correctness (non-empty bins only).
-
-    Args:
-        conf: ``(N,)`` confidences in [0, 1].
-        correct: ``(N,)`` bool (or {0, 1}) correctness.
-        n_bins: Number of equal-width bins over [0, 1].
-
-    Returns:
-        0-d tensor; NaN for ``N == 0``.
-    """
+    """MCE of ``(N,)`` confidences against ``(N,)`` bool correctness, over non-empty bins; NaN for ``N == 0``."""
     _check_binary(conf, correct)
     _check_n_bins(n_bins)
     return _mce_from_sums(*_bin_sums(conf, correct, n_bins))
 
 
 def reliability_bins(conf: Tensor, correct: Tensor, n_bins: int = 15) -> dict[str, Any]:
-    """Per-bin reliability data (the input of the reliability diagram), from the same binning as :func:`ece`.
+    """Per-bin reliability data (a diagram's input), with the binning of :func:`ece`.
 
     Args:
-        conf: ``(N,)`` confidences and ``correct`` ``(N,)`` bool; or, for convenience, ``(N, K)`` probabilities with
-            ``correct`` holding ``(N,)`` integer labels (the top-label reduction is applied).
+        conf: ``(N,)`` confidences, with ``correct`` ``(N,)`` bool; or ``(N, K)`` probabilities, with ``correct``
+            ``(N,)`` integer labels (reduced to the top label).
         correct: See ``conf``.
         n_bins: Number of equal-width bins over [0, 1].
 
     Returns:
-        Dict of CPU values: ``edges`` ``(n_bins + 1,)`` float64, ``count`` ``(n_bins,)`` int64, ``confidence`` and
-        ``accuracy`` ``(n_bins,)`` float64 per-bin means (NaN for empty bins), ``ece`` and ``mce`` floats, ``n`` int.
+        CPU values: ``edges`` ``(n_bins + 1,)`` float64, ``count`` ``(n_bins,)`` int64, per-bin mean ``confidence``
+        and ``accuracy`` ``(n_bins,)`` float64 (NaN for empty bins), ``ece`` and ``mce`` floats, ``n`` int.
     """
     _check_n_bins(n_bins)
     if conf.ndim == 2:

@@ -41,7 +41,6 @@ def fit_temperature(
     """Fit the temperature ``T`` minimising the NLL of ``softmax(logits / T)`` (Guo et al. 2017).
 
     Works under ``torch.no_grad()``/``torch.inference_mode()`` (it uses no autograd: the derivatives are analytic).
-    On the CPU each Newton step runs over row chunks, so its float64 temporaries stay in the cache.
 
     Args:
         logits_or_probs: ``(N, K)`` logits, or probabilities (then ``log(p.clamp_min(1e-12))`` is used as logits).

@@ -23,6 +23,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from yolo_ls.calibration import registry
 from yolo_ls.core.files import read_csv
 
 # The columns of one run, best.pt first, then temperature scaling, then the last epoch (secondary).
@@ -102,13 +103,13 @@ def variant_summary(run: Path, task: str) -> dict[str, Any]:
 
     if task == "classify":
         row["top1"] = acc("metrics/accuracy_top1")
-        for k in ("ece", "mce", "brier", "nll", "overconfidence"):
+        for k in _calibration_columns(task):
             row[k] = _num(metrics.get(k))
         row["ece_ts"], row["nll_ts"] = _num(final.get("ece_ts")), _num(final.get("nll_ts"))
         row["top1_last"], row["ece_last"] = _num(last_res["metrics/accuracy_top1"]), _num(last_cal["ece"])
     else:
         row["mAP50-95"], row["mAP50"] = acc("metrics/mAP50-95(B)"), acc("metrics/mAP50(B)")
-        for k in ("d_ece", "d_mce", "d_confidence", "d_accuracy"):
+        for k in _calibration_columns(task):
             row[k] = _num(metrics.get(k))
         row["mAP50-95_last"], row["d_ece_last"] = _num(last_res["metrics/mAP50-95(B)"]), _num(last_cal["d_ece"])
     return row
@@ -121,6 +122,11 @@ def _label(row: dict[str, Any]) -> str:
 def metric_columns(task: str) -> tuple[str, ...]:
     """The metric columns of a run's row, in report order."""
     return CLASSIFY_COLUMNS if task == "classify" else DETECT_COLUMNS
+
+
+def _calibration_columns(task: str) -> tuple[str, ...]:
+    """The columns of a run's row that are best.pt's calibration metrics, as ``compute()`` names them."""
+    return tuple(c for c in metric_columns(task) if c in registry.names(task))
 
 
 def aggregate(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
@@ -152,7 +158,8 @@ def aggregate(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
 
 def headline(task: str) -> tuple[str, str]:
     """(calibration key, accuracy key) of a task's report."""
-    return ("ece", "top1") if task == "classify" else ("d_ece", "mAP50-95")
+    cal = next(m for m in registry.METRICS if m.headline and m.name in registry.names(task)).name
+    return cal, ("top1" if task == "classify" else "mAP50-95")
 
 
 def within_spread(a: tuple[float, float | None], b: tuple[float, float | None]) -> bool:
@@ -169,7 +176,18 @@ def _best_of(variants: list[dict[str, Any]], key: str, lower: bool) -> dict[str,
     return (min if lower else max)(finite, key=lambda v: v["stats"][key][0])
 
 
-LOWER_IS_BETTER = {"ece", "mce", "brier", "nll", "ece_ts", "nll_ts", "ece_last", "d_ece", "d_mce", "d_ece_last"}
+def _base(column: str) -> str:
+    """The metric a column reports: ``ece_ts`` (after temperature scaling) and ``ece_last`` (last epoch) report ece."""
+    for suffix in ("_ts", "_last"):
+        if column.endswith(suffix):
+            return column[: -len(suffix)]
+    return column
+
+
+#: The report columns of a calibration error, whose best is the lowest (the rest, accuracy and mAP, the highest).
+LOWER_IS_BETTER = {
+    c for c in (*CLASSIFY_COLUMNS, *DETECT_COLUMNS) if getattr(registry.by_name(_base(c)), "lower_is_better", False)
+}
 
 
 def _cell(stat: tuple[float, float | None], show_sd: bool) -> str:

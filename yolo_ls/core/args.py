@@ -190,18 +190,11 @@ def split_plugin_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
 
 
 def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
-    """Validate plugin arguments for a task and fill in defaults.
+    """Validate the plugin arguments a user set for ``task`` (classify, detect, segment, pose, obb); fill in defaults.
 
-    Args:
-        given (Mapping[str, Any]): Plugin arguments the user set (unknown keys are rejected).
-        task (str): The Ultralytics task, one of classify, detect, segment, pose, obb.
-
-    Returns:
-        (dict[str, Any]): Every plugin argument, normalised, with ``ls_mode`` resolved for the task.
-
-    Raises:
-        SyntaxError: For a key that is not a plugin argument.
-        PluginArgumentError: For a value the argument does not allow, or a mode that does not fit the task.
+    Returns every plugin argument, normalised, with ``ls_mode`` resolved for the task. Raises ``SyntaxError`` for a key
+    that is not a plugin argument, ``PluginArgumentError`` for a value the argument does not allow or a mode that does
+    not fit the task.
     """
     if task not in TASKS:
         raise PluginArgumentError(f"yolo-ls supports the tasks {list(TASKS)}, not task='{task}'.")

@@ -19,12 +19,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-CLASSIFY_OBJECTIVES = ("fitness", "nll", "ece", "brier", "ace", "cw_ece", "mce")
-DETECT_OBJECTIVES = ("fitness", "d_ece", "d_mce")
+from yolo_ls.calibration import registry
+
+CLASSIFY_OBJECTIVES = ("fitness", *registry.objectives("classify"))
+DETECT_OBJECTIVES = ("fitness", *registry.objectives("detect"))
 OBJECTIVES = tuple(dict.fromkeys((*CLASSIFY_OBJECTIVES, *DETECT_OBJECTIVES)))
 OBJECTIVES_HELP = (
-    "fitness (Ultralytics' own), or a calibration metric to minimise: nll, ece, brier, ace, cw_ece, mce (classify) or "
-    "d_ece, d_mce (detect, segment, pose, obb)"
+    f"fitness (Ultralytics' own), or a calibration metric to minimise: {', '.join(CLASSIFY_OBJECTIVES[1:])} "
+    f"(classify) or {', '.join(DETECT_OBJECTIVES[1:])} (detect, segment, pose, obb)"
 )
 
 
@@ -35,7 +37,7 @@ def task_objectives(task: str) -> tuple[str, ...]:
 
 def metric_key(objective: str) -> str:
     """The metrics key an objective reads (``nll`` -> ``calib/nll``); ``fitness`` reads ``fitness``."""
-    return "fitness" if objective == "fitness" else f"calib/{objective}"
+    return "fitness" if objective == "fitness" else registry.calib_key(objective)
 
 
 def _finite(x: Any) -> bool:

@@ -385,7 +385,7 @@ def build_schedule(
     off_epoch: float | None = None,
     negative: bool = False,
 ) -> SmoothingSchedule:
-    """Build a schedule from config values.
+    """Build a schedule from config values: call it with a fractional epoch to get ε.
 
     Args:
         schedule: One of :data:`SCHEDULES` (case-insensitive) or a callable ``fn(epoch, epochs) -> ε``.
@@ -395,13 +395,10 @@ def build_schedule(
         warmup_epochs: Linear warmup from 0 (``ls_warmup_epochs``); ``0 <= w < epochs``. Must be 0 for callables.
         step_size: Epochs between decays for ``step`` (``ls_step_size``), ``>= 1``.
         gamma: Decay factor for ``step``/``exp`` (``ls_gamma``), in ``(0, 1]``.
-        off_epoch: First epoch without smoothing for ``two_stage`` (``ls_off_epoch``); required there.
-            ``off_epoch >= epochs`` only warns (smoothing never switches off), see :class:`TwoStageSchedule`.
-        negative: Built for an ``ls_negative=True`` run: ``eps`` and ``final`` may be in ``[-1, 1)``. Whether the
-            run may be negative (uniform mode only) is decided by ``yolo_ls.core.args.resolve_plugin_args``.
-
-    Returns:
-        The schedule; call it with a fractional epoch to get ε.
+        off_epoch: First epoch without smoothing for ``two_stage`` (``ls_off_epoch``), required there; ``>= epochs``
+            only warns (smoothing never switches off).
+        negative: For an ``ls_negative=True`` run: ``eps`` and ``final`` may be in ``[-1, 1)`` (whether a run may be
+            negative is decided by ``yolo_ls.core.args.resolve_plugin_args``).
 
     Raises:
         ValueError: Unknown schedule name (with a "did you mean" hint), missing ``off_epoch`` for ``two_stage``,
@@ -409,41 +406,43 @@ def build_schedule(
         TypeError: ``schedule`` is neither a string nor a callable, or an argument is not a number.
     """
     if callable(schedule):
-        if warmup_epochs:
-            raise ValueError(
-                f"ls_warmup_epochs={warmup_epochs!r} does not apply to a callable ls_schedule; "
-                "implement the warmup inside the callable and set ls_warmup_epochs=0"
-            )
-        return CallableSchedule(schedule, epochs, eps=eps)
+        return _callable_schedule(schedule, eps, epochs, warmup_epochs)
     if not isinstance(schedule, str):
         raise TypeError(f"ls_schedule must be one of {SCHEDULES} or a callable, got {schedule!r}")
     name = schedule.strip().lower()
+    warm = {"warmup_epochs": warmup_epochs, "negative": negative}
     if name == "constant":
         return ConstantSchedule(eps, epochs, warmup_epochs, negative=negative)
     if name == "linear":
-        return LinearSchedule(eps, epochs, final=final, warmup_epochs=warmup_epochs, negative=negative)
+        return LinearSchedule(eps, epochs, final=final, **warm)
     if name == "cosine":
-        return CosineSchedule(eps, epochs, final=final, warmup_epochs=warmup_epochs, negative=negative)
+        return CosineSchedule(eps, epochs, final=final, **warm)
     if name == "step":
-        return StepSchedule(
-            eps, epochs, step_size=step_size, gamma=gamma, warmup_epochs=warmup_epochs, negative=negative
-        )
+        return StepSchedule(eps, epochs, step_size=step_size, gamma=gamma, **warm)
     if name == "exp":
-        return ExpSchedule(eps, epochs, gamma=gamma, final=final, warmup_epochs=warmup_epochs, negative=negative)
+        return ExpSchedule(eps, epochs, gamma=gamma, final=final, **warm)
     if name == "auto":
-        raise ValueError(
-            "ls_schedule='auto' is steered by measured calibration, not a function of the epoch: "
-            "use yolo_ls.core.auto.AutoSchedule (or yolo_ls.core.args.build_schedule_from_args)"
-        )
+        raise ValueError("ls_schedule='auto' is steered by measured calibration, not a function of the epoch: "
+                         "use yolo_ls.core.auto.AutoSchedule (or yolo_ls.core.args.build_schedule_from_args)")
     if name == "two_stage":
         if off_epoch is None:
-            raise ValueError(
-                "ls_schedule='two_stage' needs the epoch at which smoothing switches off: set ls_off_epoch"
-            )
-        return TwoStageSchedule(eps, epochs, off_epoch=off_epoch, warmup_epochs=warmup_epochs, negative=negative)
+            raise ValueError("ls_schedule='two_stage' needs the epoch at which smoothing switches off: "
+                             "set ls_off_epoch")
+        return TwoStageSchedule(eps, epochs, off_epoch=off_epoch, **warm)
     close = difflib.get_close_matches(name, SCHEDULES, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"Unknown ls_schedule {schedule!r}; expected one of {', '.join(SCHEDULES)} or a callable.{hint}")
+
+
+def _callable_schedule(fn: Callable[[float, int], float], eps: float, epochs: int, warmup_epochs: float
+                       ) -> CallableSchedule:
+    """A callable ``ls_schedule``; a warmup is refused (the callable implements its own)."""
+    if warmup_epochs:
+        raise ValueError(
+            f"ls_warmup_epochs={warmup_epochs!r} does not apply to a callable ls_schedule; "
+            "implement the warmup inside the callable and set ls_warmup_epochs=0"
+        )
+    return CallableSchedule(fn, epochs, eps=eps)
 
 
 def fractional_epoch(epoch: int, iteration: int, iters_per_epoch: int, per_iter: bool) -> float:

@@ -305,25 +305,7 @@ def digits_detection(
         counts = {}
         for stream, (split, n) in enumerate((("train", n_train), ("val", n_val))):
             rng = np.random.default_rng([seed, stream])
-            (tmp / "images" / split).mkdir(parents=True)
-            (tmp / "labels" / split).mkdir(parents=True)
-            (tmp / "sources").mkdir(exist_ok=True)
-            n_objects = 0
-            with open(tmp / "sources" / f"{split}.csv", "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(("image", "source_index", "cls", "x1", "y1", "x2", "y2", "x", "y", "size"))
-                for k in range(n):
-                    name = f"{split}_{k:06d}"
-                    canvas, objects = _render_canvas(rng, images, targets, pools[split], imgsz, max_digits)
-                    _imwrite(tmp / "images" / split / f"{name}.png", canvas)
-                    lines = [
-                        f"{c} {(x1 + x2) / 2 / imgsz:.6f} {(y1 + y2) / 2 / imgsz:.6f} "
-                        f"{(x2 - x1) / imgsz:.6f} {(y2 - y1) / imgsz:.6f}"
-                        for _, c, x1, y1, x2, y2, *_ in objects
-                    ]
-                    (tmp / "labels" / split / f"{name}.txt").write_text("".join(f"{s}\n" for s in lines))
-                    writer.writerows((f"{name}.png", *o) for o in objects)
-                    n_objects += len(objects)
+            n_objects = _write_det_split(tmp, split, n, rng, images, targets, pools[split], imgsz, max_digits)
             counts[split], counts[f"{split}_objects"] = n, n_objects
         data = {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(NAMES)}
         (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -331,6 +313,31 @@ def digits_detection(
 
     _build_atomically(root, "digits-det", params, build)
     return root / "data.yaml"
+
+
+def _write_det_split(tmp: Path, split: str, n: int, rng: np.random.Generator, images: np.ndarray,
+                     targets: np.ndarray, pool: np.ndarray, imgsz: int, max_digits: int) -> int:
+    """Write the ``n`` canvases of a split (images, YOLO labels, sources csv) under ``tmp``; returns its digit count."""
+    (tmp / "images" / split).mkdir(parents=True)
+    (tmp / "labels" / split).mkdir(parents=True)
+    (tmp / "sources").mkdir(exist_ok=True)
+    n_objects = 0
+    with open(tmp / "sources" / f"{split}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("image", "source_index", "cls", "x1", "y1", "x2", "y2", "x", "y", "size"))
+        for k in range(n):
+            name = f"{split}_{k:06d}"
+            canvas, objects = _render_canvas(rng, images, targets, pool, imgsz, max_digits)
+            _imwrite(tmp / "images" / split / f"{name}.png", canvas)
+            lines = [
+                f"{c} {(x1 + x2) / 2 / imgsz:.6f} {(y1 + y2) / 2 / imgsz:.6f} "
+                f"{(x2 - x1) / imgsz:.6f} {(y2 - y1) / imgsz:.6f}"
+                for _, c, x1, y1, x2, y2, *_ in objects
+            ]
+            (tmp / "labels" / split / f"{name}.txt").write_text("".join(f"{s}\n" for s in lines))
+            writer.writerows((f"{name}.png", *o) for o in objects)
+            n_objects += len(objects)
+    return n_objects
 
 
 def resolve_data(data: Any) -> Any:

@@ -24,6 +24,17 @@ from typing import Any, Callable
 
 import numpy as np
 
+from yolo_ls.datasets.det_files import (
+    _det_label_files,
+    _img_formats,
+    _inside,
+    _is_image,
+    _label_class,
+    _list_file_images,
+    _load_det_yaml,
+    _split_entries,
+    _split_images,
+)
 from yolo_ls.datasets.digits import MARKER, _int_param
 
 __all__ = ("NOISE_KINDS", "add_label_noise")
@@ -34,27 +45,6 @@ PARAMS_FILE = "noise.json"
 CLS_SPLITS = ("train", "val", "validation", "valid", "test")  # split folders Ultralytics knows for classification
 DET_SPLITS = ("train", "val", "test", "minival")  # split keys Ultralytics resolves in a detection data YAML
 SKIP_SUFFIXES = (".cache",)  # Ultralytics label caches describe the source labels: never copied
-
-
-def _img_formats() -> set[str]:
-    """Return Ultralytics' image suffixes (lowercase, without dot)."""
-    from ultralytics.data.utils import IMG_FORMATS
-
-    return set(IMG_FORMATS)
-
-
-def _is_image(path: Path, formats: set[str]) -> bool:
-    """Return True if Ultralytics reads `path` as an image: its rule, ``name.rpartition(".")[-1].lower()``."""
-    return path.name.rpartition(".")[-1].lower() in formats
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """Return True if the resolved `path` is `root` or lies below it."""
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -263,98 +253,11 @@ def _noise_classify(
     return counts, names, write
 
 
-def _load_det_yaml(yaml_file: Path) -> tuple[dict, Path, dict[int, str]]:
-    """Read a detection data YAML; return (data, resolved dataset root, names)."""
-    import yaml
-    from ultralytics.utils import DATASETS_DIR
-
-    try:
-        data = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"cannot read data YAML {yaml_file} ({e}).") from e
-    if not isinstance(data, dict) or "train" not in data:
-        raise ValueError(f"{yaml_file} is not a YOLO detection data YAML (no 'train' key).")
-    names = data.get("names")
-    if isinstance(names, (list, tuple)):
-        names = dict(enumerate(names))
-    elif isinstance(names, dict):
-        names = {int(k): v for k, v in names.items()}
-    elif data.get("nc") is not None:
-        names = {i: f"class_{i}" for i in range(int(data["nc"]))}
-    else:
-        raise ValueError(f"{yaml_file} has neither 'names' nor 'nc'.")
-    # Same root resolution as ultralytics.data.utils.check_det_dataset.
-    root = Path(data.get("path") or yaml_file.parent)
-    if not root.exists() and not root.is_absolute():
-        root = DATASETS_DIR / root
-    root = root.resolve()
-    if not root.is_dir():
-        raise ValueError(f"dataset root {root} of {yaml_file} does not exist.")
-    return data, root, names
-
-
-def _split_entries(data: dict, root: Path, key: str) -> list[Path]:
-    """Return the resolved image dirs / list files of split `key` (Ultralytics rules), each required inside root."""
-    value = data.get(key)
-    entries = [] if not value else [value] if isinstance(value, str) else list(value)
-    out = []
-    for e in entries:
-        p = (root / str(e)).resolve()
-        if not p.exists() and str(e).startswith("../"):
-            p = (root / str(e)[3:]).resolve()
-        if not p.exists():
-            raise ValueError(f"'{key}: {e}' of the data YAML does not exist ({p}).")
-        if not _inside(p, root):
-            raise ValueError(f"'{key}: {e}' lies outside the dataset root {root}; it cannot be copied.")
-        out.append(p)
-    return out
-
-
-def _list_file_images(txt: Path, root: Path) -> list[tuple[str, Path]]:
-    """Return [(line, resolved image path)] of an image list file, each image required inside root."""
-    out = []
-    for line in txt.read_text(encoding="utf-8-sig").strip().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        p = Path(os.path.abspath(line.replace("./", str(txt.parent) + os.sep, 1) if line.startswith("./") else line))
-        if not _inside(p, root):
-            raise ValueError(f"image {line} listed in {txt} lies outside the dataset root {root}.")
-        out.append((line, p))
-    return out
-
-
-def _split_images(entries: list[Path], root: Path, formats: set[str]) -> list[Path]:
-    """Return the sorted image paths of a split's entries as Ultralytics lists them (``glob("**/*.*")`` of a folder,
-    the lines of a list file), not resolved: a symlinked image keeps the label file next to the link."""
-    import glob
-
-    images = []
-    for p in entries:
-        if p.is_dir():
-            images += [Path(f) for f in glob.glob(str(p / "**" / "*.*"), recursive=True) if _is_image(Path(f), formats)]
-        else:
-            images += [q for _, q in _list_file_images(p, root) if _is_image(q, formats)]
-    return sorted(set(images))
-
-
-def _label_class(token: str, path: Path, line: int, nc: int) -> int:
-    """Parse the class id of a label line, requiring an integer in [0, nc)."""
-    try:
-        value = float(token)
-    except ValueError:
-        value = math.nan
-    if not value.is_integer() or not 0 <= value < nc:
-        raise ValueError(f"{path} line {line}: class id '{token}' is not an integer in [0, {nc}).")
-    return int(value)
-
-
 def _noise_detect(
     yaml_file: Path, dst: Path, rate: float, kind: str, seed: int, splits: tuple[str, ...]
 ) -> tuple[dict, dict[int, str], Callable[[Path], None]]:
     """Plan a noisy copy of a YOLO detection dataset; return (counts, names, writer of the copy into a folder)."""
     import yaml
-    from ultralytics.data.utils import img2label_paths
 
     formats = _img_formats()
     data, root, names = _load_det_yaml(yaml_file)
@@ -370,46 +273,8 @@ def _noise_detect(
 
     all_dirs, all_files = _walk(root)  # refuses symlink loops and broken links before anything is read
     entries = {k: _split_entries(data, root, k) for k in present}
-    labels: dict[str, list[Path]] = {}  # split -> sorted root-relative label files of its images
-    for k in present:
-        found = []
-        for lab in img2label_paths([str(p) for p in _split_images(entries[k], root, formats)]):
-            lab = Path(lab)
-            if lab.is_file():
-                if not _inside(lab, root):
-                    raise ValueError(f"label file {lab} lies outside the dataset root {root}.")
-                found.append(lab.relative_to(root))
-        labels[k] = sorted(set(found))
-    for s in splits:
-        for k in present:
-            shared = set(labels[s]) & set(labels[k]) if k != s else set()
-            if shared:
-                raise ValueError(
-                    f"splits '{s}' and '{k}' share {len(shared)} label files (e.g. {sorted(shared)[0]}), so "
-                    f"noise in '{s}' cannot be kept out of '{k}'."
-                )
-
-    rng = np.random.default_rng(seed)
-    texts: dict[Path, list[str]] = {}  # root-relative label file -> its (possibly rewritten) lines, with line ends
-    counts, rows = {}, []
-    for split in splits:
-        objects, classes = [], []  # (label file, line index) of every non-blank label line
-        for rel in labels[split]:
-            lines = (root / rel).read_text(encoding="utf-8").splitlines(keepends=True)
-            texts[rel] = lines
-            for i, line in enumerate(lines):
-                if line.strip():
-                    objects.append((rel, i))
-                    classes.append(_label_class(line.split(maxsplit=1)[0], root / rel, i, nc))
-        idx, new = _flips(rng, np.asarray(classes, dtype=np.int64), rate, kind, nc)
-        for j, c in zip(idx.tolist(), new.tolist()):
-            rel, i = objects[j]
-            line = texts[rel][i]
-            lead = len(line) - len(line.lstrip())
-            token = line.split(maxsplit=1)[0]
-            texts[rel][i] = f"{line[:lead]}{c}{line[lead + len(token) :]}"  # only the class id changes
-            rows.append({"split": split, "file": rel.as_posix(), "line": i, "original": classes[j], "new": c})
-        counts[split] = {"labels": len(objects), "flipped": len(idx)}
+    labels = _det_label_files(entries, root, splits, formats)
+    texts, counts, rows = _flip_det_labels(root, labels, splits, np.random.default_rng(seed), rate, kind, nc)
 
     list_files = {p for k in present for p in entries[k] if p.is_file()}
     dst_data = {"path": str(dst), **{k: v for k, v in data.items() if k not in ("path", "download")}}
@@ -437,12 +302,52 @@ def _noise_detect(
     return counts, names, write
 
 
+def _flip_det_labels(root: Path, labels: dict[str, list[Path]], splits: tuple[str, ...], rng: np.random.Generator,
+                     rate: float, kind: str, nc: int) -> tuple[dict[Path, list[str]], dict, list[dict]]:
+    """Flip the class ids of the label lines of each split in turn; returns (label file -> its lines with line ends,
+    counts per split, manifest rows)."""
+    texts: dict[Path, list[str]] = {}
+    counts, rows = {}, []
+    for split in splits:
+        objects, classes = [], []  # (label file, line index) of every non-blank label line
+        for rel in labels[split]:
+            lines = (root / rel).read_text(encoding="utf-8").splitlines(keepends=True)
+            texts[rel] = lines
+            for i, line in enumerate(lines):
+                if line.strip():
+                    objects.append((rel, i))
+                    classes.append(_label_class(line.split(maxsplit=1)[0], root / rel, i, nc))
+        idx, new = _flips(rng, np.asarray(classes, dtype=np.int64), rate, kind, nc)
+        for j, c in zip(idx.tolist(), new.tolist()):
+            rel, i = objects[j]
+            line = texts[rel][i]
+            lead = len(line) - len(line.lstrip())
+            token = line.split(maxsplit=1)[0]
+            texts[rel][i] = f"{line[:lead]}{c}{line[lead + len(token) :]}"  # only the class id changes
+            rows.append({"split": split, "file": rel.as_posix(), "line": i, "original": classes[j], "new": c})
+        counts[split] = {"labels": len(objects), "flipped": len(idx)}
+    return texts, counts, rows
+
+
 def _write_manifest(root: Path, rows: Iterable[dict], columns: tuple[str, ...]) -> None:
     """Write the manifest CSV with a header and one row per flipped label."""
     with open(root / MANIFEST, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _plan_noise(src: str | Path, dst: str | Path, rate: float, kind: str, seed: int, splits: tuple[str, ...]
+                ) -> tuple[str, Path, Path, tuple[dict, dict[int, str], Callable[[Path], None]]]:
+    """``(task, src path, dst, (counts, names, writer))`` of a noisy copy, planned before anything is written."""
+    src = Path(src).expanduser().resolve()
+    task, src_path = _detect_kind(src)
+    dst = _check_dst(dst)
+    if task == "classify":
+        if _inside(dst, src):
+            raise ValueError(f"dst {dst} lies inside the source dataset {src}; choose a folder outside.")
+        return task, src_path, dst, _noise_classify(src, dst, rate, kind, seed, splits)
+    return task, src_path, dst, _noise_detect(src_path, dst, rate, kind, seed, splits)
 
 
 def add_label_noise(
@@ -455,32 +360,21 @@ def add_label_noise(
     *,
     marker: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Copy a dataset to `dst` and flip an exact, seeded fraction of the labels of `splits`.
+    """Copy a dataset to `dst` and flip an exact, seeded fraction of the labels of `splits`; `src` is never modified.
 
-    `src` is an ImageFolder classification root (`train/<class>/` folders) or a YOLO detection dataset (its data YAML,
-    or a folder holding `data.yaml`; segment/pose/OBB label files work too since only the class id is touched); the
-    kind is detected automatically. `src` is never modified: the whole dataset tree is copied to a new `dst`, images
-    hard-linked when possible (same filesystem, else copied; do not edit dst images in place), every other file
-    copied, labels written fresh. Ultralytics `*.cache` label caches and the yolo-ls build marker are not copied.
+    Images are hard-linked when possible (else copied: do not edit dst images in place), labels written fresh,
+    `*.cache` files and the yolo-ls build marker left out. For each split in order, exactly `round(rate * n)` of its
+    n labels are drawn without replacement with one `numpy.random.default_rng(seed)`. `symmetric` maps a flipped class
+    to a uniformly random other class, `pairflip` maps c to (c + 1) % nc.
 
-    For each split in order, exactly `round(rate * n)` of its n labels (Python rounding) are drawn uniformly without
-    replacement with one `numpy.random.default_rng(seed)`, so the realised flip rate is exact and reproducible.
+    - Classification: a label is an image, moved to its new class folder (renamed `<stem>_noisy<k><suffix>`, smallest
+      free k, on a clash); classes are indexed by the sorted folder names of `train`, as Ultralytics does.
+    - Detection (segment/pose/OBB too): a label is a non-blank line of a label file; only its class id is rewritten.
+      `dst/data.yaml` gets `path: <dst>` (`download` dropped); image list files point into dst.
 
-    - Classification: a label is an image; a flipped image is placed in the folder of its new class (same file name,
-      or `<stem>_noisy<k><suffix>` with the smallest free k if that name is taken there). Classes are indexed like
-      Ultralytics does, by the sorted folder names of `train`.
-    - Detection: a label is one object (a non-blank line of a label file); a flip rewrites only the class id of that
-      line. `dst/data.yaml` is written with `path: <dst>` and the other keys of the source YAML (`download` dropped);
-      image list files are rewritten so absolute paths point into dst.
-
-    `kind="symmetric"` maps a flipped class to a uniformly random OTHER class; `kind="pairflip"` maps c to
-    (c + 1) % nc. Only `train` is corrupted by default: `val` measures the model against the TRUE labels, which is
-    what a robustness study needs.
-
-    `dst/noise_manifest.csv` lists every flipped label and nothing else, with columns `split,file,original,new`
-    (class indices; `file` relative to dst), plus `line` (0-based line index in the label file) for detection and
-    `source` (the image's path relative to src) for classification. `dst/noise.json` records the parameters and
-    per-split counts.
+    `dst/noise_manifest.csv` lists every flipped label: `split,file,original,new` (class indices, `file` relative to
+    dst), plus `line` (0-based) for detection or `source` (relative to src) for classification. `dst/noise.json`
+    records the parameters and per-split counts.
 
     Args:
         src (str | Path): Classification root, detection data YAML, or a folder holding `data.yaml`.
@@ -489,41 +383,22 @@ def add_label_noise(
         kind (str): "symmetric" or "pairflip".
         seed (int): Seed of `numpy.random.default_rng` choosing the flipped labels and (symmetric) their new classes.
         splits (Iterable[str]): Splits to corrupt, e.g. ("train",) (the default) or ("train", "val").
-        marker (Mapping[str, Any] | None): A yolo-ls dataset marker written into dst with the rest (so `dst` appears
-            with it or not at all); ``yolo-ls datasets`` uses it to recognise its own noisy build on a re-run. When
-            given, `noise.json` records its ``source`` description as ``src`` instead of the (temporary) src path.
+        marker (Mapping[str, Any] | None): A yolo-ls dataset marker written into dst last (``yolo-ls datasets``
+            recognises its own build by it); its ``source`` is recorded as ``src`` in `noise.json`.
 
     Returns:
         (Path): The dst root for classification, `dst/data.yaml` for detection (usable as Ultralytics `data=`).
 
     Raises:
-        ValueError: If rate is outside [0, 1] or NaN, kind is unknown, a split is missing, src is neither format,
-            has fewer than 2 classes or invalid labels, or dst lies inside src.
+        ValueError: For a rate outside [0, 1] or NaN, an unknown kind, a missing split, a src of neither format, with
+            fewer than 2 classes or invalid labels, or a dst inside src.
         FileExistsError: If dst exists and is not an empty directory.
     """
     rate, kind, seed, splits = _validate(rate, kind, seed, splits)
-    src = Path(src).expanduser().resolve()
-    task, src_path = _detect_kind(src)
-    dst = _check_dst(dst)
-    if task == "classify":
-        if _inside(dst, src):
-            raise ValueError(f"dst {dst} lies inside the source dataset {src}; choose a folder outside.")
-        counts, names, write_dataset = _noise_classify(src, dst, rate, kind, seed, splits)
-    else:
-        counts, names, write_dataset = _noise_detect(src_path, dst, rate, kind, seed, splits)
-    params = {
-        "task": task,
-        "src": str(marker.get("source", src_path)) if marker else str(src_path),
-        "dst": str(dst),
-        "rate": rate,
-        "kind": kind,
-        "seed": seed,
-        "splits": list(splits),
-        "nc": len(names),
-        "names": names,
-        "counts": counts,
-        "manifest": MANIFEST,
-    }
+    task, src_path, dst, (counts, names, write_dataset) = _plan_noise(src, dst, rate, kind, seed, splits)
+    params = {"task": task, "src": str(marker.get("source", src_path)) if marker else str(src_path), "dst": str(dst),
+              "rate": rate, "kind": kind, "seed": seed, "splits": list(splits), "nc": len(names), "names": names,
+              "counts": counts, "manifest": MANIFEST}
 
     def write(tmp: Path) -> None:
         write_dataset(tmp)
@@ -532,8 +407,7 @@ def add_label_noise(
             (tmp / MARKER).write_text(json.dumps(dict(marker), indent=1), encoding="utf-8")  # last: proves completion
 
     _build(dst, write)  # dst appears complete or not at all
-    n = sum(c["labels"] for c in counts.values())
-    k = sum(c["flipped"] for c in counts.values())
+    n, k = (sum(c[key] for c in counts.values()) for key in ("labels", "flipped"))
     from ultralytics.utils import LOGGER
 
     LOGGER.info(

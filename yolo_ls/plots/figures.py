@@ -1,16 +1,11 @@
 """Every yolo-ls figure, in one style: reliability diagrams, the compare overlay and curves, calibration curves, ε.
 
 One palette (Ultralytics' own), one font size, one dpi (:data:`DPI`), and one epoch convention: epochs are numbered
-from 1, as in results.csv, and epoch ``e`` occupies the x interval ``[e - 0.5, e + 0.5]``, so its metrics sit on the
-integer tick ``e`` and a value that changes inside the epoch (per-iteration ε) is drawn where in the epoch it applied.
-
-Figures are built with :class:`matplotlib.figure.Figure` (no pyplot state, no GUI backend, no ``matplotlib.use``) with
-fixed axes positions (no layout engine, whose extra draw passes were most of the render time) and saved once.
-Diagrams draw the per-bin data they are given (``reliability_bins`` / ``ClassificationCalibration.bins()``) and never
-re-bin raw predictions. Legends and metric boxes sit in a column beside the axes, where they cannot cover a bar.
-
-A diagram whose bins hold no sample, or whose metrics are NaN, says "nothing measured" (and why) instead of drawing an
-empty chart titled with an ECE: an empty diagram must not read as perfect calibration.
+from 1, as in results.csv, and epoch ``e`` occupies the x interval ``[e - 0.5, e + 0.5]``. Figures are
+:class:`matplotlib.figure.Figure` objects with fixed axes positions (no pyplot state, no GUI backend). Diagrams draw
+the per-bin data they are given and never re-bin raw predictions. A diagram with no sample in its bins, or NaN
+metrics, says "nothing measured" (and why) instead of showing an ECE: an empty diagram must not read as perfect
+calibration.
 """
 
 from __future__ import annotations
@@ -22,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from yolo_ls.calibration import registry
 from yolo_ls.core.args import PLOT_CHOICES  # calib_plots' choices, defined once in the argument table
 
 __all__ = (
@@ -37,26 +33,16 @@ __all__ = (
 
 
 # Ultralytics palette (ultralytics.utils.plotting.Colors), hard-coded so this module never imports ultralytics.
-PALETTE = (
-    "#042aff",
-    "#ff444f",
-    "#00dfb7",
-    "#bd00ff",
-    "#fc6d2f",
-    "#0bdbeb",
-    "#111f68",
-    "#ff6fdd",
-    "#26c000",
-    "#7d24ff",
-)
+PALETTE = ("#042aff", "#ff444f", "#00dfb7", "#bd00ff", "#fc6d2f", "#0bdbeb", "#111f68", "#ff6fdd", "#26c000", "#7d24ff")
 BLUE, RED, TEAL = PALETTE[0], PALETTE[1], PALETTE[2]
 GRAY = "#7f7f7f"
 DPI = 150
 FONT_SIZE = 10
-# A fixed title height: matplotlib otherwise measures every axis' tick labels to place each title (a third of the
-# render time of the curves figure).
+# A fixed title height (else matplotlib measures every axis' tick labels to place each title).
 _RC = {"font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE + 1, "legend.fontsize": FONT_SIZE - 1, "axes.titley": 1.0}
 NOTHING = "nothing measured"
+# The panels of a classification run's calibration curves: a tuple shares one panel, a string has its own.
+CLASSIFY_PANELS = tuple(g[0] if len(g) == 1 else g for g in registry.panels() if g[0] in registry.names("classify"))
 # A bin with fewer samples than this (or than 1% of its variant's samples) is drawn hollow on the overlay.
 FEW_SAMPLES = 10
 
@@ -103,9 +89,8 @@ def _epoch_ticks(ax: Any, epochs: Sequence[float]) -> None:
 
 
 def eps_limits(values: Sequence[float]) -> tuple[float, float]:
-    """The ε axis range: from 0 to a quarter above the largest ε (0.05 when all are 0), so a constant ε is a flat
-    line at its height, never an axis zoomed to a few thousandths around it. A negative ε (``ls_negative``) extends
-    the axis below 0 the same way (and then the top is at least 0)."""
+    """The ε axis range: from 0 (or a quarter below a negative ε) to a quarter above the largest ε (0.05 when all are
+    0), so a constant ε is a flat line at its height."""
     finite = [float(v) for v in values if _finite(v)]
     top = max(finite, default=0.0)
     low = min(finite, default=0.0)
@@ -115,8 +100,7 @@ def eps_limits(values: Sequence[float]) -> tuple[float, float]:
 def _unpack_bins(bins: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validate a bins dict and return ``(left, width, count, mean_conf, acc)``; empty bins get NaN conf/acc.
 
-    ``confidence`` is optional: the bin midpoint is used where it is missing or NaN. Missing (None) values, as in a
-    JSON round trip of NaN, read as NaN.
+    A missing or NaN ``confidence`` is the bin midpoint; None values (a JSON round trip of NaN) read as NaN.
     """
     for key in ("edges", "count", "accuracy"):
         if key not in bins:
@@ -140,7 +124,7 @@ def _unpack_bins(bins: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nd
 def headline(metrics: Mapping[str, Any] | None, bins: Mapping[str, Any] | None = None) -> tuple[str, Any]:
     """The metric a diagram is titled with: ``ece`` (classification) or ``d_ece`` (detection), and its value."""
     for source in (metrics or {}, bins or {}):
-        for key in ("ece", "d_ece"):
+        for key in registry.headline_keys():
             if key in source:
                 return key, source[key]
     return "ece", None
@@ -175,31 +159,20 @@ def plot_reliability_diagram(
     dpi: int = DPI,
     reason: str | None = None,
 ) -> Path:
-    """Plot a reliability diagram with a confidence histogram below it and the legend and metrics beside it.
-
-    Top panel: per-bin accuracy bars, red gap bars between each bin's accuracy and its mean confidence (its midpoint
-    when no mean is given), and the diagonal. Bottom panel (same x axis): samples per bin, with the average accuracy
-    and confidence. The legend and the metrics box are in a column to the right of both panels, so they never cover
-    a bar. When nothing was measured (see :func:`nothing_measured`), the diagram says so, with ``reason``, and shows
-    no ECE.
+    """Plot a reliability diagram (accuracy bars, their gap to confidence, the diagonal) above a histogram of samples
+    per bin, with the legend and metrics beside them. Returns the saved path.
 
     Args:
-        bins (Mapping | None): ``reliability_bins`` / ``ClassificationCalibration.bins()`` output: ``edges``,
-            ``count``, ``accuracy``, optionally ``confidence`` and ``ece``. Used as is, never re-binned. None: nothing
-            was measured.
+        bins (Mapping | None): ``reliability_bins`` / ``ClassificationCalibration.bins()`` output (``edges``,
+            ``count``, ``accuracy``, optionally ``confidence``), drawn as is. None: nothing was measured.
         path (str | Path): Output PNG path (parent directories are created).
         title (str | None): Title prefix, ``"Reliability diagram"`` by default; ``ECE=...`` is appended when measured.
         metrics (Mapping | None): Metrics to list beside the diagram (i.e. ``ClassificationCalibration.compute()``).
         dpi (int): Resolution.
-        reason (str | None): Why nothing may have been measured, shown on an empty diagram (i.e. "no prediction with
-            confidence ≥ calib_conf=0.25").
-
-    Returns:
-        The saved path.
+        reason (str | None): Shown on a diagram with nothing measured (:func:`nothing_measured`), in place of an ECE.
     """
     empty = nothing_measured(bins, metrics)
     left, width, count, conf, acc = _unpack_bins(bins if bins is not None else empty_bins(15))
-    nonempty = ~np.isnan(acc)
     key, value = headline(metrics, bins)
     head = title or "Reliability diagram"
 
@@ -207,13 +180,7 @@ def plot_reliability_diagram(
         fig = _figure(8.4, 6.6)
         ax = fig.add_axes((0.09, 0.35, 0.58, 0.57))
         axh = fig.add_axes((0.09, 0.08, 0.58, 0.2), sharex=ax)
-        handles = []
-        if not empty:
-            handles.append(ax.bar(left, np.where(nonempty, acc, 0), width, align="edge", color=BLUE, alpha=0.85,
-                                  edgecolor="white", linewidth=0.5, label="Accuracy"))
-            handles.append(ax.bar(left[nonempty], np.abs(conf - acc)[nonempty], width[nonempty],
-                                  bottom=np.fmin(conf, acc)[nonempty], align="edge", color=RED, alpha=0.35,
-                                  edgecolor=RED, linewidth=0.5, label="Gap to confidence"))
+        handles = [] if empty else _accuracy_bars(ax, left, width, conf, acc)
         (diag,) = ax.plot([0, 1], [0, 1], "--", color=GRAY, linewidth=1.5, label="Perfect calibration")
         handles.append(diag)
         ax.set_xlim(0, 1)
@@ -227,30 +194,52 @@ def plot_reliability_diagram(
             ax.text(0.5, 0.52, reason or "the bins hold no sample", transform=ax.transAxes, ha="center", va="center")
         else:
             ax.set_title(f"{head}  {key.upper()}={value:.4f}" if _finite(value) else head)
-
-        axh.bar(left, count, width, align="edge", color=TEAL, edgecolor="white", linewidth=0.5)
         total = float(count.sum())
-        if total > 0:
-            mean_acc = float(np.nansum(acc * count) / total)
-            mean_conf = float(np.nansum(conf * count) / total)
-            handles.append(axh.axvline(mean_acc, color=BLUE, linewidth=1.5, label=f"Avg. accuracy {mean_acc:.3f}"))
-            handles.append(axh.axvline(mean_conf, color=RED, linestyle="--", linewidth=1.5,
-                                       label=f"Avg. confidence {mean_conf:.3f}"))
-        else:
-            axh.set_ylim(0, 1)
-        axh.set_xlabel("Confidence")
-        axh.set_ylabel("Count")
-
+        handles += _count_histogram(axh, left, width, count, conf, acc, total)
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.70, 0.92), frameon=False)
-        lines = [f"samples: {int(total)}"]
-        if empty:
-            lines.append(NOTHING)
-        elif metrics:
-            width_k = max(len(str(k)) for k in metrics)
-            lines += [f"{str(k).ljust(width_k)} {_fmt(v)}" for k, v in metrics.items()]
-        fig.text(0.71, 0.62, "\n".join(lines), ha="left", va="top", fontsize=FONT_SIZE - 1, family="monospace",
-                 bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "lightgray"})
+        _metrics_box(fig, total, empty, metrics)
         return _save(fig, path, dpi)
+
+
+def _accuracy_bars(ax: Any, left: np.ndarray, width: np.ndarray, conf: np.ndarray, acc: np.ndarray) -> list[Any]:
+    """The accuracy bars and, over the non-empty bins, the red bars between accuracy and confidence."""
+    nonempty = ~np.isnan(acc)
+    return [
+        ax.bar(left, np.where(nonempty, acc, 0), width, align="edge", color=BLUE, alpha=0.85, edgecolor="white",
+               linewidth=0.5, label="Accuracy"),
+        ax.bar(left[nonempty], np.abs(conf - acc)[nonempty], width[nonempty], bottom=np.fmin(conf, acc)[nonempty],
+               align="edge", color=RED, alpha=0.35, edgecolor=RED, linewidth=0.5, label="Gap to confidence"),
+    ]
+
+
+def _count_histogram(axh: Any, left: np.ndarray, width: np.ndarray, count: np.ndarray, conf: np.ndarray,
+                     acc: np.ndarray, total: float) -> list[Any]:
+    """Samples per bin, with the average accuracy and confidence as vertical lines (their legend handles)."""
+    axh.bar(left, count, width, align="edge", color=TEAL, edgecolor="white", linewidth=0.5)
+    handles = []
+    if total > 0:
+        mean_acc = float(np.nansum(acc * count) / total)
+        mean_conf = float(np.nansum(conf * count) / total)
+        handles.append(axh.axvline(mean_acc, color=BLUE, linewidth=1.5, label=f"Avg. accuracy {mean_acc:.3f}"))
+        handles.append(axh.axvline(mean_conf, color=RED, linestyle="--", linewidth=1.5,
+                                   label=f"Avg. confidence {mean_conf:.3f}"))
+    else:
+        axh.set_ylim(0, 1)
+    axh.set_xlabel("Confidence")
+    axh.set_ylabel("Count")
+    return handles
+
+
+def _metrics_box(fig: Any, total: float, empty: bool, metrics: Mapping[str, Any] | None) -> None:
+    """The sample count and the metrics, in a box right of the diagram."""
+    lines = [f"samples: {int(total)}"]
+    if empty:
+        lines.append(NOTHING)
+    elif metrics:
+        width_k = max(len(str(k)) for k in metrics)
+        lines += [f"{str(k).ljust(width_k)} {_fmt(v)}" for k, v in metrics.items()]
+    fig.text(0.71, 0.62, "\n".join(lines), ha="left", va="top", fontsize=FONT_SIZE - 1, family="monospace",
+             bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "lightgray"})
 
 
 def plot_reliability_overlay(
@@ -258,17 +247,13 @@ def plot_reliability_overlay(
 ) -> Path:
     """Overlay the reliability curves (mean confidence vs. accuracy of non-empty bins) of several variants.
 
-    Every point is labelled with its bin's sample count and its marker area grows with it; a bin holding fewer than
-    :data:`FEW_SAMPLES` samples or under 1% of its variant's is drawn hollow, so a point from a near-empty bin is not
-    read as a finding. A variant with nothing measured is listed as such in the legend.
+    Points are labelled with their bin's sample count; a bin with fewer than :data:`FEW_SAMPLES` samples or under 1%
+    of its variant's is drawn hollow. Returns the saved path.
 
     Args:
         named_bins (Mapping): ``{name: bins}``, each as in :func:`plot_reliability_diagram` (None: nothing measured).
         path (str | Path): Output PNG path (parent directories are created).
         title (str | None): Plot title; ``"Reliability comparison"`` by default.
-
-    Returns:
-        The saved path.
     """
     with _rc():
         fig = _figure(8.4, 6.0)
@@ -326,25 +311,20 @@ def _numeric(df: Any, col: str) -> np.ndarray:
 def plot_calibration_curves(
     df: Any,
     path: str | Path,
-    metrics: Sequence[str | Sequence[str]] = (("ece", "mce", "ace", "cw_ece"), "brier", "nll"),
+    metrics: Sequence[str | Sequence[str]] = CLASSIFY_PANELS,
     eps_column: str = "label_smoothing",
 ) -> Path:
-    """Plot calibration metrics against the (1-based) epoch, one panel per metric or group of metrics, plus ε.
+    """Plot calibration metrics against the (1-based) epoch, one panel per metric or group, plus ε; returns the path.
 
-    Panels fill balanced rows of at most three with no empty cell. Integer epoch ticks. A group (i.e. the calibration
-    errors ece, mce, ace, cw_ece, which share a unit) shares a panel, with a legend in head room kept free above the
-    lines. The ε panel (when ``eps_column`` holds a value) has a y axis from 0 (:func:`eps_limits`). A panel with no
-    finite value says "not measured".
+    Panels fill balanced rows of at most three. A group of metrics (one unit) shares a panel and a legend; the ε panel
+    (when ``eps_column`` holds a value) starts at 0; a panel with no finite value says "not measured".
 
     Args:
-        df (pandas.DataFrame): ``epoch`` column (1-based, as calibration.csv; row number + 1 when missing) and metric
-            columns; column names are stripped of surrounding whitespace (as in Ultralytics ``results.csv``).
+        df (pandas.DataFrame): ``epoch`` column (1-based; row number + 1 when missing) and metric columns; column names
+            are stripped of surrounding whitespace (as in Ultralytics ``results.csv``).
         path (str | Path): Output PNG path (parent directories are created).
         metrics (Sequence): Metric columns, or tuples of columns drawn in one panel; absent columns are skipped.
         eps_column (str): Column with the label-smoothing ε per epoch.
-
-    Returns:
-        The saved path.
     """
     df = df.rename(columns=lambda c: str(c).strip())
     x = _numeric(df, "epoch") if "epoch" in df else np.arange(1, len(df) + 1, dtype=float)
@@ -371,28 +351,32 @@ def plot_calibration_curves(
                 ax.set_ylim(*eps_limits(eps))
                 ax.set_title(f"label smoothing ε ({eps_column})")
             else:
-                ys = [_numeric(df, m) for m in names]
-                for m, y in zip(names, ys):
-                    ax.plot(x, y, marker="o", markersize=4, linewidth=1.5, color=next(color), label=m)
-                finite = np.concatenate([y[np.isfinite(y)] for y in ys])
-                ax.set_title(" / ".join(names) if len(names) < 3 else "calibration error")
-                if not finite.size:
-                    ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", va="center", color=RED)
-                elif len(names) > 1:  # head room above the lines for the legend
-                    lo, hi = min(0.0, float(finite.min())), float(finite.max())
-                    ax.set_ylim(lo, hi + 0.5 * (hi - lo or 1.0))
-                    ax.legend(loc="upper left", ncols=min(len(names), 4), fontsize=FONT_SIZE - 2, frameon=False,
-                              handlelength=1.2, columnspacing=0.8)
+                _metric_panel(ax, x, names, [_numeric(df, m) for m in names], color)
             ax.grid(alpha=0.3)
             _epoch_ticks(ax, x)
         return _save(fig, path)
+
+
+def _metric_panel(ax: Any, x: np.ndarray, names: list[str], ys: list[np.ndarray], color: Any) -> None:
+    """One curves panel: a line per metric (colours drawn from ``color``), and a legend with head room above."""
+    for m, y in zip(names, ys):
+        ax.plot(x, y, marker="o", markersize=4, linewidth=1.5, color=next(color), label=m)
+    finite = np.concatenate([y[np.isfinite(y)] for y in ys])
+    ax.set_title(" / ".join(names) if len(names) < 3 else "calibration error")
+    if not finite.size:
+        ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", va="center", color=RED)
+    elif len(names) > 1:  # head room above the lines for the legend
+        lo, hi = min(0.0, float(finite.min())), float(finite.max())
+        ax.set_ylim(lo, hi + 0.5 * (hi - lo or 1.0))
+        ax.legend(loc="upper left", ncols=min(len(names), 4), fontsize=FONT_SIZE - 2, frameon=False,
+                  handlelength=1.2, columnspacing=0.8)
 
 
 def plot_compare_curves(
     runs: Mapping[str, tuple[Any, Any]], path: str | Path, cal_key: str, acc_col: str, acc_label: str | None = None,
     best: Mapping[str, int | None] | None = None,
 ) -> Path:
-    """The compare report's curves: one calibration metric and one accuracy metric per epoch, a line per variant.
+    """The compare report's curves: a calibration and an accuracy metric per epoch, a line per variant.
 
     Args:
         runs (Mapping): ``{label: (calibration_df, results_df)}``, each with a 1-based ``epoch`` column.
@@ -401,9 +385,6 @@ def plot_compare_curves(
         acc_col (str): Accuracy column of results.csv (``metrics/accuracy_top1``, ``metrics/mAP50-95(B)``).
         acc_label (str | None): Its axis label; the part after the last ``/`` by default.
         best (Mapping | None): ``{label: epoch}``: the 1-based epoch ``best.pt`` holds, ringed on both curves.
-
-    Returns:
-        The saved path.
     """
     acc_label = acc_label or acc_col.split("/")[-1]
     with _rc():
@@ -411,21 +392,9 @@ def plot_compare_curves(
         ax1, ax2 = (fig.add_axes((0.1, 0.13, 0.33, 0.77)), fig.add_axes((0.555, 0.13, 0.33, 0.77)))
         epochs: list[float] = []
         for i, (label, (cal, res)) in enumerate(runs.items()):
-            color = PALETTE[i % len(PALETTE)]
-            if cal is not None and cal_key in cal:
-                ax1.plot(_numeric(cal, "epoch"), _numeric(cal, cal_key), marker="o", markersize=3, color=color,
-                         label=label)
-                epochs += list(_numeric(cal, "epoch"))
-            if res is not None and acc_col in res:
-                ax2.plot(_numeric(res, "epoch"), _numeric(res, acc_col), marker="o", markersize=3, color=color,
-                         label=label)
-                epochs += list(_numeric(res, "epoch"))
-            b = (best or {}).get(label)
             for ax, df, col in ((ax1, cal, cal_key), (ax2, res, acc_col)):
-                if b is not None and df is not None and col in df:
-                    at = _numeric(df, "epoch") == b
-                    ax.scatter(_numeric(df, "epoch")[at], _numeric(df, col)[at], s=90, facecolors="none",
-                               edgecolors=color, linewidths=1.6, zorder=4)
+                if df is not None and col in df:
+                    epochs += _variant_curve(ax, df, col, PALETTE[i % len(PALETTE)], label, (best or {}).get(label))
         ax1.set(ylabel=cal_key, title=f"{cal_key} per epoch")
         ax2.set(ylabel=acc_label, title=f"{acc_label} per epoch")
         for ax in (ax1, ax2):
@@ -437,6 +406,16 @@ def plot_compare_curves(
         return _save(fig, path)
 
 
+def _variant_curve(ax: Any, df: Any, col: str, color: str, label: str, best: int | None) -> list[float]:
+    """One variant's line of ``col`` per epoch, ``best`` (its best.pt epoch) ringed; returns the epochs drawn."""
+    x = _numeric(df, "epoch")
+    ax.plot(x, _numeric(df, col), marker="o", markersize=3, color=color, label=label)
+    if best is not None:
+        ax.scatter(x[x == best], _numeric(df, col)[x == best], s=90, facecolors="none", edgecolors=color,
+                   linewidths=1.6, zorder=4)
+    return list(x)
+
+
 # ------------------------------------------------------------------------------------------------------- ε
 def plot_smoothing_schedule(
     plan: Sequence[tuple[float, float]],
@@ -445,13 +424,11 @@ def plot_smoothing_schedule(
     iterations: Sequence[tuple[float, float]] | None = None,
     on_plot: Callable | None = None,
 ) -> Path:
-    """Plot the planned ε schedule against the ε applied (per epoch, and per iteration when given).
+    """Plot the planned ε schedule (a step line) against the ε applied per epoch and per iteration; returns the path.
 
-    The x axis is the 1-based epoch (integer ticks): epoch ``e`` spans ``[e - 0.5, e + 0.5]``, so a value set at
-    fractional epoch ``f`` (0-based, as schedules and ``trainer.ls_applied`` count) is drawn at ``f + 0.5``. The plan
-    is drawn as a step line (each value holds until the next). The applied epoch value (results.csv's
-    ``label_smoothing``, the mean of the epoch's per-iteration values with ``ls_per_iter``) is drawn at the mean x of
-    that epoch's iterations when they are given, otherwise at the epoch's centre ``e``. The y axis starts at 0.
+    A value set at fractional 0-based epoch ``f`` (as schedules and ``trainer.ls_applied`` count) is drawn at
+    ``f + 0.5`` on the 1-based epoch axis; an epoch's applied value (results.csv's ``label_smoothing``) at the mean x
+    of its iterations when they are given, else at the epoch's centre.
 
     Args:
         plan (Sequence[tuple[float, float]]): (fractional 0-based epoch, ε) pairs, i.e. ``schedule.plan()``.
@@ -459,9 +436,6 @@ def plot_smoothing_schedule(
         path (str | Path): Where to save the PNG.
         iterations (Sequence[tuple[float, float]] | None): Per-iteration (fractional 0-based epoch, ε) applied.
         on_plot (Callable | None): Ultralytics' ``trainer.on_plot`` to register the plot with loggers.
-
-    Returns:
-        The saved path.
     """
     from yolo_ls.core.files import read_csv
 
@@ -487,12 +461,7 @@ def plot_smoothing_schedule(
         if df is not None and "label_smoothing" in df and "epoch" in df:
             df = df.drop_duplicates("epoch", keep="last")
             e = _numeric(df, "epoch")
-            x = e.copy()
-            if it_x is not None:  # the epoch mean sits where its iterations' mean position is
-                for j, ej in enumerate(e):
-                    inside = (it_x >= ej - 0.5) & (it_x < ej + 0.5)
-                    if inside.any():
-                        x[j] = float(it_x[inside].mean())
+            x = _epoch_positions(e, it_x)
             ax.plot(x, _numeric(df, "label_smoothing"), "o", color=RED, markersize=6, label="applied (epoch)")
             values += list(_numeric(df, "label_smoothing"))
             epochs += list(e)
@@ -508,15 +477,22 @@ def plot_smoothing_schedule(
     return path
 
 
+def _epoch_positions(epochs: np.ndarray, it_x: np.ndarray | None) -> np.ndarray:
+    """Where each epoch's value is drawn: the mean x of its iterations (when given and present), else its centre."""
+    x = epochs.copy()
+    if it_x is not None:
+        for j, ej in enumerate(epochs):
+            inside = (it_x >= ej - 0.5) & (it_x < ej + 0.5)
+            if inside.any():
+                x[j] = float(it_x[inside].mean())
+    return x
+
+
 # ----------------------------------------------------------------------------------------------- soft labels
 def plot_soft_labels(matrix: Sequence[Sequence[float]], names: Sequence[str], path: str | Path,
                      title: str = "Online soft labels S (row: true class)", on_plot: Callable | None = None) -> Path:
     """Heatmap of a K×K soft-label matrix (``ls_mode=online``'s S, or ``ls_matrix``): row y is the distribution ε
-    spreads for true class y, columns the classes it goes to; values written in the cells when K <= 12.
-
-    Returns:
-        The saved path.
-    """
+    spreads for true class y; values written in the cells when K <= 12. Returns the saved path."""
     m = np.asarray(matrix, dtype=float)
     k = m.shape[0]
     labels = [str(n) for n in names]

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from yolo_ls.calibration import registry
 from yolo_ls.plots.figures import (
     _finite,
     _numeric,
@@ -108,7 +109,7 @@ def render_run(run: str | Path) -> list[Path]:
 
 
 # The panels of calibration_curves.png: a tuple shares one panel (same unit), a string has its own.
-CURVE_METRICS = (("ece", "mce", "ace", "cw_ece"), "brier", "nll", ("d_ece", "d_mce"), ("d_accuracy", "d_confidence"))
+CURVE_METRICS = tuple(g[0] if len(g) == 1 else g for g in registry.panels())
 
 
 def curve_metrics(df: Any) -> list[tuple[str, ...]]:

@@ -192,17 +192,14 @@ def run_objective_tune(model: Any, metric: str, mode: str, space: dict[str, Any]
                        search_alg: Any = "optuna", **train_args: Any) -> Any:
     """The lines of Ultralytics' ``run_ray_tune`` (8.4.190) with Ray's ``metric``/``mode`` given.
 
-    Same trainable (trial-named runs, ``model.train(**config)``), ASHA settings, tune folder and resume; the search
-    algorithm is None/``"random"``, ``"optuna"``, another name Ray's ``create_searcher`` knows, or a searcher object
-    (used as given). Ultralytics' default search space is used when ``space`` is empty.
-
-    Raises:
-        PluginArgumentError: For a search algorithm that needs Ultralytics' own search-space conversion
-            (ax, bohb, zoopt, nevergrad).
+    Same trainable, ASHA settings, tune folder and resume; ``search_alg`` is None/``"random"``, ``"optuna"``, another
+    name Ray's ``create_searcher`` knows, or a searcher object (used as given); an empty ``space`` is Ultralytics'
+    default. Raises ``PluginArgumentError`` for a search algorithm that needs Ultralytics' own search-space conversion
+    (ax, bohb, zoopt, nevergrad).
     """
-    from ultralytics.cfg import get_cfg, get_save_dir
+    from ultralytics.cfg import TASK2DATA, get_cfg, get_save_dir
     from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOGGER, NUM_THREADS, checks, colorstr
-    from ultralytics.utils.tuner import RAY_SEARCH_ALG_REQUIREMENTS, _sanitize_tune_value
+    from ultralytics.utils.tuner import RAY_SEARCH_ALG_REQUIREMENTS
 
     try:
         import ray
@@ -217,24 +214,7 @@ def run_objective_tune(model: Any, metric: str, mode: str, space: dict[str, Any]
         space = _stock_default_space(tune)
         LOGGER.warning("Search space not provided, using default search space.")
     task = model.task
-    model_in_store = ray.put(model)
-    base_name = train_args.get("name", "tune")
-
-    def _tune(config: dict[str, Any]) -> dict[str, Any]:
-        model_to_train = ray.get(model_in_store)
-        model_to_train.trainer = None
-        model_to_train.reset_callbacks()
-        config = _sanitize_tune_value(dict(config))
-        config.update(train_args)
-        try:
-            trial_id = tune.get_context().get_trial_id()
-            config["name"] = f"{base_name}_{trial_id.split('_')[-1] if '_' in trial_id else trial_id}"
-        except Exception:
-            config["name"] = base_name
-        return model_to_train.train(**config).results_dict
-
-    from ultralytics.cfg import TASK2DATA
-
+    _tune = _trial_function(ray.put(model), train_args.get("name", "tune"), train_args)
     data = train_args.get("data", TASK2DATA[task])
     space = {**space, "data": data}
     trainable = tune.with_resources(_tune, {"cpu": NUM_THREADS, "gpu": gpu_per_trial or 0})
@@ -263,6 +243,29 @@ def run_objective_tune(model: Any, metric: str, mode: str, space: dict[str, Any]
     results = tuner.get_results()
     ray.shutdown()
     return results
+
+
+def _trial_function(model_in_store: Any, base_name: str, train_args: dict[str, Any]) -> Any:
+    """Ultralytics' trainable: a fresh copy of the stored model trained with the trial's config and ``train_args``
+    (read when the trial runs), in a run named ``<base_name>_<trial id>``; returns its ``results_dict``."""
+    import ray
+    from ray import tune
+    from ultralytics.utils.tuner import _sanitize_tune_value
+
+    def _tune(config: dict[str, Any]) -> dict[str, Any]:
+        model_to_train = ray.get(model_in_store)
+        model_to_train.trainer = None
+        model_to_train.reset_callbacks()
+        config = _sanitize_tune_value(dict(config))
+        config.update(train_args)
+        try:
+            trial_id = tune.get_context().get_trial_id()
+            config["name"] = f"{base_name}_{trial_id.split('_')[-1] if '_' in trial_id else trial_id}"
+        except Exception:
+            config["name"] = base_name
+        return model_to_train.train(**config).results_dict
+
+    return _tune
 
 
 def _searcher(search_alg: Any, metric: str, mode: str, requirements: Mapping[str, Any], checks: Any) -> Any:
