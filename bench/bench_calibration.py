@@ -70,6 +70,32 @@ def accumulate(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Ten
     return cal.compute_tensors()
 
 
+BASELINE = "yolo-ls accumulator, baseline CPU kernels (--baseline-kernels)"
+_baseline_module: Any = None  # another version of yolo_ls/calibration/_cpu.py, loaded by --baseline-kernels
+
+
+def load_baseline_kernels(path: Path) -> None:
+    """Load another ``_cpu.py`` (i.e. ``git show REV:yolo_ls/calibration/_cpu.py``) to time it in the same run."""
+    import importlib.util
+
+    global _baseline_module
+    spec = importlib.util.spec_from_file_location("yolo_ls_cpu_baseline", path)
+    _baseline_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(_baseline_module)
+
+
+def accumulate_with(kernels: Any, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:func:`accumulate` with the accumulator and metrics modules calling ``kernels`` instead of their ``_cpu``."""
+    from yolo_ls.calibration import accumulator, metrics
+
+    saved = accumulator._cpu, metrics._cpu
+    accumulator._cpu = metrics._cpu = kernels
+    try:
+        return accumulate(probs, labels)
+    finally:
+        accumulator._cpu, metrics._cpu = saved
+
+
 def variants(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, Callable[[], Any]]:
     """The timed calls, each returning its ECE (a 0-d tensor)."""
     from torchmetrics.functional.classification import multiclass_calibration_error
@@ -81,13 +107,16 @@ def variants(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, Callable[[]
     def tm() -> torch.Tensor:
         return multiclass_calibration_error(probs, labels, k, N_BINS, "l1", validate_args=False)
 
-    return {
+    fns = {
         TM: tm,
         STREAM: lambda: accumulate(probs, labels)["ece"],
         ECE: lambda: ece(probs, labels, N_BINS),
         ONE_PASS: lambda: calibration_errors(probs, labels, N_BINS)["ece"],
         TM_AA: tm,
     }
+    if _baseline_module is not None:
+        fns[BASELINE] = lambda: accumulate_with(_baseline_module, probs, labels)["ece"]
+    return fns
 
 
 def bench_case(label: str, n: int, k: int, scale: float, device: torch.device, reps: int) -> dict[str, Any]:
@@ -114,6 +143,9 @@ def bench_case(label: str, n: int, k: int, scale: float, device: torch.device, r
     verdict = "OK" if ratio <= target else f"MISSED by {100 * (ratio / target - 1):.1f}%"
     print(f"  accumulator (all metrics) / torchmetrics ECE = {ratio:.3f}: {verdict} (target <= {target}); "
           f"A/A control {aa:.3f}")
+    if BASELINE in times:
+        print(f"  accumulator / baseline kernels = {times[STREAM] / times[BASELINE]:.3f} "
+              f"(baseline / torchmetrics {times[BASELINE] / times[TM]:.3f})")
     return {
         "shape": [n, k],
         "times_s": times,
@@ -158,7 +190,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--threads", type=int, default=1, help="torch intra-op threads on CPU (0: torch's default); ignored on CUDA"
     )
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--baseline-kernels", type=Path, default=None,
+                    help="another version of yolo_ls/calibration/_cpu.py, timed in the same run (an A/B row)")
     args = ap.parse_args(argv)
+    if args.baseline_kernels is not None:
+        load_baseline_kernels(args.baseline_kernels)
     if args.reps < 5:
         ap.error("--reps must be at least 5")
     device = torch.device(args.device)

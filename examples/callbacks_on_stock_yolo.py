@@ -10,7 +10,7 @@ import argparse
 from ultralytics import YOLO
 
 from yolo_ls.datasets import digits
-from yolo_ls.engine.callbacks import add_calibration_callbacks
+from yolo_ls import add_calibration_callbacks
 
 
 def main() -> None:

@@ -131,3 +131,22 @@ def test_the_metrics_import_neither_plots_nor_ultralytics() -> None:
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not {n for n in names if n.startswith(("ultralytics", "matplotlib", "yolo_ls.plots"))}, module
+
+
+def test_old_flat_module_paths_still_resolve_and_name_the_new_one() -> None:
+    """Code written against the flat layout keeps working, and is told where each name lives now."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('error', FutureWarning)\n"
+        "import yolo_ls.core.args as new\n"
+        "try:\n    from yolo_ls.config import ARGS\nexcept FutureWarning as w:\n    print(w)\n"
+        "warnings.simplefilter('ignore', FutureWarning)\n"
+        "from yolo_ls.config import ARGS\nfrom yolo_ls.losses import install_smoothing, smooth_targets\n"
+        "from yolo_ls.callbacks import add_calibration_callbacks\n"
+        "assert ARGS is new.ARGS\n"
+        "import yolo_ls.engine.inject as inject; assert install_smoothing is inject.install_smoothing\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "yolo_ls.config moved: import ARGS from yolo_ls.core.args" in out
