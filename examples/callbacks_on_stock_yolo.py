@@ -9,8 +9,8 @@ import argparse
 
 from ultralytics import YOLO
 
-from yolo_ls.datasets import digits
 from yolo_ls import add_calibration_callbacks
+from yolo_ls.datasets import digits
 
 
 def main() -> None:

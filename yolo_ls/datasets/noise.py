@@ -33,7 +33,6 @@ from yolo_ls.datasets.det_files import (
     _list_file_images,
     _load_det_yaml,
     _split_entries,
-    _split_images,
 )
 from yolo_ls.datasets.digits import MARKER, _int_param
 
