@@ -50,6 +50,7 @@ from yolo_ls.engine import compat  # noqa: F401 -- compat first: the guard speak
 from yolo_ls.engine.auto_controller import AutoController
 from yolo_ls.engine.callbacks import smoothing as smoothing_callbacks
 from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
+from yolo_ls.engine.callbacks.measurement import in_words
 from yolo_ls.engine.checkpoints import atomic_checkpoint_paths, atomic_final_strip
 from yolo_ls.engine.compat import TESTED_ULTRALYTICS, YAML, check_ultralytics_version, unwrap_model  # noqa: F401
 from yolo_ls.engine.inject import install_smoothing
@@ -364,18 +365,9 @@ class LabelSmoothingMixin:
             parts[-1] += f" (auto: next {next_eps:.3g})"
         if self.ls_best_by != "fitness" and self.ls_best_state["epoch"] >= 0:
             parts.append(f"best.pt: epoch {self.ls_best_state['epoch'] + 1} by {self.ls_best_by}")
-        result = self.ls_calibration.last if self.ls_calibration is not None else None
-        if result is not None:
-            m = result["metrics"]
-            key = "" if self.ls_task == "classify" else "d_"
-            gap = m[f"{key}confidence"] - m[f"{key}accuracy"]
-            if math.isfinite(m[f"{key}ece"]):
-                kind = "over-confident" if gap > 0 else "under-confident"
-                parts.append(f"{key}ece {m[f'{key}ece']:.4f} ({kind} {gap:+.3f})")
-                if key == "":
-                    parts.append(f"nll {m['nll']:.3f}")
-            else:
-                parts.append(f"{key}ece: nothing measured")
+        calib = self.ls_calibration
+        if calib is not None and calib.last is not None:
+            parts.append(in_words(self.ls_task, calib.last["metrics"], calib._empty_reason()))
         return "  ".join(parts)
 
     def _setup_train(self):

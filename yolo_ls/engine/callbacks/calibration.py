@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_ls.core.args import PLOT_CHOICES
-from yolo_ls.engine.callbacks.measurement import Measurement, metric_keys
+from yolo_ls.engine.callbacks.measurement import Measurement, in_words, metric_keys
 from yolo_ls.engine.callbacks.run_record import (  # noqa: F401 (public names of this module before the split)
     EPOCHS_JSON,
     RunRecord,
@@ -58,6 +58,7 @@ class CalibrationCallbacks:
         self.record = RunRecord(self.bins, self.conf)
         self._trainer: Any = None  # the trainer whose epoch is being validated (set at on_train_epoch_end)
         self._curves_submitted = False
+        self.best_epoch: int | None = None  # the 1-based epoch best.pt holds, as far as this run has seen
 
     @property
     def committed(self) -> dict[int, dict[str, Any]]:
@@ -112,7 +113,13 @@ class CalibrationCallbacks:
 
         result = self.last
         values = {**result["metrics"], **({"ece_ts": result["ece_ts"]} if self.task == "classify" else {})}
-        LOGGER.info("Calibration: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
+        where = "best.pt" + (f" (epoch {self.best_epoch})" if self.in_training and self.best_epoch else "")
+        LOGGER.info(f"Calibration{f' of {where}' if self.in_training else ''}: "
+                    + ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
+        if self.in_training:  # the end of a training run: one sentence a person reads first
+            first = "calibration/reliability.png" if self.plots != "off" else "calibration/final.json"
+            LOGGER.info(f"yolo-ls: {where}: {in_words(self.task, result['metrics'], self._empty_reason())}; "
+                        f"open {first} first")
         if hasattr(validator, "metrics"):
             validator.metrics.calibration = values
             validator.metrics.calibration_bins = result["bins"]
@@ -134,6 +141,7 @@ class CalibrationCallbacks:
         self.final_epoch = False
         self.in_training = True
         self._curves_submitted = False
+        self.best_epoch = None  # a resume learns it again (the summary then names no epoch until a new best)
         from ultralytics.utils import RANK
 
         if RANK not in {-1, 0}:
@@ -179,6 +187,12 @@ class CalibrationCallbacks:
             self._final_plots(save_dir, result, trainer)
             return
         epoch = trainer.epoch + 1
+        self.best_epoch = _best_epoch(trainer, epoch, self.best_epoch)
+        if not hasattr(trainer, "epoch_summary"):  # a stock trainer: the plugin trainers print their own line
+            from ultralytics.utils import LOGGER
+
+            LOGGER.info(f"yolo-ls: epoch {epoch}/{trainer.epochs}  "
+                        f"{in_words(self.task, result['metrics'], self._empty_reason())}")
         from yolo_ls.plots import background, plot_reliability_diagram
 
         if self.plots == "all":
@@ -244,6 +258,16 @@ class CalibrationCallbacks:
                     mlflow.log_artifacts(str(folder), artifact_path="calibration")
             except Exception as e:  # a logger must never fail the run
                 LOGGER.warning(f"yolo-ls: could not log calibration/ to MLflow: {e}")
+
+
+def _best_epoch(trainer: Any, epoch: int, known: int | None) -> int | None:
+    """The epoch best.pt holds after this one: ``best_by``'s choice on the plugin trainers, else Ultralytics' rule
+    (best.pt is written whenever the epoch's fitness equals the best so far)."""
+    state = getattr(trainer, "ls_best_state", None)
+    if getattr(trainer, "ls_best_by", "fitness") != "fitness" and state is not None:
+        return state["epoch"] + 1 if state["epoch"] >= 0 else known
+    fitness, best = getattr(trainer, "fitness", None), getattr(trainer, "best_fitness", None)
+    return epoch if fitness is not None and best is not None and fitness == best else known
 
 
 def _epoch_eps(trainer: Any) -> float:

@@ -26,6 +26,19 @@ def metric_keys(task: str) -> tuple[str, ...]:
     return CLASSIFICATION_METRICS if task == "classify" else DETECTION_METRICS
 
 
+def in_words(task: str, metrics: dict[str, float], reason: str = "") -> str:
+    """A validation's calibration for the console: ``ece 0.0410 (over-confident +0.030)  nll 0.290``, or why nothing
+    was measured (``d_ece: nothing measured: ...``) and what to change."""
+    key = "" if task == "classify" else "d_"
+    value = metrics.get(f"{key}ece", math.nan)
+    if not math.isfinite(value):
+        hint = "" if task == "classify" else " (train longer, or lower calib_conf)"
+        return f"{key}ece: nothing measured" + (f": {reason}{hint}" if reason else "")
+    gap = metrics[f"{key}confidence"] - metrics[f"{key}accuracy"]
+    text = f"{key}ece {value:.4f} ({'over' if gap > 0 else 'under'}-confident {gap:+.3f})"
+    return text + (f"  nll {metrics['nll']:.3f}" if key == "" else "")
+
+
 class Measurement:
     """The calibration of one validation.
 
