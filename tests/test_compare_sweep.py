@@ -204,3 +204,21 @@ def test_ray_backend_gives_the_local_numbers(tmp_path, digits_root, capsys):
         assert b[col].to_numpy() == pytest.approx(a[col].to_numpy(), rel=1e-6, abs=1e-9), col
     again = compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", name="ray", backend="ray", **kw)
     assert again == remote and capsys.readouterr().out.count("reusing the finished variant") == 2
+
+
+def test_compare_prints_one_line_per_epoch_and_skips_the_final_validation() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from yolo_ls.compare.runner import _epoch_progress
+
+    out = io.StringIO()
+    callback = _epoch_progress(out, "yolo-ls: [1/2] eps0 seed 0")
+    trainer = SimpleNamespace(epoch=0, epochs=2, start_epoch=0)
+    for epoch in (0, 1, 2):  # epoch == epochs: the final validation of best.pt runs the callback once more
+        trainer.epoch = epoch
+        callback(trainer)
+    lines = out.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["yolo-ls: [1/2] eps0 seed 0: epoch 1/2",
+                                                       "yolo-ls: [1/2] eps0 seed 0: epoch 2/2"]
+    assert all(line.endswith(" s/epoch)") for line in lines)

@@ -124,8 +124,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     Returns:
         ``{"summary": the run's numbers, "seconds": wall time}``.
     """
-    from yolo_ls.model import YOLO
-
     run, state, fp = Path(job["run"]), job["state"], job["fingerprint"]
     t0 = time.time()
     if state == "train" and run.exists():
@@ -136,7 +134,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     with _output_to(run / LOG):
         yolo = None
         if state == "train":
-            yolo = YOLO(job["model"])
+            yolo = _model(job["model"], job, run)
             yolo.train(data=job["data"], seed=job["seed"], project=str(run.parent), name=run.name, exist_ok=True,
                        label_smoothing=job["eps"], **job["plugin"], **job["stock"])
         elif state == "resume":
@@ -144,7 +142,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
             if _checkpoint(last) is None:
                 _replace_copy(run / "weights" / "best.pt", last)
             again = {k: v for k, v in job["plugin"].items() if callable(v)}  # a callable schedule is passed again
-            yolo = YOLO(str(last))
+            yolo = _model(str(last), job, run)
             yolo.train(resume=True, **again)
         else:
             _finish(run, job["data"], job["task"], job["calib"])
@@ -154,6 +152,31 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     summary = variant_summary(run, job["task"])
     _write_json_atomic(run / DONE, {"fingerprint": fp, "summary": summary})
     return {"summary": summary, "seconds": time.time() - t0}
+
+
+def _model(weights: str, job: dict[str, Any], run: Path) -> Any:
+    """The run's ``yolo_ls.YOLO``; on the local backend it prints one console line per epoch."""
+    from yolo_ls.model import YOLO
+
+    yolo = YOLO(weights)
+    if job.get("progress") is not None:
+        yolo.add_callback("on_fit_epoch_end", _epoch_progress(job["progress"], job.get("head", str(run))))
+    return yolo
+
+
+def _epoch_progress(stream: TextIO, head: str) -> Any:
+    """An ``on_fit_epoch_end`` callback printing ``HEAD: epoch 3/10 (12.1 s/epoch)`` to the compare console."""
+    started, printed = time.time(), set()
+
+    def callback(trainer: Any) -> None:
+        done = trainer.epoch + 1 - getattr(trainer, "start_epoch", 0)
+        if done < 1 or trainer.epoch >= trainer.epochs or trainer.epoch in printed:  # the final val of best.pt too
+            return
+        printed.add(trainer.epoch)
+        per_epoch = (time.time() - started) / done
+        _say(stream, f"{head}: epoch {trainer.epoch + 1}/{trainer.epochs} ({per_epoch:.1f} s/epoch)")
+
+    return callback
 
 
 def _compare_options(backend: Any, cpu_per_variant: Any, gpu_per_variant: Any) -> tuple[str, float, float]:
@@ -351,12 +374,16 @@ def _run_jobs(jobs: list[dict[str, Any]], backend: str, cpu: float, gpu: float, 
     if backend == "ray" and todo:
         summaries.update(_run_ray({i: jobs[i] for i in todo}, cpu, gpu, ray_address, console))
     else:
-        for i in todo:
+        spent: list[float] = []
+        for n, i in enumerate(todo, 1):
             job = jobs[i]
             _say(console, f"{job['head']}: {'training' if job['why'] == 'new' else job['why']} ... "
                           f"(log: {job['run'] / LOG})")
-            result = run_one({k: v for k, v in job.items() if k not in ("variant", "head")})
-            _say(console, f"{job['head']}: done in {result['seconds']:.1f} s")
+            result = run_one({**{k: v for k, v in job.items() if k != "variant"}, "progress": console})
+            spent.append(result["seconds"])
+            left = len(todo) - n
+            eta = f"; about {_duration(left * sum(spent) / len(spent))} left for {left} more" if left else ""
+            _say(console, f"{job['head']}: done in {result['seconds']:.1f} s{eta}")
             summaries[i] = result["summary"]
     return summaries
 
@@ -415,6 +442,10 @@ def _run_ray(jobs: dict[int, dict[str, Any]], cpu: float, gpu: float, address: s
     finally:
         if started:
             ray.shutdown()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _say(stream: TextIO, text: str) -> None:
