@@ -222,3 +222,34 @@ def test_compare_prints_one_line_per_epoch_and_skips_the_final_validation() -> N
     assert [line.split(" (")[0] for line in lines] == ["yolo-ls: [1/2] eps0 seed 0: epoch 1/2",
                                                        "yolo-ls: [1/2] eps0 seed 0: epoch 2/2"]
     assert all(line.endswith(" s/epoch)") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("rows", "says", "never"),
+    [
+        # the case: hard targets have the lower mean ECE, but ε=0.1 lies within the seed spread
+        ([_row("eps0", 0, 0.80, 0.0261 - 0.0255, True, 0.0), _row("eps0", 1, 0.80, 0.0261 + 0.0255, True, 0.0),
+          _row("eps0.1", 0, 0.80, 0.0356 - 0.0097), _row("eps0.1", 1, 0.80, 0.0356 + 0.0097)],
+         "is within the seed spread: these seeds do not separate them", "did not help"),
+        # hard targets lower beyond the spread, two seeds each: a win may be called
+        ([_row("eps0", 0, 0.80, 0.020, True, 0.0), _row("eps0", 1, 0.80, 0.022, True, 0.0),
+          _row("eps0.1", 0, 0.80, 0.080), _row("eps0.1", 1, 0.80, 0.082)],
+         "beyond the seed spread: smoothing did not help", "do not separate"),
+        # one seed each: no spread, so no verdict beyond "lowest"
+        ([_row("eps0", 0, 0.80, 0.020, True, 0.0), _row("eps0.1", 0, 0.80, 0.080)],
+         "Hard targets (ε=0) have the lowest ece here", "did not help"),
+    ],
+)
+def test_reading_calls_hard_targets_best_only_beyond_the_seed_spread(rows, says, never) -> None:
+    text = reading(aggregate(rows, "classify"), "classify")
+    assert says in text and never not in text, text
+
+
+def test_console_table_fits_100_columns_and_keeps_the_headline_columns() -> None:
+    from yolo_ls.compare.report import console_columns
+
+    rows = [_row("eps0", s, 0.8 + s / 100, 0.1, True, 0.0) for s in (0, 1, 2)]
+    rows += [_row("eps0.1", s, 0.81, 0.05 + s / 100) for s in (0, 1, 2)]
+    table = variant_table(aggregate(rows, "classify"), "classify", ["label_smoothing"], console_columns("classify"))
+    assert max(len(line) for line in table.splitlines()) <= 100, table
+    assert table.splitlines()[0].split(" | ")[-3:] == ["top1", "ece", "ece_ts |"]

@@ -199,22 +199,31 @@ def _cell(stat: tuple[float, float | None], show_sd: bool) -> str:
     return f"{mean:.4f} ± {sd:.4f}" if sd is not None else f"{mean:.4f} ± —"
 
 
-def variant_table(variants: list[dict[str, Any]], task: str, keys: list[str] | None = None) -> str:
+def console_columns(task: str) -> list[str]:
+    """The metric columns of the console table (it fits 100 columns; report.md keeps them all)."""
+    cal_key, acc_key = headline(task)
+    return [acc_key, cal_key, *(["ece_ts"] if task == "classify" else [])]
+
+
+def variant_table(variants: list[dict[str, Any]], task: str, keys: list[str] | None = None,
+                  columns: list[str] | None = None) -> str:
     """report.md's table: one row per variant, ``mean ± sd`` when any variant has several seeds, the best mean of
-    each headline column (and of ``ece_ts``) in bold, ``≈`` where a mean is within seed spread of that best."""
+    each headline column (and of ``ece_ts``) in bold, ``≈`` where a mean is within seed spread of that best.
+    ``columns`` picks the metric columns (default: all of the task's)."""
     keys = keys or []
+    columns = metric_columns(task) if columns is None else columns
     show_sd = any(v["n"] > 1 for v in variants)
     cal_key, acc_key = headline(task)
-    marked = {acc_key, cal_key, "ece_ts"} & set(metric_columns(task))
+    marked = {acc_key, cal_key, "ece_ts"} & set(columns)
     best = {k: _best_of(variants, k, k in LOWER_IS_BETTER) for k in marked}
-    cols = ["variant", *keys, "seeds", "best.pt epoch", *metric_columns(task)]
+    cols = ["variant", *keys, "seeds", "best.pt epoch", *columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for v in variants:
         cells = [v["variant"], *("—" if v.get(k) is None else f"{v[k]:g}" if isinstance(v[k], float) else str(v[k])
                                  for k in keys)]
         cells.append(str(v["n"]))
         cells.append("/".join("—" if e is None else str(e) for e in v["best_epochs"]) + f" of {v.get('epochs')}")
-        for k in metric_columns(task):
+        for k in columns:
             text = _cell(v["stats"][k], show_sd)
             b = best.get(k)
             if b is v and text != "—":
@@ -259,7 +268,15 @@ def reading(rows: list[dict[str, Any]], task: str) -> str:
         text += (", but that is within the seed spread: these seeds do not separate the two. "
                  if spread(best_cal, hard, cal_key) else ". ")
     elif hard is best_cal:
-        text += "Hard targets (ε=0) were the best calibrated here: smoothing did not help calibration on this data. "
+        rivals = [r for r in finite if r is not hard and spread(hard, r, cal_key)]
+        if rivals:
+            text += (f"Hard targets (ε=0) have the lowest mean {cal_key}, but {_label(rivals[0])} ({cal_key} "
+                     f"{rivals[0][cal_key]:.4f}) is within the seed spread: these seeds do not separate them. ")
+        elif len(finite) > 1 and all(r.get("n", 1) > 1 for r in finite):
+            text += ("Hard targets (ε=0) were the best calibrated here, beyond the seed spread: smoothing did not help "
+                     "calibration on this data. ")
+        else:
+            text += f"Hard targets (ε=0) have the lowest {cal_key} here. "
     if task == "classify":
         ts = [r for r in rows if math.isfinite(r.get("ece_ts", math.nan))]
         if ts:

@@ -227,7 +227,7 @@ def compare(
             itself, an unwritable project, or a folder holding runs trained with other settings (nothing is trained).
         SyntaxError: For an unknown argument.
     """
-    from yolo_ls.compare.report import variant_table
+    from yolo_ls.compare.report import console_columns, variant_table
     from yolo_ls.compare.sweep import describe_collapse
     from yolo_ls.datasets import resolve_data
 
@@ -247,7 +247,8 @@ def compare(
                **{k: (_list_text(v) if k in plugin else v) for k, v in train_args.items() if k != "seed"},
                **({"backend": backend} if backend != "local" else {})}
     table_rows, keys = _write_runs_report(out, jobs, variants, summaries, task, command)
-    _say(console, f"\n{variant_table(table_rows, task, ['label_smoothing', *keys])}\n\n{reading(table_rows, task)}\n")
+    table = variant_table(table_rows, task, ["label_smoothing", *keys], columns=console_columns(task))
+    _say(console, f"\n{table}\n(more columns in report.md)\n\n{reading(table_rows, task)}\n")
     _say(console, f"yolo-ls: compare finished in {time.time() - t_all:.1f} s; report written to {out / 'report.md'}")
     return out
 
