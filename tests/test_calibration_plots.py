@@ -144,6 +144,12 @@ def test_reliability_diagram_draws_given_bins(tmp_path: Path, captured: list, no
     assert [p.get_x() for p in acc_bars] == pytest.approx([0.0, 0.25, 0.5, 0.75])
     (count_bars,) = axh.containers
     assert [p.get_height() for p in count_bars] == [0, 7, 123, 4567]
+    # the gap is red hatching with no fill: the same over a bar, over the background and in its legend entry
+    assert all(p.get_hatch() == "///" and p.get_facecolor()[3] == 0 for p in gap_bars)
+    legend = {t.get_text(): h for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles)}
+    assert legend["Gap to confidence"].get_hatch() == "///" and legend["Gap to confidence"].get_facecolor()[3] == 0
+    # the one bin under FEW_SAMPLES (7 samples) carries its count; the full bins do not
+    assert [t.get_text() for t in ax.texts if t.get_text().startswith("n=")] == ["n=7"]
 
 
 def test_metrics_box_and_legend_never_cover_a_bar(tmp_path: Path, captured: list) -> None:

@@ -180,7 +180,7 @@ def plot_reliability_diagram(
         fig = _figure(8.4, 6.6)
         ax = fig.add_axes((0.09, 0.35, 0.58, 0.57))
         axh = fig.add_axes((0.09, 0.08, 0.58, 0.2), sharex=ax)
-        handles = [] if empty else _accuracy_bars(ax, left, width, conf, acc)
+        handles = [] if empty else _accuracy_bars(ax, left, width, conf, acc, count)
         (diag,) = ax.plot([0, 1], [0, 1], "--", color=GRAY, linewidth=1.5, label="Perfect calibration")
         handles.append(diag)
         ax.set_xlim(0, 1)
@@ -201,15 +201,23 @@ def plot_reliability_diagram(
         return _save(fig, path, dpi)
 
 
-def _accuracy_bars(ax: Any, left: np.ndarray, width: np.ndarray, conf: np.ndarray, acc: np.ndarray) -> list[Any]:
-    """The accuracy bars and, over the non-empty bins, the red bars between accuracy and confidence."""
+def _accuracy_bars(ax: Any, left: np.ndarray, width: np.ndarray, conf: np.ndarray, acc: np.ndarray,
+                   count: np.ndarray) -> list[Any]:
+    """The accuracy bars and, over the non-empty bins, the gap between accuracy and confidence: red hatching with no
+    fill, so it looks the same over a bar and over the background as in its legend entry. A bin of fewer than
+    :data:`FEW_SAMPLES` samples is labelled with its count (its accuracy is a coarse fraction)."""
     nonempty = ~np.isnan(acc)
-    return [
+    bars = [
         ax.bar(left, np.where(nonempty, acc, 0), width, align="edge", color=BLUE, alpha=0.85, edgecolor="white",
                linewidth=0.5, label="Accuracy"),
         ax.bar(left[nonempty], np.abs(conf - acc)[nonempty], width[nonempty], bottom=np.fmin(conf, acc)[nonempty],
-               align="edge", color=RED, alpha=0.35, edgecolor=RED, linewidth=0.5, label="Gap to confidence"),
+               align="edge", facecolor="none", edgecolor=RED, hatch="///", linewidth=0.8, label="Gap to confidence"),
     ]
+    for x, w, n, top in zip(left, width, count, np.fmax(conf, acc)):
+        if 0 < n < FEW_SAMPLES:
+            ax.text(x + w / 2, min(float(top), 0.93) + 0.015, f"n={int(n)}", ha="center", va="bottom",
+                    fontsize=FONT_SIZE - 2, color=GRAY)
+    return bars
 
 
 def _count_histogram(axh: Any, left: np.ndarray, width: np.ndarray, count: np.ndarray, conf: np.ndarray,
