@@ -736,8 +736,9 @@ def test_registry_agrees_with_the_accumulators() -> None:
         assert m.objective is None or m.lower_is_better  # an objective is minimised
     assert CLASSIFY_OBJECTIVES == ("fitness", "nll", "ece", "brier", "ace", "cw_ece", "mce")
     assert DETECT_OBJECTIVES == ("fitness", "d_ece", "d_mce")
-    assert CURVE_METRICS == (("ece", "mce", "ace", "cw_ece"), "brier", "nll", ("d_ece", "d_mce"),
-                             ("d_accuracy", "d_confidence"))
+    # MCE (one bin's gap) on its own scale, accuracy beside confidence
+    assert CURVE_METRICS == (("ece", "ace", "cw_ece"), "mce", "brier", "nll", ("accuracy", "confidence"), "d_ece",
+                             "d_mce", ("d_accuracy", "d_confidence"))
     assert LOWER_IS_BETTER == {"ece", "mce", "brier", "nll", "ece_ts", "nll_ts", "ece_last", "d_ece", "d_mce",
                                "d_ece_last"}
     assert [headline(t)[0] for t in ("classify", "detect")] == list(registry.headline_keys()) == ["ece", "d_ece"]

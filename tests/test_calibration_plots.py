@@ -267,10 +267,14 @@ def test_calibration_curves_panels_ticks_and_eps_axis(tmp_path: Path, captured: 
         }
     )
     out = plot_calibration_curves(df, tmp_path / "curves" / "calib.png", metrics=run_folder.curve_metrics(df.rename(
-        columns=str.strip)))
+        columns=str.strip)), best_epoch=7)
     assert_png(out)
     (fig,) = captured
-    assert [ax.get_title() for ax in fig.axes] == ["ece / mce", "brier", "nll", "label smoothing ε (label_smoothing)"]
+    # MCE (one bin's gap, 0.4 here) on its own scale: it does not flatten the ECE curve
+    assert [ax.get_title() for ax in fig.axes] == ["ece", "mce", "brier", "nll", "label smoothing ε (label_smoothing)"]
+    for ax in fig.axes:  # best.pt's epoch is marked in every panel
+        assert [t.get_text() for t in ax.texts if "best.pt" in t.get_text()] == [" best.pt"]
+        assert any(line.get_xdata()[0] == 7 and line.get_linestyle() == ":" for line in ax.get_lines())
     assert all(ax.get_visible() and (ax.get_lines() or ax.texts) for ax in fig.axes)  # no empty cell
     for ax in fig.axes:
         assert _int_ticks(ax)[0] >= 1  # epochs count from 1, as in the csv
@@ -278,9 +282,8 @@ def test_calibration_curves_panels_ticks_and_eps_axis(tmp_path: Path, captured: 
     eps_ax = fig.axes[-1]
     lo, hi = eps_ax.get_ylim()
     assert lo == 0 and hi == pytest.approx(0.125) and hi - lo > 0.1  # not 0.1 ± 0.004
-    group = fig.axes[0]
-    assert [t.get_text() for t in group.get_legend().get_texts()] == ["ece", "mce"]
-    assert group.get_lines()[0].get_ydata().tolist() == pytest.approx((0.2 / epochs).tolist())
+    assert fig.axes[0].get_lines()[0].get_ydata().tolist() == pytest.approx((0.2 / epochs).tolist())
+    assert fig.axes[0].get_ylim()[1] < 0.25  # scaled to ECE's 0.2, not to MCE's 0.4
 
 
 def test_calibration_curves_detection_and_missing(tmp_path: Path, captured: list) -> None:
@@ -288,7 +291,7 @@ def test_calibration_curves_detection_and_missing(tmp_path: Path, captured: list
                        "d_accuracy": [0.5, 0.6], "d_confidence": [0.4, 0.5]})
     plot_calibration_curves(df, tmp_path / "d.png", metrics=run_folder.curve_metrics(df))
     fig = captured[-1]
-    assert [ax.get_title() for ax in fig.axes] == ["d_ece / d_mce", "d_accuracy / d_confidence"]
+    assert [ax.get_title() for ax in fig.axes] == ["d_ece", "d_mce", "d_accuracy / d_confidence"]
     assert [t.get_text() for t in fig.axes[0].texts] == ["not measured"]
     plot_calibration_curves(pd.DataFrame({"epoch": [1, 2, 3], "label_smoothing": [0.1, 0.05, 0.0]}), tmp_path / "e.png")
     assert [ax.get_title() for ax in captured[-1].axes] == ["label smoothing ε (label_smoothing)"]

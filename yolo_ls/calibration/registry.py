@@ -44,17 +44,17 @@ class Metric(NamedTuple):
 #: Every metric, in the order of ``ClassificationCalibration.compute()`` then ``DetectionCalibration.compute()``.
 METRICS = (
     Metric("ece", "classify", True, "calibration error", objective=2, headline=True),
-    Metric("mce", "classify", True, "calibration error", objective=6),
+    Metric("mce", "classify", True, "maximum calibration error", objective=6),  # its own scale: one bin's gap
     Metric("ace", "classify", True, "calibration error", objective=4),
     Metric("cw_ece", "classify", True, "calibration error", objective=5),
     Metric("brier", "classify", True, "brier", objective=3),
     Metric("nll", "classify", True, "nll", objective=1),
-    Metric("accuracy", "classify", False),
-    Metric("confidence", "classify", False),
+    Metric("accuracy", "classify", False, "accuracy and confidence"),
+    Metric("confidence", "classify", False, "accuracy and confidence"),
     Metric("overconfidence", "classify", False),
     Metric("entropy", "classify", False),
     Metric("d_ece", "detect", True, "detection calibration error", objective=1, headline=True),
-    Metric("d_mce", "detect", True, "detection calibration error", objective=2),
+    Metric("d_mce", "detect", True, "detection maximum calibration error", objective=2),
     Metric("d_accuracy", "detect", False, "detection precision and confidence"),
     Metric("d_confidence", "detect", False, "detection precision and confidence"),
 )

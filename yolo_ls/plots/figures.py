@@ -321,6 +321,7 @@ def plot_calibration_curves(
     path: str | Path,
     metrics: Sequence[str | Sequence[str]] = CLASSIFY_PANELS,
     eps_column: str = "label_smoothing",
+    best_epoch: int | None = None,
 ) -> Path:
     """Plot calibration metrics against the (1-based) epoch, one panel per metric or group, plus ε; returns the path.
 
@@ -333,6 +334,7 @@ def plot_calibration_curves(
         path (str | Path): Output PNG path (parent directories are created).
         metrics (Sequence): Metric columns, or tuples of columns drawn in one panel; absent columns are skipped.
         eps_column (str): Column with the label-smoothing ε per epoch.
+        best_epoch (int | None): The 1-based epoch best.pt holds, marked in every panel.
     """
     df = df.rename(columns=lambda c: str(c).strip())
     x = _numeric(df, "epoch") if "epoch" in df else np.arange(1, len(df) + 1, dtype=float)
@@ -360,6 +362,10 @@ def plot_calibration_curves(
                 ax.set_title(f"label smoothing ε ({eps_column})")
             else:
                 _metric_panel(ax, x, names, [_numeric(df, m) for m in names], color)
+            if best_epoch is not None:
+                ax.axvline(best_epoch, color=GRAY, linestyle=":", linewidth=1.2, zorder=0)
+                ax.text(best_epoch, 1.0, " best.pt", transform=ax.get_xaxis_transform(), ha="left", va="top",
+                        fontsize=FONT_SIZE - 2, color=GRAY)
             ax.grid(alpha=0.3)
             _epoch_ticks(ax, x)
         return _save(fig, path)

@@ -230,7 +230,8 @@ class CalibrationCallbacks:
 
         df = read_csv(save_dir / "calibration.csv")
         if df is not None and len(df):
-            plot_calibration_curves(df, save_dir / "calibration" / "calibration_curves.png", metrics=curve_metrics(df))
+            plot_calibration_curves(df, save_dir / "calibration" / "calibration_curves.png", metrics=curve_metrics(df),
+                                    best_epoch=self.best_epoch)
 
     def _empty_reason(self) -> str:
         """What an empty diagram says: why this validation may have measured nothing."""
