@@ -300,7 +300,8 @@ def test_calibration_curves_detection_and_missing(tmp_path: Path, captured: list
 def test_compare_curves_integer_epochs(tmp_path: Path, captured: list) -> None:
     cal = pd.DataFrame({"epoch": [1, 2, 3], "ece": [0.1, 0.08, 0.05]})
     res = pd.DataFrame({"epoch": [1, 2, 3], "metrics/accuracy_top1": [0.5, 0.7, 0.8]})
-    plot_compare_curves({"ε=0": (cal, res), "ε=0.1": (cal, res)}, tmp_path / "c.png", "ece", "metrics/accuracy_top1")
+    plot_compare_curves({"ε=0": [(cal, res)], "ε=0.1": [(cal, res)]}, tmp_path / "c.png", "ece",
+                        "metrics/accuracy_top1")
     (fig,) = captured
     for ax in fig.axes:
         assert _int_ticks(ax) == [1, 2, 3]

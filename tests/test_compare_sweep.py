@@ -253,3 +253,23 @@ def test_console_table_fits_100_columns_and_keeps_the_headline_columns() -> None
     table = variant_table(aggregate(rows, "classify"), "classify", ["label_smoothing"], console_columns("classify"))
     assert max(len(line) for line in table.splitlines()) <= 100, table
     assert table.splitlines()[0].split(" | ")[-3:] == ["top1", "ece", "ece_ts |"]
+
+
+def test_pooled_bins_weight_each_seed_by_its_counts(tmp_path) -> None:
+    """reliability.png shows every seed: the bins of a variant's runs pooled, counts added, means count-weighted."""
+    import json
+
+    from yolo_ls.compare.report import pooled_bins
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    edges = [0.0, 0.5, 1.0]
+    a.write_text(json.dumps({"bins": {"edges": edges, "count": [2, 2], "confidence": [0.2, 0.8],
+                                      "accuracy": [0.0, 1.0]}}))
+    b.write_text(json.dumps({"bins": {"edges": edges, "count": [0, 6], "confidence": [None, 0.6],
+                                      "accuracy": [None, 0.5]}}))
+    out = pooled_bins([a, b, tmp_path / "missing.json"])
+    assert out["count"] == [2, 8]
+    assert out["confidence"] == pytest.approx([0.2, (2 * 0.8 + 6 * 0.6) / 8])
+    assert out["accuracy"] == pytest.approx([0.0, (2 * 1.0 + 6 * 0.5) / 8])
+    assert out["ece"] == pytest.approx((2 * 0.2 + 8 * abs(0.625 - 0.65)) / 10)
+    assert pooled_bins([tmp_path / "missing.json"]) is None

@@ -292,6 +292,34 @@ def reading(rows: list[dict[str, Any]], task: str) -> str:
     return text.strip()
 
 
+def pooled_bins(finals: Any) -> dict[str, Any] | None:
+    """The reliability bins of several runs (each ``final.json``) pooled: counts added, the per-bin confidence and
+    accuracy averaged with the counts as weights, ECE and MCE of the pooled bins. None when no run has bins."""
+    import numpy as np
+
+    parts = []
+    for f in finals:
+        bins = json.loads(f.read_text()).get("bins") if f.exists() else None
+        if bins:
+            parts.append(bins)
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    count = np.sum([np.asarray(b["count"], float) for b in parts], axis=0)
+    out: dict[str, Any] = {"edges": parts[0]["edges"], "count": count.astype(int).tolist()}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for key in ("confidence", "accuracy"):
+            total = np.nansum([np.nan_to_num(np.asarray(b[key], float)) * np.asarray(b["count"], float)
+                               for b in parts], axis=0)
+            out[key] = np.where(count > 0, total / count, np.nan).tolist()
+    gap = np.abs(np.asarray(out["accuracy"]) - np.asarray(out["confidence"]))
+    n = count.sum()
+    out["ece"] = float(np.nansum(gap * count) / n) if n else math.nan
+    out["mce"] = float(np.nanmax(np.where(count > 0, gap, np.nan))) if n else math.nan
+    return out
+
+
 def _run_dir(out: Path, row: dict[str, Any]) -> Path:
     return out / str(row.get("run") or row["variant"])
 
@@ -319,32 +347,26 @@ def write_report(
     pd.DataFrame([{k: v for k, v in r.items() if k != "label"} for r in rows]).to_csv(
         out / "report.csv", index=False, float_format="%.6g")
     variants = aggregate(rows, task)
-    shown = {}  # one run per variant in the figures: its first seed's
-    for v in variants:
-        shown[_label(v)] = next(r for r in rows if r["variant"] == v["variant"])
-    named_bins = {}
-    for label, r in shown.items():
-        final = _run_dir(out, r) / "calibration" / "final.json"
-        if final.exists():
-            bins = json.loads(final.read_text()).get("bins")
-            if bins:
-                named_bins[label] = bins
-    seeds = {r.get("seed") for r in shown.values()} - {None}
-    which = f", seed {seeds.pop()}" if len(seeds) == 1 and any(v["n"] > 1 for v in variants) else ""
+    by_label = {_label(v): [r for r in rows if r["variant"] == v["variant"]] for v in variants}
+    named_bins = {label: pooled_bins(_run_dir(out, r) / "calibration" / "final.json" for r in runs)
+                  for label, runs in by_label.items()}
+    named_bins = {label: bins for label, bins in named_bins.items() if bins}
+    pooled = any(len(runs) > 1 for runs in by_label.values())
     if named_bins:
         plot_reliability_overlay(named_bins, out / "reliability.png",
-                                 title=f"Reliability (best.pt of each variant{which})")
+                                 title=f"Reliability (best.pt of each variant{', seeds pooled' if pooled else ''})")
     cal_key, acc_col = ("ece", "metrics/accuracy_top1") if task == "classify" else ("d_ece", DETECT_ACC)
-    runs = {label: (read_csv(_run_dir(out, r) / "calibration.csv"), read_csv(_run_dir(out, r) / "results.csv"))
-            for label, r in shown.items()}
-    plot_compare_curves(runs, out / "curves.png", cal_key, acc_col, best={label: r.get("best_epoch")
-                                                                          for label, r in shown.items()})
+    curves = {label: [(read_csv(_run_dir(out, r) / "calibration.csv"), read_csv(_run_dir(out, r) / "results.csv"))
+                      for r in runs] for label, runs in by_label.items()}
+    plot_compare_curves(curves, out / "curves.png", cal_key, acc_col,
+                        best={label: [r.get("best_epoch") for r in runs] for label, runs in by_label.items()})
     legend = ("Every number is the final validation of each run's best.pt (the epoch named in `best.pt epoch`); "
               "`*_last` columns are the last epoch's. ")
     if any(v["n"] > 1 for v in variants):
         legend += ("Cells are mean ± sd over the seeds; **bold**: the best mean of the column; ≈: within seed spread "
                    "of that best (the means differ by no more than the larger of the two sds). ")
-    legend += f"reliability.png and curves.png show best.pt of each variant{which}; one row per run in report.csv."
+    legend += ("reliability.png pools the best.pt bins of every seed of a variant; curves.png draws every run, "
+               "one line per seed; one row per run in report.csv.")
     md = [f"# {title}", "", variant_table(variants, task, keys), "", legend, ""]
     md += [f"- {n}" for n in notes or []] + ([""] if notes else [])
     md += [text or reading(variants, task), ""]

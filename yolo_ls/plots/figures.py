@@ -387,28 +387,36 @@ def _metric_panel(ax: Any, x: np.ndarray, names: list[str], ys: list[np.ndarray]
 
 
 def plot_compare_curves(
-    runs: Mapping[str, tuple[Any, Any]], path: str | Path, cal_key: str, acc_col: str, acc_label: str | None = None,
-    best: Mapping[str, int | None] | None = None,
+    runs: Mapping[str, Sequence[tuple[Any, Any]]], path: str | Path, cal_key: str, acc_col: str,
+    acc_label: str | None = None, best: Mapping[str, Sequence[int | None]] | None = None,
 ) -> Path:
-    """The compare report's curves: a calibration and an accuracy metric per epoch, a line per variant.
+    """The compare report's curves: a calibration and an accuracy metric per epoch, one line per run (every seed of
+    a variant in the variant's colour).
 
     Args:
-        runs (Mapping): ``{label: (calibration_df, results_df)}``, each with a 1-based ``epoch`` column.
+        runs (Mapping): ``{label: [(calibration_df, results_df) per seed]}``, each with a 1-based ``epoch`` column.
         path (str | Path): Output PNG path.
         cal_key (str): Calibration column (``ece`` or ``d_ece``).
         acc_col (str): Accuracy column of results.csv (``metrics/accuracy_top1``, ``metrics/mAP50-95(B)``).
         acc_label (str | None): Its axis label; the part after the last ``/`` by default.
-        best (Mapping | None): ``{label: epoch}``: the 1-based epoch ``best.pt`` holds, ringed on both curves.
+        best (Mapping | None): ``{label: [epoch per seed]}``: the 1-based epoch each ``best.pt`` holds, ringed.
     """
     acc_label = acc_label or acc_col.split("/")[-1]
+    longest = max((len(label) for label in runs), default=10)
+    width = 9.0 + 0.6 + 0.085 * max(longest, 14)  # the axes take 9 in; the legend column fits the longest label
     with _rc():
-        fig = _figure(10.0, 4.0)
-        ax1, ax2 = (fig.add_axes((0.1, 0.13, 0.33, 0.77)), fig.add_axes((0.555, 0.13, 0.33, 0.77)))
+        fig = _figure(width, 4.0)
+        ax1, ax2 = (fig.add_axes((1.0 / width, 0.13, 3.3 / width, 0.77)),
+                    fig.add_axes((5.55 / width, 0.13, 3.3 / width, 0.77)))
         epochs: list[float] = []
-        for i, (label, (cal, res)) in enumerate(runs.items()):
-            for ax, df, col in ((ax1, cal, cal_key), (ax2, res, acc_col)):
-                if df is not None and col in df:
-                    epochs += _variant_curve(ax, df, col, PALETTE[i % len(PALETTE)], label, (best or {}).get(label))
+        for i, (label, seeds) in enumerate(runs.items()):
+            bests = list((best or {}).get(label) or [])
+            for k, (cal, res) in enumerate(seeds):
+                b = bests[k] if k < len(bests) else None
+                for ax, df, col in ((ax1, cal, cal_key), (ax2, res, acc_col)):
+                    if df is not None and col in df:
+                        epochs += _variant_curve(ax, df, col, PALETTE[i % len(PALETTE)], label if k == 0 else None,
+                                                 b, alpha=1.0 if len(seeds) == 1 else 0.75)
         ax1.set(ylabel=cal_key, title=f"{cal_key} per epoch")
         ax2.set(ylabel=acc_label, title=f"{acc_label} per epoch")
         for ax in (ax1, ax2):
@@ -416,14 +424,18 @@ def plot_compare_curves(
             _epoch_ticks(ax, epochs)
         if best:
             ax1.scatter([], [], s=90, facecolors="none", edgecolors=GRAY, linewidths=1.6, label="best.pt epoch")
-        fig.legend(*ax1.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.89, 0.9), frameon=False)
+        if any(len(seeds) > 1 for seeds in runs.values()):
+            ax1.plot([], [], color=GRAY, label="one line per seed")
+        fig.legend(*ax1.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(9.0 / width, 0.9),
+                   frameon=False)
         return _save(fig, path)
 
 
-def _variant_curve(ax: Any, df: Any, col: str, color: str, label: str, best: int | None) -> list[float]:
-    """One variant's line of ``col`` per epoch, ``best`` (its best.pt epoch) ringed; returns the epochs drawn."""
+def _variant_curve(ax: Any, df: Any, col: str, color: str, label: str | None, best: int | None,
+                   alpha: float = 1.0) -> list[float]:
+    """One run's line of ``col`` per epoch, ``best`` (its best.pt epoch) ringed; returns the epochs drawn."""
     x = _numeric(df, "epoch")
-    ax.plot(x, _numeric(df, col), marker="o", markersize=3, color=color, label=label)
+    ax.plot(x, _numeric(df, col), marker="o", markersize=3, color=color, label=label, alpha=alpha)
     if best is not None:
         ax.scatter(x[x == best], _numeric(df, col)[x == best], s=90, facecolors="none", edgecolors=color,
                    linewidths=1.6, zorder=4)
