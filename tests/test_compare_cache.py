@@ -216,3 +216,21 @@ def test_a_done_variant_whose_files_were_deleted_is_not_reported(tmp_path, digit
     with pytest.raises(RuntimeError, match=r"results.csv \(epochs \[1\]\).* lack rows; delete the variant folder"):
         compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", project=str(tmp_path), name="cmp", **ARGS)
     assert not (out / "report.md").exists()
+
+
+def test_a_folder_that_never_trained_an_epoch_is_not_held_against_the_next_command(tmp_path) -> None:
+    """A compare that failed before its first epoch (a wrong data=) left compare_variant.json and args.yaml: the
+    corrected command trains there instead of refusing the folder as 'trained with other settings'."""
+    import json
+
+    from yolo_ls.compare.cache import STARTED, _plan
+
+    run = tmp_path / "eps0" / "seed0"
+    (run / "weights").mkdir(parents=True)
+    (run / STARTED).write_text(json.dumps({"data": {"name": "/tmp/nonexist"}}))
+    (run / "args.yaml").write_text("data: /tmp/nonexist\n")
+    fp = {"data": {"path": "digits"}}
+    assert _plan(run, fp, 2) == ("train", "never trained an epoch (an earlier compare stopped before training): "
+                                          "training it now")
+    (run / "results.csv").write_text("epoch,loss\n1,0.5\n")  # an epoch was trained: its settings matter
+    assert _plan(run, fp, 2)[0] == "mismatch"

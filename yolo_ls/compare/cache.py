@@ -178,9 +178,12 @@ def _plan(run: Path, fp: dict[str, Any], epochs: int) -> tuple[str, str]:
         return "train", "new"
     if started is None:
         return "mismatch", f"holds files compare did not write (no {STARTED})"
-    if started != fp:
-        return "mismatch", "; ".join(fingerprint_diff(started, fp))
     last, best = _checkpoint(run / "weights" / "last.pt"), _checkpoint(run / "weights" / "best.pt")
+    if started != fp:
+        df = read_csv(run / "results.csv")
+        if last is None and best is None and (df is None or not len(df)):  # e.g. a wrong data= failed the start
+            return "train", "never trained an epoch (an earlier compare stopped before training): training it now"
+        return "mismatch", "; ".join(fingerprint_diff(started, fp))
     ck = last if last is not None else best if best is not None and best["epoch"] >= 0 else None
     if ck is None:
         return "train", "interrupted before a readable checkpoint was saved: training it again from scratch"

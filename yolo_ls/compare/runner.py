@@ -236,6 +236,7 @@ def compare(
     task, epochs, variants = _variants(model, stock, plugin, label_smoothing, seed_list)
     out = _compare_folder(project, name, task)
     data = resolve_data(data)
+    _check_against_data(variants, data, task)
     jobs = _plan_jobs(out, variants, seed_list, {"model": model, "data": data, "task": task, "stock": stock,
                                                  "epochs": epochs}, data_identity(data, skip=out), plugin)
     console, t_all = sys.stdout, time.time()
@@ -310,6 +311,27 @@ def _variants(model: str, stock: dict[str, Any], plugin: dict[str, Any], label_s
             "seeds=0,1,2."
         )
     return task, epochs, variants
+
+
+def _check_against_data(variants: list[Any], data: Any, task: str) -> None:
+    """Every variant's class-dependent arguments (ls_mode=exclusive, ls_prior, ls_matrix) checked against the dataset
+    before the first run trains, as the trainer would check each one in turn."""
+    from yolo_ls.core.args import check_num_classes, resolve_plugin_args
+    from yolo_ls.engine.trainers import dataset_num_classes
+
+    needs = []
+    for v in variants:
+        resolved = resolve_plugin_args({**v.plugin, "label_smoothing": v.eps}, task)
+        if resolved["ls_mode"] == "exclusive" or resolved["ls_prior"] is not None or resolved["ls_matrix"] is not None:
+            needs.append((v, resolved))
+    if needs:
+        with _output_to(None):
+            nc, names = dataset_num_classes(data, task, with_names=True)
+        for v, resolved in needs:
+            try:
+                check_num_classes(resolved, nc, names)
+            except PluginArgumentError as e:
+                raise PluginArgumentError(f"variant {v.label}: {e} Nothing was trained.") from None
 
 
 def _compare_folder(project: str | None, name: str, task: str) -> Path:
