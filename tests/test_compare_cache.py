@@ -234,3 +234,12 @@ def test_a_folder_that_never_trained_an_epoch_is_not_held_against_the_next_comma
                                           "training it now")
     (run / "results.csv").write_text("epoch,loss\n1,0.5\n")  # an epoch was trained: its settings matter
     assert _plan(run, fp, 2)[0] == "mismatch"
+
+
+def test_every_variant_is_checked_against_the_data_before_the_first_trains(tmp_path, digits_root) -> None:
+    from yolo_ls.compare import compare
+
+    with pytest.raises(PluginArgumentError, match=r"variant ε=0.1: 'ls_prior' has 2 weights .* Nothing was trained"):
+        compare("yolo11n-cls.yaml", str(digits_root), [0, 0.1], ls_mode="prior", ls_prior=[1, 2], epochs=1,
+                project=str(tmp_path), name="c")
+    assert not (tmp_path / "c").exists()
