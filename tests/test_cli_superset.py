@@ -261,6 +261,7 @@ def test_command_help_lists_the_commands_own_arguments(command, capsys) -> None:
         (["train", "data=digts"], "Did you mean 'data=digits'"),
         (["train", "label_smothing=0.1"], "Similar arguments are i.e. ['label_smoothing']"),
         (["train", "data=digits", "label_smoothing=2"], "Valid 'label_smoothing' values"),
+        (["train", "data=no/such/folder"], "'data=no/such/folder': no such file or folder"),
         (["compare", "model=yolo11n-cls.yaml", "data=digts", "label_smoothing=0,0.1"], "Did you mean 'data=digits'"),
     ],
 )

@@ -78,9 +78,11 @@ def precheck(argv: Sequence[str], extra: Sequence[str] = ()) -> None:
             lines.append(f"'{key}' is not a valid YOLO or yolo-ls argument.{hint}")
         elif key in ARG_TABLE and _is_plain_number(value) and not (key in SIGNED_ARGS and "ls_negative" in keys):
             ARG_TABLE[key](float(value) if "." in value or "e" in value.lower() else int(value))
-        elif key == "data" and value not in DATASET_ALIASES and not Path(value).exists() and "/" not in value:
+        elif key == "data" and value not in DATASET_ALIASES and not Path(value).exists():
             close = get_close_matches(value, DATASET_ALIASES, n=1, cutoff=0.75)
-            if close:
+            if "/" in value and "://" not in value:  # a local path, not a name or URL Ultralytics could download
+                lines.append(f"'data={value}': no such file or folder.")
+            elif close:
                 lines.append(f"'data={value}': no such dataset or folder. Did you mean 'data={close[0]}' (embedded)?")
     if lines:
         raise SyntaxError("\n".join(lines))
