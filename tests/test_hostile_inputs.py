@@ -26,7 +26,7 @@ CASES = [
     ("eps_above_one", "label_smoothing", 1.5, "1.5", PluginArgumentError, "'label_smoothing=1.5'"),
     ("eps_nan", "label_smoothing", math.nan, "nan", PluginArgumentError, "label_smoothing=nan"),
     ("eps_inf", "label_smoothing", math.inf, "inf", PluginArgumentError, "label_smoothing=inf"),
-    ("eps_text", "label_smoothing", "abc", "abc", PluginArgumentError, "'label_smoothing=abc'"),
+    ("eps_text", "label_smoothing", "abc", "abc", PluginArgumentError, "label_smoothing='abc' (a string)"),
     ("eps_list", "label_smoothing", [0.1], "[0.1]", PluginArgumentError, "'label_smoothing=[0.1]'"),
     ("unknown_schedule", "ls_schedule", "cosin", "cosin", PluginArgumentError, "Did you mean 'cosine'"),
     ("unknown_mode", "ls_mode", "unifrom", "unifrom", PluginArgumentError, "Did you mean 'uniform'"),

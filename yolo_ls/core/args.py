@@ -208,7 +208,7 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
             out[name] = epsilon_check(negative)(name, value) if name in SIGNED_ARGS else ARG_TABLE[name](value)
         except PluginArgumentError as e:
             v = _scalar(value)
-            if not negative and _is_number(v) and SIGNED_EPSILON.contains(v) and v < 0:
+            if name in SIGNED_ARGS and not negative and _is_number(v) and SIGNED_EPSILON.contains(v) and v < 0:
                 raise PluginArgumentError(
                     f"{e} Negative smoothing (Wei et al. 2022) is opt-in: ls_negative=True (ls_mode=uniform) "
                     f"allows {SIGNED_EPSILON.allowed}."

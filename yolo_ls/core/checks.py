@@ -17,11 +17,27 @@ class PluginArgumentError(ValueError):
 
 
 def _invalid(name: str, value: Any, allowed: str, hint: str = "") -> PluginArgumentError:
-    return PluginArgumentError(f"'{name}={value}' is an invalid value. Valid '{name}' values are {allowed}.{hint}")
+    """The error for a bad value: the value as given (a string quoted, with its type), then what is allowed."""
+    if isinstance(value, str):
+        shown = f"{name}={value!r} (a string)"
+    else:
+        text = str(value)
+        text = text if len(text) <= 40 else f"{text[:20]}…{text[-8:]} ({len(text)} characters)"
+        plain = value is None or isinstance(value, (bool, int, float))
+        shown = f"'{name}={text}'" + ("" if plain else f" (a {type(value).__name__})")
+    return PluginArgumentError(f"{shown} is an invalid value. Valid '{name}' values are {allowed}.{hint}")
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _isfinite(value: Any) -> bool:
+    """``math.isfinite`` that answers False for an int too large for a float (``10**400``) instead of raising."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _scalar(value: Any) -> Any:
@@ -58,7 +74,7 @@ class FloatRange:
         value = _scalar(value)
         if value is None and self.optional:
             return None
-        if not (_is_number(value) and math.isfinite(value) and self.contains(value)):
+        if not (_is_number(value) and _isfinite(value) and self.contains(value)):
             kind = {True: "inclusive", False: "exclusive"}
             ends = f"between {self.lo} ({kind[self.lo_closed]}) and {self.hi} ({kind[self.hi_closed]})"
             raise _invalid(name, value, f"{'None or ' if self.optional else ''}floats {ends}, i.e. {self.example}")
@@ -75,7 +91,7 @@ class NonNegative:
 
     def __call__(self, name: str, value: Any) -> float:
         value = _scalar(value)
-        if not _is_number(value) or not math.isfinite(value) or value < 0:
+        if not _is_number(value) or not _isfinite(value) or value < 0:
             raise _invalid(name, value, f"finite numbers >= 0, i.e. {self.example}")
         return float(value)
 
@@ -98,7 +114,7 @@ class IntRange:
         value = _scalar(value)
         if value is None and self.optional:
             return None
-        ok = _is_number(value) and math.isfinite(value) and int(value) == value and value >= self.lo
+        ok = _is_number(value) and _isfinite(value) and int(value) == value and value >= self.lo
         if not ok or (self.hi is not None and value > self.hi):
             rng = f"integers >= {self.lo}" if self.hi is None else f"integers in [{self.lo}, {self.hi}]"
             raise _invalid(name, value, f"{'None or ' if self.optional else ''}{rng}, i.e. {self.example}")
@@ -156,8 +172,10 @@ class ClassWeights:
         example = f"{self.allowed}, i.e. [0.5, 0.3, 0.2]"
         if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(_is_number(v) for v in value):
             raise _invalid(name, value, example)
+        if not all(_isfinite(v) for v in value):  # inf, NaN or an int too large for a float
+            raise _invalid(name, value, example)
         weights = [float(v) for v in value]
-        top = max(weights) if all(math.isfinite(w) and w >= 0 for w in weights) else -1.0
+        top = max(weights) if all(_isfinite(w) and w >= 0 for w in weights) else -1.0
         if top <= 0:
             raise _invalid(name, value, example)
         scaled = [w / top for w in weights]  # each in [0, 1]: the sum cannot overflow
@@ -174,7 +192,7 @@ def _matrix_rows(name: str, value: Any, example: str) -> list[list[float]]:
         raise _invalid(name, value, example)
     out = []
     for r in rows:
-        if not all(_is_number(_scalar(v)) and math.isfinite(_scalar(v)) and _scalar(v) >= 0 for v in r):
+        if not all(_is_number(_scalar(v)) and _isfinite(_scalar(v)) and _scalar(v) >= 0 for v in r):
             raise _invalid(name, value, example)
         top = max(float(_scalar(v)) for v in r)
         if top <= 0:
