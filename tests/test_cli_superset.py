@@ -297,3 +297,23 @@ def test_resume_true_on_a_finished_checkpoint_is_refused(tmp_path) -> None:
     with pytest.raises(PluginArgumentError, match="is finished, nothing to resume"):
         yolo_ls.YOLO(str(last)).train(resume=True, project=str(tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_full_disk_is_one_line_not_a_traceback(capsys) -> None:
+    import errno
+
+    from yolo_ls.cli.argv import guarded
+
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/classify/train/weights/last.pt")
+
+    assert guarded(full) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("yolo-ls: error: could not write runs/classify/train/weights/last.pt: No space left")
+    assert "resume=RUN/weights/last.pt" in err and "Traceback" not in err
+
+    def other() -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    with pytest.raises(OSError):  # not a user's mistake: the traceback is the right answer
+        guarded(other)

@@ -4,6 +4,7 @@ Ultralytics' entrypoint after the plugin arguments are refused and the keys chec
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from yolo_ls.core.args import DEFAULTS, TASKS, PluginArgumentError, check_keys
 MODES = ("train", "val", "predict", "export", "track", "benchmark")
 # The yolo-ls special commands (the "did you mean" of a mistyped mode offers them too).
 SPECIAL = ("help", "version", "cfg", "compare", "datasets", "plot", "doctor", "enable-yolo-cli", "disable-yolo-cli")
+# errno values of a write the user can fix: no space, read-only file system, no permission, quota.
+WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 # Modes and special commands that Ultralytics' own entrypoint runs (run_stock).
 STOCK_MODES = ("predict", "track", "export", "benchmark")
 STOCK_SPECIAL = ("checks", "settings", "solutions", "copy-cfg", "login", "logout")
@@ -30,6 +33,13 @@ def guarded(fn: Callable[..., Any], *args: Any, exit_code: bool = False) -> int:
         return 2
     except (FileNotFoundError, RuntimeError, TypeError, ValueError) as e:
         print(f"yolo-ls: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, a read-only or foreign folder: the user's to fix, never a traceback
+        if e.errno not in WRITE_ERRORS:
+            raise
+        print(f"yolo-ls: error: could not write {e.filename or 'an output file'}: {e.strerror or e}. Free space or fix "
+              "the folder's permissions; a training can then go on with 'yolo-ls train resume=RUN/weights/last.pt' "
+              "(every finished epoch is in its checkpoint).", file=sys.stderr)
         return 1
     return int(result) if exit_code else 0
 
