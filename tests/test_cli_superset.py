@@ -317,3 +317,13 @@ def test_a_full_disk_is_one_line_not_a_traceback(capsys) -> None:
 
     with pytest.raises(OSError):  # not a user's mistake: the traceback is the right answer
         guarded(other)
+
+
+def test_classification_folder_without_val_names_the_missing_split(tmp_path) -> None:
+    import yolo_ls
+    from yolo_ls.core.checks import PluginArgumentError
+
+    (tmp_path / "data" / "train" / "a").mkdir(parents=True)
+    with pytest.raises(PluginArgumentError, match="has no val/ folder"):
+        yolo_ls.YOLO("yolo11n-cls.yaml").train(data=str(tmp_path / "data"), epochs=1, project=str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()

@@ -143,6 +143,19 @@ def checkpoint_plugin_state(path: str | Path) -> dict[str, Any] | None:
     return dict(state) if isinstance(state, Mapping) else None
 
 
+def _check_classify_splits(data: Any, task: str) -> None:
+    """A classification folder needs ``train/`` and ``val/`` (or ``test/``); Ultralytics would fail later with a
+    TypeError that never names the missing split."""
+    root = Path(str(data))
+    if task != "classify" or not root.is_dir():
+        return
+    missing = [s for s in ("train", "val") if not (root / s).is_dir() and not (s == "val" and (root / "test").is_dir())]
+    if missing:
+        raise PluginArgumentError(f"'data={data}' has no {' and no '.join(s + '/' for s in missing)} folder: a "
+                                  "classification dataset is DIR/train/<class>/*.png and DIR/val/<class>/*.png "
+                                  "(or DIR/test/).")
+
+
 def check_resume_checkpoint(resume: Any) -> None:
     """A ``resume=PATH`` that exists must load: a truncated or foreign file is named as such, not as "not found".
 
@@ -219,6 +232,7 @@ class LabelSmoothingMixin:
                     LOGGER.warning(f"{PREFIX} {warning}")
         if "data" in overrides:
             overrides["data"] = resolve_data(overrides["data"])
+            _check_classify_splits(overrides["data"], self.ls_task)
         if plugin is not None and (plugin["ls_mode"] == "exclusive" or plugin["ls_prior"] is not None
                                    or plugin["ls_matrix"] is not None):
             check_num_classes(plugin, *dataset_num_classes(overrides.get("data"), self.ls_task, with_names=True))
