@@ -498,3 +498,13 @@ def test_csv_rows_write_nan_as_nan_not_blank(tmp_path) -> None:
     append_csv_row(csv, {"epoch": 2, "ece": 0.2, "ece_ts": 0.05})
     assert csv.read_text().splitlines()[1] == "1,0.1,nan"
     assert math.isnan(read_csv(csv)["ece_ts"][0])
+
+
+def test_a_damaged_json_file_is_named(tmp_path) -> None:
+    from yolo_ls.core.epoch_bins import load_epoch_bins
+
+    bad = tmp_path / "calibration" / "epochs.json"
+    bad.parent.mkdir()
+    bad.write_text('{"epochs": [')
+    with pytest.raises(ValueError, match=f"{bad} is not valid JSON"):
+        load_epoch_bins(bad)

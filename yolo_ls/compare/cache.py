@@ -223,6 +223,10 @@ def _check_outputs(run: Path, epochs: int) -> None:
             raise RuntimeError(f"variant {run} lacks {rel}: delete the variant folder to train it again")
     if _checkpoint(run / "weights" / "best.pt") is None:
         raise RuntimeError(f"variant {run}: best.pt is unreadable: delete the variant folder to train it again")
+    for rel in ("calibration/final.json", "calibration/epochs.json"):
+        if (run / rel).is_file() and _read_json(run / rel) is None:
+            raise RuntimeError(f"variant {run}: {rel} is damaged (not valid JSON): delete the variant folder to train "
+                               "it again")
 
 
 def _folder_reason(folder: Path) -> str | None:

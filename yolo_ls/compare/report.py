@@ -17,14 +17,13 @@ as one.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 from typing import Any
 
 from yolo_ls.calibration import registry
-from yolo_ls.core.files import read_csv
+from yolo_ls.core.files import read_csv, read_json
 
 # The columns of one run, best.pt first, then temperature scaling, then the last epoch (secondary).
 CLASSIFY_COLUMNS = ("top1", "ece", "mce", "brier", "nll", "overconfidence", "ece_ts", "nll_ts", "top1_last", "ece_last")
@@ -91,7 +90,7 @@ def variant_summary(run: Path, task: str) -> dict[str, Any]:
     ``*_last``, its last epoch (results.csv, calibration.csv)."""
     res, cal = read_csv(run / "results.csv"), read_csv(run / "calibration.csv")
     final_path = run / "calibration" / "final.json"
-    final = json.loads(final_path.read_text(encoding="utf-8")) if final_path.is_file() else {}
+    final = read_json(final_path) if final_path.is_file() else {}
     metrics, val = final.get("metrics") or {}, final.get("val_metrics") or {}
     best = best_epoch(run, task, res)
     at_best = res[res["epoch"] == best].iloc[0] if best is not None else res.iloc[-1]
@@ -299,7 +298,7 @@ def pooled_bins(finals: Any) -> dict[str, Any] | None:
 
     parts = []
     for f in finals:
-        bins = json.loads(f.read_text()).get("bins") if f.exists() else None
+        bins = read_json(f).get("bins") if f.exists() else None
         if bins:
             parts.append(bins)
     if not parts:

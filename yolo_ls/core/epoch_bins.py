@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from yolo_ls.core.files import read_json
+
 VERSION = 1
 
 
@@ -36,7 +38,7 @@ def load_epoch_bins(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         return {"version": VERSION, "epochs": []}
-    data = json.loads(path.read_text())
+    data = read_json(path)
     data.setdefault("epochs", [])
     return data
 

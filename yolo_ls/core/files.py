@@ -77,3 +77,15 @@ def unwritable_reason(path: str | Path) -> str | None:
     except OSError as e:
         return f"{probe} is not writable ({e.strerror or e})"
     return None
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content; a damaged file raises a ValueError that names it (json's own error does not)."""
+    import json
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON (damaged or cut short?): {e}. Delete it to rebuild it, i.e. "
+                         "'yolo-ls val model=RUN/weights/best.pt' writes a new calibration/final.json.") from None

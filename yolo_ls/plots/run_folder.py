@@ -66,10 +66,9 @@ def render_run(run: str | Path) -> list[Path]:
     Returns:
         The paths written.
     """
-    import json
 
     from yolo_ls.core.epoch_bins import load_epoch_bins
-    from yolo_ls.core.files import read_csv
+    from yolo_ls.core.files import read_csv, read_json
 
     run = Path(run)
     if not is_run_folder(run):
@@ -87,7 +86,7 @@ def render_run(run: str | Path) -> list[Path]:
                                             reason=reason))
     final = run / "calibration" / "final.json"
     if final.is_file():
-        data = json.loads(final.read_text())
+        data = read_json(final)
         metrics = {k: (math.nan if v is None else v) for k, v in (data.get("metrics") or {}).items()}
         out.append(plot_reliability_diagram(data.get("bins"), run / "calibration" / "reliability.png",
                                             title="Reliability diagram (best.pt)", metrics=metrics, reason=reason))
