@@ -356,3 +356,25 @@ def test_ray_tune_trains_every_trial_through_the_plugin(tmp_path):
 def params_trial_suffix(trial_path: Path) -> str:
     """A Ray trial folder '_tune_<exp>_<index>' trains in '<name>_<index>'."""
     return "_" + trial_path.name.rsplit("_", 1)[-1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"space": [0.0, 0.2]}, "'space' must be a dict"),
+        ({"iterations": -2}, "'iterations=-2' is an invalid value"),
+        ({"use_ray": True, "search_alg": "optunaa"}, "Did you mean 'optuna'"),
+    ],
+)
+def test_tune_arguments_refused_before_any_iteration(kwargs, message, tmp_path) -> None:
+    """Refused before an iteration, a tune folder or Ray exists (the space list once died in difflib)."""
+    import sys
+
+    import yolo_ls
+    from yolo_ls.core.checks import PluginArgumentError
+
+    ray_before = "ray" in sys.modules
+    with pytest.raises(PluginArgumentError, match=message):
+        yolo_ls.YOLO("yolo11n-cls.yaml").tune(data="digits", epochs=1, project=str(tmp_path), **kwargs)
+    assert not any(tmp_path.iterdir())
+    assert ("ray" in sys.modules) == ray_before

@@ -78,6 +78,7 @@ class YOLO(_UltralyticsYOLO):
         arguments reach every trial, plugin entries of a Ray ``space`` (``tune.uniform``, ``tune.choice``, ...) are
         checked first, and ``tune_objective``/``fitness_tol`` set Ray's metric and mode (and the final pick).
         """
+        _check_tune_request(use_ray, iterations, kwargs)
         if use_ray:
             from yolo_ls.tune.ray_tune import run_ray_tune
 
@@ -95,3 +96,26 @@ class YOLO(_UltralyticsYOLO):
             kwargs.setdefault("optimizer", "AdamW")
         tune_args = {**self.overrides, **kwargs, "mode": "train"}
         return Tuner(args=tune_args, model=self.model, _callbacks=self.callbacks)(iterations=iterations)
+
+
+# Ray Tune's searchers by name (ultralytics.utils.tuner.RAY_SEARCH_ALG_REQUIREMENTS, 8.4); None and objects pass as is.
+RAY_SEARCHERS = ("random", "ax", "bayesopt", "bohb", "hebo", "hyperopt", "nevergrad", "optuna", "zoopt")
+
+
+def _check_tune_request(use_ray: bool, iterations: Any, kwargs: dict[str, Any]) -> None:
+    """``tune()``'s own arguments, checked before any iteration runs and before Ray starts."""
+    from difflib import get_close_matches
+
+    from yolo_ls.core.checks import PluginArgumentError
+
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise PluginArgumentError(f"'iterations={iterations!r}' is an invalid value: an integer >= 1, i.e. 20.")
+    space = kwargs.get("space")
+    if space is not None and not isinstance(space, dict):
+        raise PluginArgumentError(f"'space' must be a dict of argument -> range, i.e. "
+                                  f"space={{'label_smoothing': (0.0, 0.2)}}, not a {type(space).__name__} ({space!r}).")
+    alg = kwargs.get("search_alg")
+    if use_ray and isinstance(alg, str) and alg.strip().lower() not in RAY_SEARCHERS:
+        close = get_close_matches(alg.strip().lower(), RAY_SEARCHERS, n=1)
+        raise PluginArgumentError(f"'search_alg={alg}' is not one of {list(RAY_SEARCHERS)}."
+                                  + (f" Did you mean '{close[0]}'?" if close else ""))
