@@ -149,7 +149,7 @@ def run_ray_tune(model: Any, space: dict[str, Any] | None = None, grace_period: 
     metric, mode = ray_metric(objective, tol, TASK2METRIC[task])
     check_ray_tune_supported()  # after every argument check, before Ray starts
     kwargs = dict(space=space, grace_period=grace_period, gpu_per_trial=gpu_per_trial, iterations=iterations,
-                  search_alg=search_alg, **train_args, **fixed)
+                  search_alg=search_alg, **{"task": task, **train_args}, **fixed)  # the tune folder under the task
     if mode == "max":
         from ultralytics.utils.tuner import run_ray_tune as stock_run_ray_tune
 
