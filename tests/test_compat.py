@@ -33,11 +33,14 @@ def test_classification_loss_items_match_the_installed_stock_loss():
     from ultralytics.utils.loss import v8ClassificationLoss
 
     from yolo_ls.core.losses import LabelSmoothingState, SmoothedClassificationLoss
+    from yolo_ls.engine.compat import classification_loss_items
 
     g = torch.Generator().manual_seed(0)
     logits, cls = torch.randn(6, 4, generator=g), torch.randint(0, 4, (6,), generator=g)
     stock_loss, stock_items = v8ClassificationLoss()(logits, {"cls": cls})
-    ours_loss, ours_items = SmoothedClassificationLoss(LabelSmoothingState(0.0), 4)(logits, {"cls": cls})
+    items = classification_loss_items()  # what engine.inject.install_smoothing gives the loss
+    ours_loss, ours_items = SmoothedClassificationLoss(LabelSmoothingState(0.0), 4, loss_items=items)(logits,
+                                                                                                     {"cls": cls})
     assert type(ours_items) is type(stock_items)
     if isinstance(stock_items, dict):
         assert stock_items.keys() == ours_items.keys() == {"loss"}

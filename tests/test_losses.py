@@ -83,8 +83,11 @@ def test_eps_zero_reproduces_stock_ultralytics_loss(device):
     logits = torch.randn(16, 7).to(device).requires_grad_(True)
     batch = {"cls": torch.randint(0, 7, (16,)).to(device)}
     stock_loss, stock_items = v8ClassificationLoss()(logits, batch)
+    from yolo_ls.engine.compat import classification_loss_items  # the item format install_smoothing gives it
+
     for mode, prior in (("uniform", None), ("exclusive", None), ("prior", [1, 2, 3, 4, 5, 6, 7])):
-        ours, items = SmoothedClassificationLoss(LabelSmoothingState(0.0, device), 7, mode, prior)(logits, batch)
+        loss = SmoothedClassificationLoss(LabelSmoothingState(0.0, device), 7, mode, prior, classification_loss_items())
+        ours, items = loss(logits, batch)
         torch.testing.assert_close(ours, stock_loss, rtol=1e-6, atol=1e-7)
         expected = stock_items
         if isinstance(stock_items, dict):  # 8.4.106+: {"loss": ...}; earlier releases: the tensor itself
