@@ -326,9 +326,8 @@ def build_schedule_from_args(args: Mapping[str, Any], epochs: int) -> Any:
     """The ε schedule a run's plugin arguments describe, checked over the whole run before anything is written.
 
     Returns a pure :class:`yolo_ls.core.schedules.SmoothingSchedule`, or for ``ls_schedule=auto`` a
-    :class:`.auto.AutoSchedule`. A callable schedule is probed at every epoch of the run (and at the fractional
-    epochs of one batch step with ``ls_per_iter``), so one that returns NaN, a value outside [0, 1), a non-number, or
-    takes the wrong arguments is refused here, not after the run folder exists.
+    :class:`.auto.AutoSchedule`. A callable schedule is probed at every epoch of the run
+    (:func:`probe_callable_schedule`).
 
     Raises:
         PluginArgumentError: For a combination the schedule rejects (i.e. two_stage without ls_off_epoch).

@@ -1,20 +1,8 @@
-"""``ls_schedule=auto``: ε steered by measured calibration, in one module.
+"""``ls_schedule=auto``: ε steered by measured calibration.
 
-Three pieces, each small:
-
-- :func:`auto_update` and :func:`gain_factor`: the update rule, pure functions of numbers.
-- :class:`AutoSchedule`: the controller's state (current ε and the history of readings). Calling it returns the ε in
-  effect, like the pure schedules in ``yolo_ls/core/schedules.py``; its state is plain data saved in the checkpoint.
-- :class:`AutoController`: what a trainer calls. ``setup(trainer)`` once the data is built (the mode's gain factor,
-  the train holdout), ``step(trainer)`` once per epoch after validation, ``sync(trainer)`` at the start of each epoch
-  under DDP (rank 0 measured, every rank applies its ε).
-
-The reading comes from one of two sources, both measured with the same calibration accumulator as ``calibration.csv``:
-
-- ``ls_auto_split=val``: the trainer's own :class:`~yolo_ls.engine.callbacks.calibration.CalibrationCallbacks` (held as
-  ``trainer.ls_calibration``), i.e. the numbers logged in ``calibration.csv`` for that epoch.
-- ``ls_auto_split=train_holdout`` (classify): a fixed, seeded fraction of the train images moved out of training and
-  scored with the EMA model after each epoch.
+:func:`auto_update` and :func:`gain_factor` are the update rule; :class:`AutoSchedule` holds the controller's state
+(plain data, saved in the checkpoint). The trainer drives it through ``yolo_ls.engine.auto_controller``, reading
+calibration on the val set (``ls_auto_split=val``) or a seeded train holdout (``train_holdout``, classify).
 """
 
 from __future__ import annotations
@@ -42,10 +30,8 @@ def gain_factor(mode: str, num_classes: int, prior: Sequence[float] | None = Non
       (p = q when the training frequencies are not given);
     - detect ``all``: the binary target 1 becomes ``1 - ε/2``, factor 2; ``positive``: ``(1 - ε)·t``, factor 1.
     - ``matrix`` M (classify and detect) and ``online`` S: ``1 - ε(1 - M_yy)``, averaged over y ~ p: factor
-      ``1 / (1 - Σ_y p_y M_yy)`` (p uniform when the frequencies are not given; rows normalised). For ``online`` the
-      trainer recomputes it from the new S after every epoch.
-    - ``margin`` (MbLS) sets no target confidence: ``ls_schedule=auto`` refuses it (``resolve_plugin_args``), and
-      so does this rule. A matrix (or prior) whose diagonal leaves ε no effect (``1 - Σ p_y M_yy = 0``) gets factor 1.
+      ``1 / (1 - Σ_y p_y M_yy)`` (p uniform when the frequencies are not given; rows normalised).
+    - ``margin`` sets no target confidence and is refused. A diagonal that leaves ε no effect gets factor 1.
 
     Raises:
         ValueError: For a mode this rule does not know.
@@ -81,10 +67,7 @@ def auto_update(eps: float, confidence: float, accuracy: float, factor: float, g
                 eps_max: float = 0.3) -> float:
     """One step of ``ls_schedule=auto``: move ε so the smoothed target confidence follows the measured accuracy.
 
-    A confidence gap ``g = confidence - accuracy`` is closed by ``Δε = g·factor`` if the model followed its target
-    exactly (see :func:`gain_factor`). Models do not, so the controller integrates with damping:
-    ``ε ← clip(ε + gain·g·factor, 0, eps_max)``. For a model that does follow its target the error then shrinks by
-    ``(1 - gain)`` per epoch: monotonically for every gain in (0, 1], never overshooting. Over-confidence (g > 0)
+    ``ε ← clip(ε + gain·(confidence - accuracy)·factor, 0, eps_max)`` (see :func:`gain_factor`): over-confidence
     raises ε, under-confidence lowers it; a missing reading (NaN) keeps ε.
     """
     if not (math.isfinite(confidence) and math.isfinite(accuracy)):

@@ -11,24 +11,17 @@ Classification (``ls_mode``):
     - negative ε (Wei et al. ICML 2022, ``ls_negative=True``, uniform only): the same uniform formula with ε in
       [-1, 0); t still sums to 1, with negative entries off the true class.
 
-    uniform, exclusive and prior are t = ε·b + a·onehot with a fixed vector b and a = 1 - ε·Σb, so the loss has the
-    closed form ``logsumexp(z) - ε·(z·b) - a·z_y`` and the gradient ``softmax(z) - t``. :class:`_SmoothedCrossEntropy`
-    computes both directly with public torch ops, which is cheaper than PyTorch's built-in smoothing.
+    uniform, exclusive and prior are t = ε·b + a·onehot with a fixed vector b and a = 1 - ε·Σb.
 
 Detection family (``ls_mode``), applied to the task-aligned assigner's soft ``target_scores`` t of shape (B, A, nc):
-    - ``fg``: t' = (1-ε)·t + ε·s/nc with s = Σ_c t the anchor's own target mass. Background anchors (s = 0) stay at 0
-      and the IoU-aware quality s is kept. Computed as t·((1-ε)·I + (ε/nc)·J), the same numbers (to rounding) from one
-      mat-mul: a sum over the short class axis then a broadcast lerp cost four times as much on a CPU.
-    - ``all``: t' = (1-ε)·t + ε/2 on every anchor and class: the YOLOv5/Keras binary squeeze. Lifts the score floor of
-      every background anchor; kept as the classic variant.
+    - ``fg``: t' = (1-ε)·t + ε·s/nc with s = Σ_c t the anchor's own target mass; background anchors (s = 0) stay 0.
+    - ``all``: t' = (1-ε)·t + ε/2 on every anchor and class (the YOLOv5/Keras binary squeeze).
     - ``positive``: t' = (1-ε)·t, one-sided: negatives are untouched.
     - ``matrix``: t' = (1-ε)·t + ε·s·M[c] with c = argmax_c t (the anchor's assigned class) and s = Σ_c t; background
       anchors (s = 0) stay exactly 0.
 
-They enter Ultralytics' criteria at one place, :func:`yolo_ls.engine.inject.install_smoothing`.
-
-ε is a 0-d tensor held by :class:`LabelSmoothingState` on the training device and read by the losses as a tensor: no
-host sync, and torch.compile sees a tensor input rather than a Python constant, so changing ε does not recompile.
+They are installed in Ultralytics' criteria by :func:`yolo_ls.engine.inject.install_smoothing`. ε is a 0-d tensor
+held by :class:`LabelSmoothingState` on the training device.
 """
 
 from __future__ import annotations
@@ -47,13 +40,8 @@ from yolo_ls.core.modes import CLASSIFY_MODES, DETECT_MODES
 class LabelSmoothingState:
     """The ε in effect, as a 0-d float32 tensor on the training device, updated in place.
 
-    One state is shared by the training model's criterion and the EMA model's criterion (the validator's val loss).
-    Deep copies return the same object: ε is run state like the learning rate, not a model parameter, so a copied
-    model (``ModelEMA`` deep-copies the model) keeps reading the live value.
-
-    The classification loss reads two terms derived from ε and its smoothing base b, ``-ε·b`` and ``-(1 - ε·Σb)``
-    (:meth:`target_terms`); they are device tensors kept up to date by :meth:`set_`, so a loss call does not recompute
-    them, and a compiled loss sees the same tensors whatever ε is.
+    Shared by the training and EMA criteria; deep copies return the same object, so a copied model reads the live ε.
+    Derived terms for the classification loss (:meth:`target_terms`) are kept current by :meth:`set_`.
     """
 
     def __init__(self, eps: float = 0.0, device: torch.device | str | None = None) -> None:
@@ -130,18 +118,10 @@ def smooth_targets(
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy against t = ε·b + a·onehot with a closed-form gradient (softmax(z) - t)·g/N, public ops only.
+    """Mean cross-entropy against t = ε·b + a·onehot with the closed-form gradient (softmax(z) - t)·g/N.
 
-    Forward: one fused ``log_softmax`` (as in stock cross-entropy), ``a·nll_loss`` for the true class (stock's own
-    reduction, so ε=0 gives stock's loss bit for bit) and a mat-vec for the ε·b term. No N×K target matrix is built.
-    Backward: because Σt = 1 the log-softmax backward ``go - softmax·Σgo`` collapses to ``softmax·s - t·s`` with
-    s = g/N. The log-softmax saved by the forward is this function's own buffer, so the backward turns it into the
-    gradient in place: ``exp_`` (softmax), one fused ``addcmul`` for ``softmax·s - ε·b·s`` and ``-a·s`` scattered onto
-    the true class. One N×K allocation per step (stock makes three: the log-softmax, the NLL gradient and the
-    log-softmax gradient). At ε=0 that is stock's arithmetic, ``fl(p·s) + (-s)`` on the true class and ``fl(p·s)``
-    elsewhere, with p from ``exp``, where stock's fused kernel has its own vectorised ``exp``: p agrees to an ulp.
-    A second backward through the same graph (``retain_graph=True``) is refused by autograd's saved-tensor check
-    (the buffer has become the first gradient), never computed from a spent buffer.
+    At ε=0 the loss equals stock cross-entropy. The backward reuses the saved log-softmax buffer in place, so a second
+    backward through the same graph (``retain_graph=True``) is refused by autograd.
     """
 
     @staticmethod
@@ -243,8 +223,7 @@ def matrix_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps: float 
                          matrix: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy against t = (1-ε)·onehot + ε·M[y] for a row-stochastic M (K×K): ``ls_mode=matrix/online``.
 
-    Loss = logsumexp(z) - (1-ε)·z_y - ε·(M[y]·z) because Σt = 1, so no N×K target is built; autograd gives the
-    gradient softmax(z) - t.
+    Computed as logsumexp(z) - (1-ε)·z_y - ε·(M[y]·z) (Σt = 1).
     """
     z = logits.float()
     eps = torch.as_tensor(eps, dtype=torch.float32, device=z.device)

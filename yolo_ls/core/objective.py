@@ -1,16 +1,8 @@
 """Which epoch, iteration or trial is "best": Ultralytics' fitness, or a calibration metric (lower is better).
 
-Pure functions, shared by three consumers:
-
-* ``best_by`` (training): which epoch is saved as ``best.pt``. The choice is made as training goes, because the
-  weights of an earlier epoch are gone once the next one trains (:func:`best_step`).
-* ``tune_objective`` with the built-in Tuner: which iteration is best, and which iterations parent the next
-  mutation. The whole history is known there (:func:`objective_scores`, :func:`pick_best`).
-* ``tune_objective`` with Ray Tune: Ray's ``metric``/``mode`` (:func:`ray_metric`) and the final pick over the
-  trials (:func:`pick_best`).
-
-``fitness_tol`` turns an objective into "the lowest <metric> among the candidates whose fitness is within
-``fitness_tol`` of the best fitness" (absolute, in fitness units; None: no fitness constraint).
+Used by ``best_by`` (:func:`best_step`, decided as training goes) and ``tune_objective`` (:func:`objective_scores`,
+:func:`pick_best`, :func:`ray_metric`). ``fitness_tol`` makes an objective "the lowest <metric> among the candidates
+whose fitness is within ``fitness_tol`` of the best fitness" (absolute; None: no constraint).
 """
 
 from __future__ import annotations
@@ -53,8 +45,7 @@ def objective_scores(fitness: Sequence[float], values: Sequence[float], objectiv
 
     ``objective="fitness"``: the fitness itself. Otherwise candidates whose fitness is within ``tol`` of the best
     fitness (all of them with ``tol=None``) rank by their value, lowest first; a NaN value ranks below every finite
-    one; candidates outside the tolerance rank below all those inside it, by fitness. Every score is finite, so the
-    scores can stand in for fitness where Ultralytics' Tuner weights its parents.
+    one; candidates outside the tolerance rank below all those inside it, by fitness. Every score is finite.
 
     Args:
         fitness: Each candidate's fitness (non-finite fitness: never eligible).
@@ -140,9 +131,8 @@ def best_step(state: Mapping[str, Any], epoch: int, fitness: float, value: float
 def ray_metric(objective: str, tol: float | None, fitness_metric: str) -> tuple[str, str]:
     """Ray Tune's ``(metric, mode)`` for an objective.
 
-    ``fitness``, or any objective with a ``tol``: Ultralytics' own ``fitness_metric`` (i.e. ``metrics/accuracy_top1``),
-    maximised, so that the search and ASHA's early stopping chase accuracy, and the tolerance pick is made over the
-    trials at the end. A plain calibration objective: ``calib/<name>``, minimised.
+    ``fitness``, or any objective with a ``tol``: Ultralytics' ``fitness_metric``, maximised (the tolerance pick is
+    made over the trials at the end). A plain calibration objective: ``calib/<name>``, minimised.
     """
     if objective == "fitness" or tol is not None:
         return fitness_metric, "max"

@@ -1,25 +1,14 @@
-"""Label-smoothing schedules: ε as a pure function of the (fractional) epoch.
+"""Label-smoothing schedules: ε as a pure function of the fractional epoch and the total epochs.
 
-The design follows timm's schedulers: the caller passes the position in training explicitly and the schedule keeps
-no mutable counter. A schedule maps the fractional epoch ``e = epoch + iteration / iters_per_epoch`` (or just the
-integer epoch when updating once per epoch) and the total number of epochs ``E`` to the smoothing value ε. Because
-the same ``(e, E)`` always gives the same ε, resuming a run reproduces the schedule exactly, with no state to save.
+A schedule keeps no state: the same ``(e, E)`` always gives the same ε, so a resumed run reproduces it.
 
-Timing conventions:
+* ``e = epoch + iteration / iters_per_epoch`` (or the integer epoch with per-epoch updates); epochs are 0-based.
+* The schedule proper spans ``span = (E - 1) - warmup_epochs`` epochs, so the last epoch ``E - 1`` lands on the end
+  value; with ``span <= 0`` it sits at its end value.
+* Warmup: for ``e < warmup_epochs``, ``ε(e) = start * e / warmup_epochs``; the schedule proper then starts at ``t = 0``.
 
-* Epochs are 0-based, so a run visits epochs ``0 .. E-1``. The schedule proper spans
-  ``span = (E - 1) - warmup_epochs`` epochs, so that with per-epoch updates the last epoch ``E - 1`` lands exactly
-  on the final value. If ``span <= 0`` there is no room for the schedule and it sits at its end value.
-* Warmup: for ``e < warmup_epochs`` ε ramps linearly from 0 to the value the schedule starts from,
-  ``ε(e) = start * e / warmup_epochs``. The schedule proper then begins at ``e = warmup_epochs`` with ``t = 0``.
-
-Values are never clamped behind the user's back: constructors validate their parameters with the argument table's
-checks, so every built-in schedule stays in ``[0, 1)``, and a user-supplied callable that leaves that range raises
-``ValueError``.
-
-This module is a pure layer: it imports only the standard library and the argument table in ``yolo_ls.core.args``
-(itself standard-library only), whose checks are the one statement of every argument's range. ``ls_schedule=auto``
-is not a function of the epoch and lives in ``yolo_ls/core/auto.py``.
+Values are never clamped: parameters are validated, and a callable returning a value outside ``[0, 1)`` raises
+``ValueError``. ``ls_schedule=auto`` lives in ``yolo_ls.core.auto``.
 """
 
 from __future__ import annotations
@@ -61,11 +50,7 @@ def _check_epoch(value: object, name: str = "epoch") -> float:
 
 
 def _lerp(a: float, b: float, w: float) -> float:
-    """Interpolate ``(1 - w) * a + w * b``; exact at ``w = 0`` and ``w = 1`` and never outside ``[a, b]``.
-
-    The bound only guards against floating-point rounding (``w`` is always in ``[0, 1]`` here), so it never changes a
-    value by more than an ulp.
-    """
+    """Interpolate ``(1 - w) * a + w * b``; exact at ``w = 0`` and ``w = 1`` and never outside ``[a, b]``."""
     v = (1.0 - w) * a + w * b
     return min(max(v, min(a, b)), max(a, b))
 
@@ -283,12 +268,8 @@ class ExpSchedule(SmoothingSchedule):
 class TwoStageSchedule(SmoothingSchedule):
     """ε while ``epoch < off_epoch``, then exactly 0.
 
-    ``off_epoch`` is an absolute, 0-based epoch: ``off_epoch=3`` smooths epochs 0, 1, 2 and switches smoothing off
-    from epoch 3 on (with fractional epochs, from ``e >= 3.0``). Warmup, if any, ramps up to ε before that.
-
-    An ``off_epoch >= epochs`` is accepted with a ``UserWarning`` rather than an error: the run is still valid (it is a
-    constant schedule), the setting may be deliberate, e.g. when the same config is reused for a shorter run, and a
-    resumed or extended run can still reach the switch.
+    ``off_epoch`` is an absolute, 0-based epoch: ``off_epoch=3`` smooths epochs 0, 1, 2 (fractional ``e < 3.0``).
+    ``off_epoch >= epochs`` only warns (``UserWarning``): smoothing never switches off in that run.
 
     Args:
         eps: Value before the switch, in ``[0, 1)``.
@@ -336,10 +317,8 @@ class TwoStageSchedule(SmoothingSchedule):
 class CallableSchedule(SmoothingSchedule):
     """User-defined schedule ``fn(epoch, epochs) -> ε``.
 
-    ``fn`` receives the fractional epoch and the total number of epochs and returns ε directly: warmup does NOT apply
-    (implement it inside ``fn`` if wanted). Each returned value is checked: a non-number, a non-finite value or a
-    value outside ``[0, 1)`` raises ``ValueError``; nothing is clamped. ``fn`` should be pure (depend only on its
-    arguments) so that resuming a run reproduces the schedule.
+    Warmup does not apply (implement it inside ``fn``). A returned value that is not a finite number in ``[0, 1)``
+    raises ``ValueError``. ``fn`` should be pure so that a resumed run reproduces the schedule.
 
     Args:
         fn: Callable ``(epoch: float, epochs: int) -> float``.
