@@ -2,9 +2,8 @@
 
 A kept prediction is correct when it has the right class and an IoU of at least ``iou_thres`` (0.5) with a ground-truth
 box that no earlier prediction has claimed. Predictions are taken in descending confidence order, and each claims the
-unclaimed same-class ground-truth box it overlaps most; one ground-truth box goes to one prediction at most. This is
-column 0 (IoU 0.5) of Ultralytics 8.4's ``BaseValidator.match_predictions`` (its default greedy mode), written here
-so it can be tested on its own.
+unclaimed same-class ground-truth box it overlaps most. This matches column 0 (IoU 0.5) of Ultralytics'
+``BaseValidator.match_predictions`` (greedy mode).
 
 >>> import torch
 >>> gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]])

@@ -1,13 +1,8 @@
 """Offline datasets built from scikit-learn's handwritten digits (no network needed).
 
-`sklearn.datasets.load_digits` ships 1797 grayscale 8x8 images (values 0..16) inside the scikit-learn package. This
-module turns them into an Ultralytics classification tree (`digits`) and a synthetic YOLO detection dataset
-(`digits_detection`) so that examples, tests and benchmarks can train without downloading anything.
-
-Both builders are cached: a build is written into a temporary sibling directory, a marker file
-(`.yolo_ls_dataset.json`, holding the build parameters and a format version) is written last, and the directory is
-then renamed into place. A root holding a marker with the requested parameters is returned as is; a root holding
-anything else raises a ValueError instead of being overwritten.
+`digits` builds an Ultralytics classification tree and `digits_detection` a synthetic YOLO detection dataset from
+the 1797 8x8 images of `sklearn.datasets.load_digits`. Builds are atomic and cached by a marker file holding the
+parameters: a root with a matching marker is reused, a root holding anything else raises ValueError.
 """
 
 from __future__ import annotations
@@ -167,10 +162,8 @@ def _build_atomically(root: Path, dataset: str, params: dict[str, Any], build: C
 def digits(root: str | Path | None = None, imgsz: int = 32, val_fraction: float = 0.2, seed: int = 0) -> Path:
     """Build (or reuse) an ImageFolder classification dataset of sklearn's 1797 handwritten digits.
 
-    Layout: `root/{train,val}/<class>/<sklearn index>.png` with classes "0".."9", stratified split with `seed`.
-    Each 8x8 image is scaled from 0..16 to 0..255 and upscaled to imgsz x imgsz with `cv2.INTER_NEAREST` (each source
-    pixel becomes a block, so the source is exactly recoverable when imgsz is a multiple of 8), then saved as a
-    3-channel PNG, white digit on black. The marker also lists the sklearn indices of each split under "sources".
+    Layout: `root/{train,val}/<class>/<sklearn index>.png` with classes "0".."9", stratified split with `seed`;
+    images are upscaled with `cv2.INTER_NEAREST` and saved as 3-channel PNGs, white digit on black.
 
     Args:
         root (str | Path, optional): Dataset folder; defaults to `default_root(f"digits-{imgsz}")`.
@@ -262,15 +255,11 @@ def digits_detection(
 ) -> Path:
     """Build (or reuse) a synthetic YOLO detection dataset of sklearn digits pasted on noisy dark canvases.
 
-    Each imgsz x imgsz 3-channel canvas has a background of gaussian noise N(8, 4) clipped to [0, 32] and 1..max_digits
-    digits, each upscaled with `cv2.INTER_LINEAR` to a random square side of 14%-35% of imgsz and pasted with max()
-    blending at a random non-overlapping position (rejection sampling, a digit is skipped after 50 failed tries).
-    Labels are the tight boxes of each scaled digit's non-zero pixels. Train and val canvases draw from disjoint
-    stratified pools of the sklearn images (80/20, split with `seed`); train and val use independent random streams.
+    Each canvas holds 1..max_digits non-overlapping digits of 14%-35% of imgsz; labels are the tight boxes of their
+    non-zero pixels. Train and val draw from disjoint stratified pools of the sklearn images.
 
     Layout: `root/data.yaml`, `root/images/{train,val}/*.png`, `root/labels/{train,val}/*.txt` (`cls cx cy w h`,
-    normalised) and `root/sources/{train,val}.csv` (one row per digit: image, source_index, cls, the box x1, y1, x2, y2
-    in pixels with x2/y2 exclusive, and the pasted square x, y, size). The marker also lists both pools under "pools".
+    normalised) and `root/sources/{train,val}.csv` (one row per digit: source index, class and pixel box).
 
     Args:
         root (str | Path, optional): Dataset folder; defaults to `default_root(f"digits-det-{imgsz}")`.

@@ -1,26 +1,13 @@
 """Every difference between the Ultralytics releases yolo-ls supports, in one place.
 
-yolo-ls supports ``ultralytics>=8.3.210,<8.5`` (:data:`SUPPORTED`, the range ``pyproject.toml`` declares and
-``make test-compat`` runs against its oldest and newest release). The rest of the package imports the symbols that
-differ between those releases from here, and this module is imported before any of them, so a release too old to
-have them gets the version guard's message (naming the installed and the supported versions), never a bare
-ImportError from deep inside yolo-ls.
+yolo-ls supports ``ultralytics>=8.3.210,<8.5`` (:data:`SUPPORTED`). Symbols that differ between those releases are
+imported from here, and this module is imported first, so a release too old to have them gets the version guard's
+message rather than a bare ImportError.
 
-Differences inside the range, and how they are bridged:
-
-- ``Model.train`` passes ``session`` (the HUB session) in the trainer's overrides up to about 8.4.112; it is not a
-  config key, so the plugin's key check (:func:`yolo_ls.core.args.ultralytics_keys`) accepts it.
-- The classification loss items: stock ``v8ClassificationLoss`` returns ``(loss, loss.detach())`` before about
-  8.4.106 and ``(loss, {"loss": loss.detach()})`` after; :func:`classification_loss_items` picks what the installed
-  stock loss returns (found by calling it, not by a version number).
-- ``model.tune()`` through yolo-ls needs the trainer's ``_YOLO_CLI_COMMAND`` (8.4.x): :func:`check_tune_supported`.
-- YOLO26 (``yolo26*.yaml``, ``E2ELoss``, ``SegmentLoss26``, ``PoseLoss26``) exists from 8.4.0; 8.3 has YOLOv10's
-  ``E2EDetectLoss``, which holds the same ``one2many``/``one2one`` branches. :func:`has_model_yaml` says which
-  architectures the installed release ships.
-- Validation under DDP: 8.4 validates on every rank, each on its share of the val set, and the validator's
-  ``gather_stats`` collects the statistics to rank 0; 8.3 validates on rank 0 only, over the whole val set, and its
-  validators have no ``gather_stats``. :func:`validates_on_every_rank` says which, so the calibration callbacks reduce
-  their accumulators across ranks only where each rank holds a share.
+Differences bridged here: the classification loss item format (:func:`classification_loss_items`), ``model.tune()``
+support (:func:`check_tune_supported`, :func:`check_ray_tune_supported`), shipped architectures such as YOLO26
+(:func:`has_model_yaml`), the DDP relaunch (:func:`ddp_state_file`), the segmentation output layout
+(:func:`segment_proto`) and per-rank validation (:func:`validates_on_every_rank`).
 """
 
 from __future__ import annotations
@@ -34,7 +21,7 @@ from ultralytics.utils import LOGGER
 
 SUPPORTED = ((8, 3, 210), (8, 5, 0))  # >= first, < second: pyproject.toml's range
 SUPPORTED_SPEC = ">=8.3.210,<8.5"
-TESTED_ULTRALYTICS = SUPPORTED  # the name trainers.py has exported since 0.1.0
+TESTED_ULTRALYTICS = SUPPORTED  # alias exported by trainers.py
 
 
 
@@ -119,7 +106,7 @@ def _items_as_tensor(loss: Any) -> Any:
 
 def classification_loss_items() -> Callable[[Any], Any]:
     """The function that puts a detached classification loss in the installed stock item format (``{"loss": loss}``
-    or the tensor itself): a plain function, chosen once, so a compiled loss traces no cache lookup."""
+    or the tensor itself)."""
     return _items_as_dict if stock_classification_items_are_dict() else _items_as_tensor
 
 
@@ -179,11 +166,8 @@ def has_model_yaml(name: str) -> bool:
 
 
 def ddp_state_file() -> bool:
-    """Whether the installed multi-GPU relaunch pickles the trainer state into a ``.pt`` file (from about 8.4.14x).
-
-    Before it, ``generate_ddp_file`` writes ``vars(trainer.args)`` into the worker script as a Python literal and the
-    workers rebuild their callbacks: plain plugin values survive, a callable ``ls_schedule`` cannot.
-    """
+    """Whether the installed multi-GPU relaunch pickles the trainer state into a ``.pt`` file (from about 8.4.14x);
+    otherwise a callable ``ls_schedule`` cannot reach the workers."""
     from ultralytics.utils.dist import generate_ddp_file
 
     return "torch_save" in generate_ddp_file.__code__.co_names

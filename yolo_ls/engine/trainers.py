@@ -1,18 +1,8 @@
 """Thin subclasses of the Ultralytics trainers: plugin arguments in, smoothing into the loss, checkpoints kept stock.
 
-How a plugin argument travels (the same road for every task)::
-
-    YOLO.train(label_smoothing=0.1) / trainer=... / yolo-ls CLI
-      -> overrides -> LabelSmoothingMixin.__init__: popped before Ultralytics' get_cfg (which would drop
-         label_smoothing and reject ls_*), validated, then set on trainer.args and re-saved in args.yaml
-      -> _setup_train: LabelSmoothingState(ε) on the device, install_smoothing() into the model's and EMA's criterion
-      -> callbacks/smoothing.py: ε = schedule(epoch) written in place each epoch (or each step with ls_per_iter)
-
-Plugin keys live in ``trainer.args`` so that Ultralytics' multi-GPU relaunch, which rebuilds the trainer from
-``vars(trainer.args)``, hands them to every worker. They are hidden from ``args`` only while Ultralytics re-runs its
-own config checks (building the validator) or pickles ``args`` into a checkpoint, so ``best.pt``/``last.pt`` hold stock
-Ultralytics objects only. The plugin arguments ride in the checkpoint as a plain dict (``ckpt["ema"].yolo_ls``) so that
-``resume=True`` restores them: Ultralytics' resume path would otherwise drop ``label_smoothing`` silently.
+Plugin arguments are split off before Ultralytics' ``get_cfg``, validated, and kept in ``trainer.args`` (hidden while
+Ultralytics re-checks or pickles ``args``). Checkpoints carry them as a plain dict (``ckpt["ema"].yolo_ls``) so that
+``resume=True`` restores them.
 """
 
 from __future__ import annotations
@@ -323,11 +313,8 @@ class LabelSmoothingMixin:
             return super().save_model()
 
     def validate(self):
-        """Stock validation; with ``best_by`` set, also decide whether this epoch is the new best.pt.
-
-        The decision is committed in :meth:`save_metrics`, which Ultralytics reaches only for an epoch it keeps (an
-        epoch redone by its NaN recovery is not counted).
-        """
+        """Stock validation; with ``best_by`` set, also decide (committed in :meth:`save_metrics`) whether this epoch
+        is the new best.pt."""
         metrics, fitness = super().validate()
         self.ls_best_pending = None
         if self.ls_best_by != "fitness" and metrics is not None:
@@ -355,12 +342,8 @@ class LabelSmoothingMixin:
             return super().final_eval()
 
     def save_metrics(self, metrics: dict[str, Any]) -> None:
-        """Log the ε in effect this epoch, then (``ls_schedule=auto``) set the next epoch's ε from this epoch's reading.
-
-        ε goes into ``trainer.metrics`` as ``label_smoothing``: results.csv gets it here, and every Ultralytics logger
-        (TensorBoard, MLflow, ClearML, Comet, W&B) reads ``trainer.metrics`` at ``on_fit_epoch_end``, which comes next.
-        The controller steps here, after validation and before the checkpoint that must hold its new state.
-        """
+        """Log the ε in effect this epoch (as ``label_smoothing`` in results.csv and ``trainer.metrics``), then
+        (``ls_schedule=auto``) set the next epoch's ε from this epoch's reading."""
         eps = round(smoothing_callbacks.epoch_value(self), 6)
         if self.ls_best_pending is not None:  # best_by: this epoch counts (Ultralytics keeps it)
             (self.ls_best_state, self.ls_best_chosen), self.ls_best_pending = self.ls_best_pending, None

@@ -1,10 +1,7 @@
 """Per-epoch calibration through Ultralytics callbacks only, so it works on stock trainers and plain ``model.val()``.
 
-:class:`CalibrationCallbacks` wires three pieces to the callback events: a :class:`~.measurement.Measurement` per
-validation (fed through the validator's own methods, hooked by :mod:`.validator_hooks`; ``get_stats`` returns the
-``calib/*`` keys, which is how they reach ``trainer.metrics``, results.csv and every logger), the run folder's
-:class:`~.run_record.RunRecord` (each epoch's row written inside the validation, before Ultralytics saves that epoch's
-checkpoint), and the figures, drawn off the training thread (:class:`yolo_ls.plots.BackgroundPlots`).
+:class:`CalibrationCallbacks` runs a :class:`~.measurement.Measurement` per validation (its ``calib/*`` keys join the
+validator's stats), records each epoch in the run folder (:class:`~.run_record.RunRecord`) and draws the figures.
 """
 
 from __future__ import annotations
@@ -14,7 +11,7 @@ from typing import Any
 
 from yolo_ls.core.args import PLOT_CHOICES
 from yolo_ls.engine.callbacks.measurement import Measurement, in_words, metric_keys
-from yolo_ls.engine.callbacks.run_record import (  # noqa: F401 (public names of this module before the split)
+from yolo_ls.engine.callbacks.run_record import (  # noqa: F401 (re-exported)
     EPOCHS_JSON,
     RunRecord,
     reset_calibration_files,
@@ -163,8 +160,7 @@ class CalibrationCallbacks:
         self._trainer = trainer
 
     def commit_epoch(self, trainer: Any, result: dict[str, Any]) -> None:
-        """Write the epoch's rows as soon as it is measured (inside the validation, before Ultralytics saves the
-        epoch's checkpoint: "epoch E is in the checkpoint" implies "E's rows are on disk")."""
+        """Write the epoch's rows as soon as it is measured, before Ultralytics saves the epoch's checkpoint."""
         from ultralytics.utils import RANK
 
         if RANK in {-1, 0}:
