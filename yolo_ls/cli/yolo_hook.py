@@ -1,14 +1,8 @@
 """The opt-in hook that makes an environment's stock ``yolo`` command train, validate and resume through yolo-ls.
 
-``yolo-ls enable-yolo-cli`` re-points that environment's ``yolo`` and ``ultralytics`` console scripts (the small
-files pip writes into ``bin/``) at :func:`entrypoint` below; ``yolo-ls disable-yolo-cli`` writes the original bytes and
-file mode back. The original is kept inside the re-pointed script itself (one base64 comment line with its sha256), so
-the backup cannot be lost or go stale: when pip later rewrites the script (reinstalling ultralytics), the hook and its
-backup disappear together and the command is stock again.
-
-Why this mechanism: it changes two files in one environment and nothing else. No ``.pth`` file or ``sitecustomize``
-runs in other programs, so ``python``, ``pytest``, notebooks and every other command start exactly as before; only the
-``yolo`` program itself imports yolo-ls.
+``yolo-ls enable-yolo-cli`` re-points that environment's ``yolo`` and ``ultralytics`` console scripts at
+:func:`entrypoint`; ``yolo-ls disable-yolo-cli`` restores the original, which is kept inside the re-pointed script
+(a base64 comment line with its sha256). Reinstalling ultralytics also restores the stock script.
 
 With the hook on, ``yolo train|val ...`` (``resume`` included) runs as ``yolo-ls train|val ...``; every other command
 (``predict``, ``track``, ``export``, ``benchmark``, ``checks``, ``settings``, ``help``, ``version``, a missing mode...)

@@ -1,11 +1,8 @@
 """``ls_mode=online``: the class-wise soft-label matrix S of online label smoothing (Zhang et al., IEEE TIP 2021).
 
-During an epoch the training loss adds, for every training sample the model classifies correctly, its softmax output
-to the row of its true class (sums and counts on the device: no host sync per batch). At the end of the epoch
-:meth:`OnlineSoftLabels.swap` turns them into the next epoch's S: row y = the mean softmax of the correct samples of
-class y (it sums to 1), and a class with no correct sample keeps its previous row. S starts uniform, so epoch 0 trains
-against the uniform target, and epoch e against the S learned in epoch e - 1. The smoothed target is
-``(1 - ε)·onehot + ε·S[y]``.
+S starts uniform. Each epoch accumulates the softmax outputs of correctly classified samples per true class;
+:meth:`OnlineSoftLabels.swap` then sets row y of the next epoch's S to their mean (a class with no correct sample keeps
+its row). The smoothed target is ``(1 - ε)·onehot + ε·S[y]``.
 """
 
 from __future__ import annotations
