@@ -74,3 +74,14 @@ def digits_pose_yaml(digits_det_yaml, tmp_path_factory) -> Path:
     data = {**yaml.safe_load(digits_det_yaml.read_text()), "path": str(dst), "kpt_shape": [17, 3]}
     (dst / "data.yaml").write_text(yaml.safe_dump(data))
     return dst / "data.yaml"
+
+
+@pytest.fixture(scope="session")
+def fork_server(tmp_path_factory):
+    """A :class:`tests.kill_helpers.ForkServer`: yolo-ls commands (or Python code) as forked children of one process
+    that imported everything once, each a separate process that a test may SIGKILL. Shared by the kill/resume tests."""
+    from tests.kill_helpers import ForkServer
+
+    srv = ForkServer(tmp_path_factory.mktemp("fork-server"))
+    yield srv
+    srv.close()
