@@ -6,20 +6,16 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import ROOT, TINY_CLS, results
+from tests.helpers import ROOT, TINY_CLS, results, run_cli_batch
 
 pytestmark = pytest.mark.training
-
-
-def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yolo_ls.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=900)
 
 
 def _kv(d: dict) -> list[str]:
@@ -27,23 +23,26 @@ def _kv(d: dict) -> list[str]:
 
 
 def test_cli_cfg_file_with_plugin_keys_then_val(tmp_path, digits_root):
+    """train cfg=, val, and a refused val: the three commands in one fresh interpreter (tests.helpers.run_cli_batch)."""
     cfg = tmp_path / "my.yaml"
     cfg.write_text(yaml.safe_dump({**TINY_CLS, "label_smoothing": 0.05, "ls_mode": "exclusive", "calib_bins": 10}))
-    proc = _cli("train", f"cfg={cfg}", "model=yolo11n-cls.yaml", f"data={digits_root}", f"project={tmp_path}",
-                "name=cfg", "epochs=1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = tmp_path / "cfg" / "weights" / "best.pt"
+    train, val, refused = run_cli_batch([
+        ["train", f"cfg={cfg}", "model=yolo11n-cls.yaml", f"data={digits_root}", f"project={tmp_path}", "name=cfg",
+         "epochs=1"],
+        ["val", f"model={best}", f"data={digits_root}", "imgsz=32", "batch=64", "device=cpu", f"project={tmp_path}",
+         "name=val"],
+        ["val", f"model={best}", f"data={digits_root}", "ls_schedule=linear", f"project={tmp_path}"],
+    ])
+    assert train.returncode == 0, train.stderr[-3000:]
     args = yaml.safe_load((tmp_path / "cfg" / "args.yaml").read_text())
     assert (args["label_smoothing"], args["ls_mode"], args["calib_bins"]) == (0.05, "exclusive", 10)
 
-    best = tmp_path / "cfg" / "weights" / "best.pt"
-    proc = _cli("val", f"model={best}", f"data={digits_root}", "imgsz=32", "batch=64", "device=cpu",
-                f"project={tmp_path}", "name=val")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Calibration: ece=" in proc.stdout + proc.stderr
+    assert val.returncode == 0, val.stderr[-3000:]
+    assert "Calibration: ece=" in val.stdout + val.stderr
     assert (tmp_path / "val" / "reliability.png").stat().st_size > 2000
 
-    proc = _cli("val", f"model={best}", f"data={digits_root}", "ls_schedule=linear", f"project={tmp_path}")
-    assert proc.returncode == 2 and "only apply to training" in proc.stderr
+    assert refused.returncode == 2 and "only apply to training" in refused.stderr
 
 
 def _fresh_env(tmp_path: Path) -> dict[str, str]:
@@ -87,37 +86,55 @@ def test_compare_relative_project_report_matches_runs_rerun_reuses_changed_args_
     md = (out / "report.md").read_text()
     assert "best calibrated variant is ε=" in md and "| variant |" in md and "epochs=1" in md
 
+    # the same command again, with epochs changed, and with exist_ok: three commands in one more fresh interpreter
     stamp = (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+    argv = cmd[3:]  # after python -m yolo_ls.cli
+    again, changed, owned = run_cli_batch([argv, [c.replace("epochs=1", "epochs=2") for c in argv],
+                                           [*argv, "exist_ok=True"]], cwd=cwd, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing the finished variant") == 2
-    assert (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns == stamp
 
-    changed = subprocess.run([c.replace("epochs=1", "epochs=2") for c in cmd], capture_output=True, text=True,
-                             cwd=cwd, env=env, timeout=900)
     assert changed.returncode == 2 and "Traceback" not in changed.stderr
     assert "eps0/seed0: epochs=1 there, 2 now" in changed.stderr and "Nothing was trained" in changed.stderr
-    assert (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns == stamp
+    assert (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns == stamp  # reused, then refused: untouched
 
-    owned = subprocess.run([*cmd, "exist_ok=True"], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
     assert owned.returncode == 2 and "'exist_ok' cannot be passed to compare" in owned.stderr
     assert "Traceback" not in owned.stderr and "multiple values" not in owned.stderr
 
 
 def test_compare_rejects_bad_eps_lists(tmp_path):
-    for bad in ("label_smoothing=0.1", "label_smoothing=0,1.5", "label_smoothing=0,abc"):
-        proc = _cli("compare", "model=yolo11n-cls.yaml", "data=digits", bad, f"project={tmp_path}")
+    bad = ("label_smoothing=0.1", "label_smoothing=0,1.5", "label_smoothing=0,abc")
+    answers = run_cli_batch([["compare", "model=yolo11n-cls.yaml", "data=digits", b, f"project={tmp_path}"]
+                             for b in bad])
+    for proc in answers:
         assert proc.returncode == 2, proc.stderr
         assert "label_smoothing" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("script", ["train_classify.py", "train_detect.py", "callbacks_on_stock_yolo.py",
-                                    "custom_schedule.py"])
-def test_python_examples_run_as_written(tmp_path, script):
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--epochs", "1", "--project",
-                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=900)
+EXAMPLES = ["train_classify.py", "train_detect.py", "callbacks_on_stock_yolo.py", "custom_schedule.py"]
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """Every example as written (``python examples/X.py --epochs 1 --project P``), each in its own interpreter, two
+    at a time (a CPU training uses one thread on the 2-core machine). The embedded datasets they share are built
+    atomically, so two examples may ask for the same one at once."""
+    projects = {script: tmp_path_factory.mktemp(script.removesuffix(".py")) for script in EXAMPLES}
+
+    def run(script: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "examples" / script), "--epochs", "1", "--project",
+                               str(projects[script])], capture_output=True, text=True, cwd=ROOT, timeout=900)
+
+    with ThreadPoolExecutor(2) as pool:
+        done = dict(zip(EXAMPLES, pool.map(run, EXAMPLES)))
+    return {script: (done[script], projects[script]) for script in EXAMPLES}
+
+
+@pytest.mark.parametrize("script", EXAMPLES)
+def test_python_examples_run_as_written(examples, script):
+    proc, project = examples[script]
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = [p for p in tmp_path.iterdir() if (p / "results.csv").exists()]
+    runs = [p for p in project.iterdir() if (p / "results.csv").exists()]
     assert runs, f"{script} wrote no run"
     assert all((r / "calibration.csv").exists() for r in runs)
 
