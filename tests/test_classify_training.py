@@ -47,13 +47,14 @@ def _train(route: str, project: Path, name: str, data: Path, **kwargs) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, digits_root):
-    """One run per route, shared by the tests below (each trains once)."""
+def runs(tmp_path_factory, digits_root, shared_cls_run):
+    """One run per route, shared by the tests below (each trains once; the plugin route's ε=0.1 run is conftest's,
+    which test_compat_training reads too)."""
     project = tmp_path_factory.mktemp("runs")
     out = {}
     out["stock"], _ = _train("stock", project, "stock", digits_root)
     out["eps0"], _ = _train("plugin", project, "eps0", digits_root, label_smoothing=0.0)
-    out["plugin"], out["plugin_model"] = _train("plugin", project, "plugin", digits_root, label_smoothing=0.1)
+    out["plugin"], out["plugin_model"] = shared_cls_run  # _train("plugin", ..., label_smoothing=0.1)
     out["trainer"], _ = _train("stock+trainer", project, "trainer", digits_root, label_smoothing=0.1)
     out["cli"], _ = _train("cli", project, "cli", digits_root, label_smoothing=0.1)
     return out
