@@ -18,6 +18,10 @@ TINY_CLS = dict(imgsz=32, epochs=1, batch=64, fraction=0.3, workers=0, seed=0, d
                 device="cpu", verbose=False, amp=False)
 TINY_DET = dict(imgsz=64, epochs=1, batch=16, workers=0, seed=0, deterministic=True, plots=False, device="cpu",
                 verbose=False, amp=False, mosaic=0.0)
+# For plugin trainings whose claim is not about figures: no calibration figures (about 1 s a run, drawn in forked
+# children the training waits for). The figures' own tests (test_calibration_training, test_plots_training), the
+# loggers, kill/resume, examples and README runs keep the default calib_plots=final.
+NO_FIGURES = dict(calib_plots="off")
 
 
 def results(run_dir: Path) -> Any:

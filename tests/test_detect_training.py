@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.helpers import TINY_DET, results, yolo26_mark
+from tests.helpers import NO_FIGURES, TINY_DET, results, yolo26_mark
 
 pytestmark = pytest.mark.training
 
@@ -14,7 +14,8 @@ def _train(model: str, data, project, name: str, **kwargs):
     from yolo_ls import YOLO
 
     yolo = YOLO(model)
-    yolo.train(**{**TINY_DET, "data": str(data), "project": str(project), "name": name, "exist_ok": True}, **kwargs)
+    yolo.train(**{**TINY_DET, **NO_FIGURES, "data": str(data), "project": str(project), "name": name, "exist_ok": True},
+               **kwargs)
     return project / name, yolo
 
 

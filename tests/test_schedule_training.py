@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import TINY_CLS, results
+from tests.helpers import NO_FIGURES, TINY_CLS, results
 from yolo_ls.losses import LabelSmoothingState, SmoothedBCEWithLogits, SmoothedClassificationLoss
 
 LINEAR = {"label_smoothing": 0.2, "ls_schedule": "linear", "ls_final": 0.0, "epochs": 4}
@@ -59,8 +59,8 @@ def test_per_iteration_schedule_logs_epoch_mean(tmp_path, digits_root):
     from yolo_ls import YOLO
 
     model = YOLO("yolo11n-cls.yaml")
-    model.train(**{**TINY_CLS, "data": str(digits_root), "project": str(tmp_path), "name": "it", "epochs": 2,
-                   "label_smoothing": 0.2, "ls_schedule": "linear", "ls_final": 0.0, "ls_per_iter": True})
+    model.train(**{**TINY_CLS, **NO_FIGURES, "data": str(digits_root), "project": str(tmp_path), "name": "it",
+                   "epochs": 2, "label_smoothing": 0.2, "ls_schedule": "linear", "ls_final": 0.0, "ls_per_iter": True})
     trainer = model.trainer
     nb = len(trainer.train_loader)
     applied = trainer.ls_applied.points
