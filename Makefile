@@ -31,11 +31,12 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Every test: -m "" replaces the `-m "not training and not slow"` that pyproject.toml gives plain `pytest`.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "" tests
 
-# The pure-function and API tests only (no real trainings, no end-to-end subprocess runs).
+# The pure-function and API tests only (no real trainings, no end-to-end subprocess runs): what plain `pytest` runs.
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not training and not slow" tests
@@ -65,7 +66,7 @@ test-compat: $(STAMP)
 	print('test-compat: ultralytics', u.__version__, 'from', u.__file__); sys.exit(0 if ok else 'wrong ultralytics')" \
 	    "$$v" "$$d/"; \
 	  $(PY) -m pytest -q -p no:cacheprovider -m "not training and not slow" tests; \
-	  $(PY) -m pytest -q -p no:cacheprovider tests/test_compat_training.py; \
+	  $(PY) -m pytest -q -p no:cacheprovider -m "" tests/test_compat_training.py; \
 	done
 
 demo: $(STAMP) $(QUIET)

@@ -1,11 +1,11 @@
 """Real SIGKILLs of tiny trainings for the kill/resume tests: the fork server, kill hooks, resume-until-done.
 
-Each training is ``yolo-ls ARGV...`` (the CLI's own ``entrypoint``) run as a forked child of :func:`serve`, a server
-process that imported yolo-ls, Ultralytics and torch once (``python -m tests.kill_helpers serve``; without ``serve``
-the module is the CLI itself). A child is killed for real, by ``os.killpg(pid, SIGKILL)`` after a delay
-(:meth:`ForkServer.run`), or by itself at a chosen point of the N-th matching file write (``kill="POINT:N"``,
-``$YOLO_LS_TEST_KILL`` for the plain CLI form). The hooks replace nothing but the ``os`` module seen by the module
-doing the write, so the real write code runs up to the kill:
+Each training is ``yolo-ls ARGV...`` (the CLI's own ``entrypoint``), or Python code for the Python API, run as a
+forked child of :func:`serve`, a server process that imported yolo-ls, Ultralytics and torch once (``python -m
+tests.kill_helpers serve``; without ``serve`` the module is the CLI itself). A child is killed for real, by
+``os.killpg(pid, SIGKILL)`` after a delay (:meth:`ForkServer.run`), or by itself at a chosen point of the N-th matching
+file write (``kill="POINT:N"``, ``$YOLO_LS_TEST_KILL`` for the plain CLI form). The hooks replace nothing but the
+``os`` module seen by the module doing the write, so the real write code runs up to the kill:
 
     ``last_replaced:N``  right after the N-th ``os.replace`` onto ``weights/last.pt`` (N = 1-based epoch)
     ``last_torn:N``      halfway through writing the N-th ``last.pt`` temp file (half the bytes written, no replace)
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tests.helpers import ROOT
 
@@ -205,10 +205,32 @@ def main(argv: list[str]) -> int:
 
 
 # --------------------------------------------------------------------------------------------------- fork server
-def serve() -> int:
-    """Import yolo-ls/Ultralytics/torch once, then for each JSON request line on stdin (``argv``, ``kill``, ``log``)
-    fork a child that runs ``yolo-ls ARGV`` in its own session, answer ``{"pid"}``, and once it ends
-    ``{"returncode"}`` (negative: the signal that ended it, as :mod:`subprocess` says it).
+def warm_imports() -> None:
+    """Import, once in the server, what each training otherwise imports on first use (about 3 s a child on the CI
+    CPU): ``torch.use_deterministic_algorithms`` pulls in torch._dynamo/_inductor, the integration callbacks Ray and
+    MLflow, the final figures matplotlib. Imports only: no torch operation, no thread, no Ray or MLflow session."""
+    import importlib
+
+    import torch._dynamo  # noqa: F401
+    import torch._inductor  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+    from matplotlib.ticker import MaxNLocator  # noqa: F401
+
+    import yolo_ls.core.epoch_bins  # noqa: F401
+    import yolo_ls.plots  # noqa: F401
+
+    for name in ("clearml", "comet", "dvc", "mlflow", "neptune", "raytune", "tensorboard", "wb", "platform"):
+        try:
+            importlib.import_module(f"ultralytics.utils.callbacks.{name}")
+        except Exception:  # not in this Ultralytics release: the child will not import it either
+            pass
+
+
+def serve() -> NoReturn:
+    """Import yolo-ls/Ultralytics/torch once, then for each JSON request line on stdin (``argv`` or ``code``,
+    ``kill``, ``log``) fork a child that runs ``yolo-ls ARGV`` (or exec's ``code``) in its own session, answer
+    ``{"pid"}``, and once it ends ``{"returncode"}`` (negative: the signal that ended it, as :mod:`subprocess` says
+    it).
 
     Each child is a separate process killed for real; only the interpreter start and the imports (about 20 s on
     the shared CI CPU, most of a tiny run) are paid once. No torch operation runs in the server before a fork.
@@ -219,6 +241,8 @@ def serve() -> int:
     os.dup2(2, 1)
     import yolo_ls.cli.main  # noqa: F401 - the imports every child inherits
     import yolo_ls.model  # noqa: F401
+
+    warm_imports()
 
     for line in sys.stdin:
         req = json.loads(line)
@@ -233,9 +257,13 @@ def serve() -> int:
                 os.dup2(fd, 2)
                 if req.get("kill"):
                     install_kill_hook(req["kill"])
-                from yolo_ls.cli.main import entrypoint
+                if req.get("code") is not None:  # Python code (the Python API), run as a script's __main__
+                    exec(compile(req["code"], "<request>", "exec"), {"__name__": "__main__"})
+                    rc = 0
+                else:
+                    from yolo_ls.cli import entrypoint
 
-                rc = entrypoint(req["argv"])
+                    rc = entrypoint(req["argv"])
             except SystemExit as e:
                 rc = e.code if isinstance(e.code, int) else 1
             except BaseException:
@@ -247,7 +275,9 @@ def serve() -> int:
         print(json.dumps({"pid": pid}), file=answers, flush=True)
         _, status = os.waitpid(pid, 0)
         print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), file=answers, flush=True)
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # nothing to finalise: the interpreter's teardown of everything imported takes seconds
 
 
 class ForkServer:
@@ -273,9 +303,10 @@ class ForkServer:
         assert line, f"the fork server died (rc {self.proc.poll()})"
         return json.loads(line)
 
-    def run(self, argv: list[str], kill: str | None = None, kill_after: float | None = None,
-            timeout: float = 900) -> tuple[int, float, Path]:
-        """Run one command; SIGKILL it ``kill_after`` seconds after its start when still running.
+    def run(self, argv: list[str] | None = None, kill: str | None = None, kill_after: float | None = None,
+            timeout: float = 900, code: str | None = None) -> tuple[int, float, Path]:
+        """Run one command (``yolo-ls ARGV``, or the Python ``code`` as a script) in a forked child; SIGKILL it
+        ``kill_after`` seconds after its start when still running.
 
         Returns:
             Its return code (``-9``: killed), its wall time in seconds, and its log file.
@@ -283,7 +314,8 @@ class ForkServer:
         assert self.proc.stdin is not None
         self.count += 1
         log = self.log_dir / f"{self.count:03d}.log"
-        self.proc.stdin.write(json.dumps({"argv": argv, "kill": kill, "log": str(log)}) + "\n")
+        assert (argv is None) != (code is None), "argv or code, not both"
+        self.proc.stdin.write(json.dumps({"argv": argv, "code": code, "kill": kill, "log": str(log)}) + "\n")
         self.proc.stdin.flush()
         pid = self._read(60)["pid"]  # type: ignore[index]
         t0 = time.perf_counter()
@@ -296,7 +328,7 @@ class ForkServer:
             answer = self._read(60)
             assert answer is not None, "a SIGKILLed child did not end"
             if kill_after is None:
-                raise AssertionError(f"{argv} ran past {timeout} s: {log.read_text()[-3000:]}")
+                raise AssertionError(f"{argv or code} ran past {timeout} s: {log.read_text()[-3000:]}")
         return int(answer["returncode"]), time.perf_counter() - t0, log
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from tests.helpers import TINY_CLS, results
+from tests.helpers import NO_FIGURES, TINY_CLS, results
 from yolo_ls.core.args import PluginArgumentError, build_schedule_from_args, resolve_plugin_args
 from yolo_ls.core.auto import AutoSchedule, auto_update, gain_factor
 from yolo_ls.core.schedules import build_schedule
@@ -117,8 +117,9 @@ def test_auto_training_moves_eps_the_way_overconfidence_says(tmp_path, digits_ro
     from yolo_ls import YOLO
 
     model = YOLO("yolo11n-cls.yaml")
-    model.train(**{**TINY_CLS, "data": str(digits_root), "project": str(tmp_path), "name": "auto", "epochs": 3,
-                   "label_smoothing": 0.1, "ls_schedule": "auto", "ls_auto_split": split, "ls_auto_gain": 1.0})
+    model.train(**{**TINY_CLS, **NO_FIGURES, "data": str(digits_root), "project": str(tmp_path), "name": "auto",
+                   "epochs": 3, "label_smoothing": 0.1, "ls_schedule": "auto", "ls_auto_split": split,
+                   "ls_auto_gain": 1.0})
     run = tmp_path / "auto"
     eps = results(run)["label_smoothing"].tolist()
     history = model.trainer.ls_schedule.history

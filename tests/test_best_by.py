@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tests.helpers import TINY_CLS, results
+from tests.helpers import NO_FIGURES, TINY_CLS, results
 from yolo_ls.core.args import PluginArgumentError, resolve_plugin_args
 from yolo_ls.core.objective import best_step, new_best_state, objective_scores, pick_best, ray_metric
 
@@ -153,7 +153,8 @@ def nll_run(tmp_path_factory, digits_root):
 
     project = tmp_path_factory.mktemp("best_by")
     YOLO("yolo11n-cls.yaml").train(data=str(digits_root), project=str(project), name="nll", best_by="nll",
-                                   fitness_tol=0.04, save_period=1, **{**TINY_CLS, "epochs": 4, "fraction": 0.5})
+                                   fitness_tol=0.04, save_period=1,
+                                   **{**TINY_CLS, **NO_FIGURES, "epochs": 4, "fraction": 0.5})
     return project / "nll"
 
 

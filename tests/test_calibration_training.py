@@ -7,7 +7,7 @@ import math
 import cv2
 import pytest
 
-from tests.helpers import TINY_CLS, TINY_DET, results
+from tests.helpers import TINY_CLS, results
 from yolo_ls.calibration import CLASSIFICATION_METRICS as CLS_KEYS
 from yolo_ls.calibration import DETECTION_METRICS as DET_KEYS
 
@@ -28,14 +28,9 @@ def _csv(path):
 
 
 @pytest.fixture(scope="module")
-def cls_run(tmp_path_factory, digits_root):
-    from yolo_ls import YOLO
-
-    project = tmp_path_factory.mktemp("cal")
-    model = YOLO("yolo11n-cls.yaml")
-    model.train(**{**TINY_CLS, "data": str(digits_root), "project": str(project), "name": "cls", "epochs": 2,
-                   "plots": True, "label_smoothing": 0.1})
-    return project / "cls", model
+def cls_run(shared_cls_plots_run):
+    """yolo11n-cls, 2 epochs, plots=True, ε=0.1 (conftest; test_plots_training reads the same run)."""
+    return shared_cls_plots_run
 
 
 def test_classification_training_writes_calibration(cls_run):
@@ -78,12 +73,9 @@ def test_logged_final_ece_matches_recomputation_from_last_pt(cls_run, digits_roo
     assert logged == pytest.approx(ref, abs=0.01)
 
 
-def test_detection_training_writes_d_ece(tmp_path, digits_det_yaml):
-    from yolo_ls import YOLO
-
-    YOLO("yolo11n.yaml").train(**{**TINY_DET, "data": str(digits_det_yaml), "project": str(tmp_path), "name": "d",
-                                  "plots": True, "label_smoothing": 0.1, "calib_conf": 0.0, "calib_plots": "all"})
-    run = tmp_path / "d"
+def test_detection_training_writes_d_ece(shared_det_run):
+    """yolo11n, ε=0.1, plots=True, calib_conf=0, calib_plots=all (conftest; test_compat_training reads it too)."""
+    run, _ = shared_det_run
     df = _csv(run / "calibration.csv")
     assert df["epoch"].tolist() == [1]
     assert [c for c in df.columns if not c.startswith("d_ece/")] == ["epoch", "label_smoothing", *DET_KEYS]

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.helpers import ROOT, TINY_CLS, results, run_python
+from tests.helpers import NO_FIGURES, TINY_CLS, results, run_python
 
 pytestmark = pytest.mark.training
 
 
-def _train(route: str, project: Path, name: str, data: Path, **kwargs) -> Path:
-    """Train 1 epoch of yolo11n-cls on the digits through one of the ways in; return the run folder."""
+def _train(route: str, project: Path, name: str, data: Path, server: Any = None, **kwargs) -> Path:
+    """Train 1 epoch of yolo11n-cls on the digits through one of the ways in; return the run folder. The CLI's
+    ``yolo-ls train ...`` runs as a forked child of the fork server ``server`` (a process of its own)."""
     args = {**TINY_CLS, "data": str(data), "project": str(project), "name": name, "exist_ok": True, **kwargs}
+    if route != "stock":  # stock Ultralytics knows no plugin argument
+        args.update(NO_FIGURES)
     if route == "plugin":
         from yolo_ls import YOLO
 
@@ -35,9 +37,8 @@ def _train(route: str, project: Path, name: str, data: Path, **kwargs) -> Path:
         model = ultralytics.YOLO("yolo11n-cls.yaml")
         model.train(**args)
     elif route == "cli":
-        cli = [sys.executable, "-m", "yolo_ls.cli.main", "train", "model=yolo11n-cls.yaml"]
-        proc = subprocess.run(cli + [f"{k}={v}" for k, v in args.items()], capture_output=True, text=True, cwd=ROOT)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        rc, _, log = server.run(["train", "model=yolo11n-cls.yaml", *(f"{k}={v}" for k, v in args.items())])
+        assert rc == 0, log.read_text()[-3000:]
         model = None
     else:
         raise ValueError(route)
@@ -47,15 +48,16 @@ def _train(route: str, project: Path, name: str, data: Path, **kwargs) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, digits_root):
-    """One run per route, shared by the tests below (each trains once)."""
+def runs(fork_server, tmp_path_factory, digits_root, shared_cls_run):  # the server imports while the others train
+    """One run per route, shared by the tests below (each trains once; the plugin route's ε=0.1 run is conftest's,
+    which test_compat_training reads too)."""
     project = tmp_path_factory.mktemp("runs")
     out = {}
     out["stock"], _ = _train("stock", project, "stock", digits_root)
     out["eps0"], _ = _train("plugin", project, "eps0", digits_root, label_smoothing=0.0)
-    out["plugin"], out["plugin_model"] = _train("plugin", project, "plugin", digits_root, label_smoothing=0.1)
+    out["plugin"], out["plugin_model"] = shared_cls_run  # _train("plugin", ..., label_smoothing=0.1)
     out["trainer"], _ = _train("stock+trainer", project, "trainer", digits_root, label_smoothing=0.1)
-    out["cli"], _ = _train("cli", project, "cli", digits_root, label_smoothing=0.1)
+    out["cli"], _ = _train("cli", project, "cli", digits_root, server=fork_server, label_smoothing=0.1)
     return out
 
 

@@ -6,20 +6,17 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import ROOT, TINY_CLS, results
+from tests.helpers import ROOT, TINY_CLS, results, run_cli_batch
 
 pytestmark = pytest.mark.training
-
-
-def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yolo_ls.cli.main", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=900)
 
 
 def _kv(d: dict) -> list[str]:
@@ -27,23 +24,26 @@ def _kv(d: dict) -> list[str]:
 
 
 def test_cli_cfg_file_with_plugin_keys_then_val(tmp_path, digits_root):
+    """train cfg=, val, and a refused val: the three commands in one fresh interpreter (tests.helpers.run_cli_batch)."""
     cfg = tmp_path / "my.yaml"
     cfg.write_text(yaml.safe_dump({**TINY_CLS, "label_smoothing": 0.05, "ls_mode": "exclusive", "calib_bins": 10}))
-    proc = _cli("train", f"cfg={cfg}", "model=yolo11n-cls.yaml", f"data={digits_root}", f"project={tmp_path}",
-                "name=cfg", "epochs=1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = tmp_path / "cfg" / "weights" / "best.pt"
+    train, val, refused = run_cli_batch([
+        ["train", f"cfg={cfg}", "model=yolo11n-cls.yaml", f"data={digits_root}", f"project={tmp_path}", "name=cfg",
+         "epochs=1"],
+        ["val", f"model={best}", f"data={digits_root}", "imgsz=32", "batch=64", "device=cpu", f"project={tmp_path}",
+         "name=val"],
+        ["val", f"model={best}", f"data={digits_root}", "ls_schedule=linear", f"project={tmp_path}"],
+    ])
+    assert train.returncode == 0, train.stderr[-3000:]
     args = yaml.safe_load((tmp_path / "cfg" / "args.yaml").read_text())
     assert (args["label_smoothing"], args["ls_mode"], args["calib_bins"]) == (0.05, "exclusive", 10)
 
-    best = tmp_path / "cfg" / "weights" / "best.pt"
-    proc = _cli("val", f"model={best}", f"data={digits_root}", "imgsz=32", "batch=64", "device=cpu",
-                f"project={tmp_path}", "name=val")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Calibration: ece=" in proc.stdout + proc.stderr
+    assert val.returncode == 0, val.stderr[-3000:]
+    assert "Calibration: ece=" in val.stdout + val.stderr
     assert (tmp_path / "val" / "reliability.png").stat().st_size > 2000
 
-    proc = _cli("val", f"model={best}", f"data={digits_root}", "ls_schedule=linear", f"project={tmp_path}")
-    assert proc.returncode == 2 and "only apply to training" in proc.stderr
+    assert refused.returncode == 2 and "only apply to training" in refused.stderr
 
 
 def _fresh_env(tmp_path: Path) -> dict[str, str]:
@@ -87,51 +87,88 @@ def test_compare_relative_project_report_matches_runs_rerun_reuses_changed_args_
     md = (out / "report.md").read_text()
     assert "best calibrated variant is ε=" in md and "| variant |" in md and "epochs=1" in md
 
+    # the same command again, with epochs changed, and with exist_ok: three commands in one more fresh interpreter
     stamp = (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+    argv = cmd[3:]  # after python -m yolo_ls.cli
+    again, changed, owned = run_cli_batch([argv, [c.replace("epochs=1", "epochs=2") for c in argv],
+                                           [*argv, "exist_ok=True"]], cwd=cwd, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing the finished variant") == 2
-    assert (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns == stamp
 
-    changed = subprocess.run([c.replace("epochs=1", "epochs=2") for c in cmd], capture_output=True, text=True,
-                             cwd=cwd, env=env, timeout=900)
     assert changed.returncode == 2 and "Traceback" not in changed.stderr
     assert "eps0/seed0: epochs=1 there, 2 now" in changed.stderr and "Nothing was trained" in changed.stderr
-    assert (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns == stamp
+    assert (out / "eps0.1" / "seed0" / "results.csv").stat().st_mtime_ns == stamp  # reused, then refused: untouched
 
-    owned = subprocess.run([*cmd, "exist_ok=True"], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
     assert owned.returncode == 2 and "'exist_ok' cannot be passed to compare" in owned.stderr
     assert "Traceback" not in owned.stderr and "multiple values" not in owned.stderr
 
 
 def test_compare_rejects_bad_eps_lists(tmp_path):
-    for bad in ("label_smoothing=0.1", "label_smoothing=0,1.5", "label_smoothing=0,abc"):
-        proc = _cli("compare", "model=yolo11n-cls.yaml", "data=digits", bad, f"project={tmp_path}")
+    bad = ("label_smoothing=0.1", "label_smoothing=0,1.5", "label_smoothing=0,abc")
+    answers = run_cli_batch([["compare", "model=yolo11n-cls.yaml", "data=digits", b, f"project={tmp_path}"]
+                             for b in bad])
+    for proc in answers:
         assert proc.returncode == 2, proc.stderr
         assert "label_smoothing" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("script", ["train_classify.py", "train_detect.py", "callbacks_on_stock_yolo.py",
-                                    "custom_schedule.py"])
-def test_python_examples_run_as_written(tmp_path, script):
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--epochs", "1", "--project",
-                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=900)
+EXAMPLES = ["train_classify.py", "train_detect.py", "callbacks_on_stock_yolo.py", "custom_schedule.py"]
+NOISE = "compare_noise.sh"
+
+
+@pytest.fixture(scope="module")
+def example_runs(request, tmp_path_factory) -> dict[str, Future]:
+    """Every example the selected tests ask for, as written, each in its own interpreter (``python examples/X.py
+    --epochs 1 --project P``; compare_noise.sh with EPOCHS=1, run twice), two at a time (a CPU training uses one thread
+    on the 2-core machine), the longest first. The embedded datasets they share are built atomically, so two examples
+    may ask for the same one at once. Returns each example's future: its result, or the exception it raised."""
+    wanted = set()
+    for item in (i for i in request.session.items if i.module is request.module):
+        if item.originalname == "test_python_examples_run_as_written":
+            wanted.add(item.callspec.params["script"])
+        elif item.originalname == "test_compare_noise_example_runs_as_written_and_reruns":
+            wanted.add(NOISE)
+    projects = {name: tmp_path_factory.mktemp(name.split(".")[0]) for name in wanted}
+
+    def run(name: str) -> tuple[Any, Path]:
+        if name == NOISE:
+            return run_noise_example(projects[name]), projects[name]
+        proc = subprocess.run([sys.executable, str(ROOT / "examples" / name), "--epochs", "1", "--project",
+                               str(projects[name])], capture_output=True, text=True, cwd=ROOT, timeout=900)
+        return proc, projects[name]
+
+    order = [n for n in (NOISE, "train_detect.py", *EXAMPLES) if n in wanted]
+    with ThreadPoolExecutor(2) as pool:  # leaves once every example is done
+        return {name: pool.submit(run, name) for name in dict.fromkeys(order)}
+
+
+@pytest.mark.parametrize("script", EXAMPLES)
+def test_python_examples_run_as_written(example_runs, script):
+    proc, project = example_runs[script].result()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = [p for p in tmp_path.iterdir() if (p / "results.csv").exists()]
+    runs = [p for p in project.iterdir() if (p / "results.csv").exists()]
     assert runs, f"{script} wrote no run"
     assert all((r / "calibration.csv").exists() for r in runs)
 
 
-def test_compare_noise_example_runs_as_written_and_reruns(tmp_path):
-    env = {**os.environ, "EPOCHS": "1", "PROJECT": str(tmp_path), "YOLO_LS": f"{sys.executable} -m yolo_ls.cli.main"}
-    script = ["bash", str(ROOT / "examples" / "compare_noise.sh")]
+def run_noise_example(project: Path) -> tuple[subprocess.CompletedProcess, list[str], subprocess.CompletedProcess]:
+    """compare_noise.sh with EPOCHS=1 into ``project``; what ``project`` then holds; the same command again."""
+    env = {**os.environ, "EPOCHS": "1", "PROJECT": str(project), "YOLO_LS": f"{sys.executable} -m yolo_ls.cli"}
+    script = ["bash", str(ROOT / "examples" / NOISE)]
     proc = subprocess.run(script, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    listing = sorted(p.name for p in project.iterdir())
+    if proc.returncode != 0:
+        return proc, listing, proc
+    return proc, listing, subprocess.run(script, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+
+
+def test_compare_noise_example_runs_as_written_and_reruns(example_runs):
+    (proc, listing, again), tmp_path = example_runs[NOISE].result()
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = pd.read_csv(tmp_path / "digits-noise20" / "noise_manifest.csv")
     assert len(manifest) == round(0.2 * 1437)
     assert (tmp_path / "compare-noise20" / "report.md").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare-noise20", "digits-noise20"], "nothing left beside"
+    assert listing == ["compare-noise20", "digits-noise20"], "nothing left beside"
 
-    again = subprocess.run(script, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing the finished variant") == 3 and "yolo-ls: error" not in again.stderr

@@ -10,7 +10,7 @@ import zlib
 import pytest
 import torch
 
-from tests.helpers import TINY_DET, results, yolo26_mark
+from tests.helpers import results, yolo26_mark
 from yolo_ls.calibration.detection import box_iou, match_predictions
 from yolo_ls.engine.compat import has_model_yaml
 
@@ -338,18 +338,13 @@ def test_nothing_above_calib_conf_reports_nan_not_zero(tmp_path, monkeypatch, di
 
 
 @pytest.mark.training
-def test_training_with_nothing_scored_writes_nan(tmp_path, monkeypatch, digits_det_yaml):
+def test_training_with_nothing_scored_writes_nan(shared_det_nothing_scored_run):
     """1 epoch from scratch with calib_conf=0.999: no prediction is that confident; every d_* is NaN, in
-    calibration.csv, results.csv (written by Ultralytics as 'nan') and trainer.metrics, never 0."""
+    calibration.csv, results.csv (written by Ultralytics as 'nan') and trainer.metrics, never 0. (The run is in
+    conftest: test_plots_training checks its "nothing measured" diagrams.)"""
     import pandas as pd
 
-    from yolo_ls import YOLO
-
-    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
-    yolo = YOLO("yolo11n.yaml")
-    yolo.train(**{**TINY_DET, "data": str(digits_det_yaml), "project": str(tmp_path), "name": "run",
-                  "calib_conf": 0.999, "calib_plots": "off"})
-    run = tmp_path / "run"
+    run, yolo, _ = shared_det_nothing_scored_run
     df = pd.read_csv(run / "calibration.csv")
     for k in ("d_ece", "d_mce", "d_accuracy", "d_confidence"):
         assert df[k].isna().all(), (k, df[k].tolist())

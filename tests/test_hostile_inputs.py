@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, TINY_CLS
+from tests.helpers import ROOT, TINY_CLS, run_cli_batch
 from yolo_ls.core.args import PluginArgumentError
 
 # (case id, key, value for the API, value as typed on the CLI, expected exception, text the message must contain)
@@ -56,14 +56,33 @@ def test_python_api(tmp_path, digits_root, case, key, value, cli_value, error, m
     assert not project.exists(), "a run folder was written before the error"
 
 
+def _cli_args(digits_root: Path, project: Path, key: str, cli_value: str) -> list[str]:
+    return ["train", "model=yolo11n-cls.yaml", f"data={digits_root}", "epochs=1", "imgsz=32", f"project={project}",
+            f"{key}={cli_value}"]
+
+
+@pytest.fixture(scope="module")
+def cli_answers(tmp_path_factory, digits_root):
+    """Every case as ``yolo-ls train ...`` in one fresh interpreter (tests.helpers.run_cli_batch), each into its own
+    project folder; and the first case once more as its own ``python -m yolo_ls.cli`` process, which must end the same
+    way (the process exit code is the entry point's return)."""
+    base = tmp_path_factory.mktemp("hostile-cli")
+    projects = {c[0]: base / c[0] / "runs" for c in CASES}
+    answers = run_cli_batch([_cli_args(digits_root, projects[c[0]], c[1], c[3]) for c in CASES])
+    first, answer = CASES[0], answers[0]
+    proc = subprocess.run([sys.executable, "-m", "yolo_ls.cli", *_cli_args(digits_root, base / "own", first[1],
+                                                                            first[3])],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert (proc.returncode, proc.stderr) == (answer.returncode, answer.stderr.replace(str(projects[first[0]]),
+                                                                                       str(base / "own")))
+    assert not (base / "own").exists(), "a run folder was written before the error"
+    return {c[0]: (projects[c[0]], a) for c, a in zip(CASES, answers)}
+
+
 @pytest.mark.parametrize("case,key,value,cli_value,error,message", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.slow
-def test_cli(tmp_path, digits_root, case, key, value, cli_value, error, message):
-    project = tmp_path / "runs"
-    args = ["train", "model=yolo11n-cls.yaml", f"data={digits_root}", "epochs=1", "imgsz=32", f"project={project}",
-            f"{key}={cli_value}"]
-    proc = subprocess.run([sys.executable, "-m", "yolo_ls.cli.main", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+def test_cli(cli_answers, case, key, value, cli_value, error, message):
+    project, proc = cli_answers[case]
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not project.exists(), "a run folder was written before the error"

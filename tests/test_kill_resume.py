@@ -24,15 +24,13 @@ from __future__ import annotations
 import math
 import random
 import shutil
-import subprocess
-import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT
 from tests.kill_helpers import (
     EPOCHS,
     EXPECTED_EPS,
@@ -41,7 +39,6 @@ from tests.kill_helpers import (
     leftover_temp_files,
     loadable,
     run_record,
-    subprocess_env,
     train_argv,
 )
 
@@ -51,8 +48,14 @@ CALIB_COLS = ("ece", "mce", "ace", "cw_ece", "brier", "nll", "accuracy", "confid
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Any:
-    srv = ForkServer(tmp_path_factory.mktemp("kill-logs"))
+def server(fork_server) -> Any:
+    return fork_server
+
+
+@pytest.fixture(scope="module")
+def second_server(tmp_path_factory) -> Any:
+    """Another fork server: the kill loop runs two instants at a time (a CPU training uses one thread on 2 cores)."""
+    srv = ForkServer(tmp_path_factory.mktemp("kill-logs-2"))
     yield srv
     srv.close()
 
@@ -136,10 +139,9 @@ def test_cli_resume_path_after_kill_right_after_epoch_2_checkpoint(server, refer
     assert before["calibration"]["epoch"].tolist() == [1, 2]  # committed before the checkpoint
     assert before["results"]["epoch"].tolist() == [1, 2]
     last = run / "weights" / "last.pt"
-    res = subprocess.run([sys.executable, "-m", "yolo_ls", "train", f"resume={last}"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=900, env=subprocess_env(YOLO_CONFIG_DIR=str(tmp_path / "config")))
-    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-    assert "Resuming training" in res.stdout + res.stderr
+    rc, _, log = server.run(["train", f"resume={last}"])  # the CLI's argv, in a process that never saw the run
+    assert rc == 0, log.read_text()[-4000:]
+    assert "Resuming training" in log.read_text()
     assert_same_record(run, reference, kept=2)
 
 
@@ -189,19 +191,21 @@ N_RANDOM = 8
 
 
 @pytest.mark.slow
-def test_kill_at_any_instant_then_resume_gives_the_uninterrupted_record(server, reference, digits_root,
-                                                                         tmp_path):
+def test_kill_at_any_instant_then_resume_gives_the_uninterrupted_record(server, second_server, reference,
+                                                                         digits_root, tmp_path):
     """≥ 20 kills (the targeted points above plus N_RANDOM seeded instants in (0, T), T the reference's wall time),
-    each followed by what a user does (resume from last.pt, or retrain when there is none) until the run is done."""
+    each followed by what a user does (resume from last.pt, or retrain when there is none) until the run is done.
+
+    Two fork servers take every other instant, side by side (each training is its own process with one thread)."""
     rng = random.Random(0)
     instants = [(spec, None) for spec in TARGETED] + [(None, rng.uniform(0.02, 0.9) * reference["wall"])
                                                       for _ in range(N_RANDOM)]
     assert len(instants) >= 20
-    outcomes = []
-    for i, (spec, delay) in enumerate(instants):
+
+    def kill_then_complete(srv: Any, i: int, spec: str | None, delay: float | None) -> tuple:
         argv = train_argv(digits_root, tmp_path, f"k{i:02d}")
         run = tmp_path / f"k{i:02d}"
-        rc, wall, log = server.run(argv, kill=spec, kill_after=delay)
+        rc, wall, log = srv.run(argv, kill=spec, kill_after=delay)
         label = spec or f"t={delay:.1f}s"
         if spec is not None:
             assert rc == -9, (label, "the hook did not fire", log.read_text()[-3000:])
@@ -209,11 +213,21 @@ def test_kill_at_any_instant_then_resume_gives_the_uninterrupted_record(server, 
             assert rc in (0, -9), (label, log.read_text()[-3000:])
         assert_checkpoints_load(run)
         kept = kept_epochs(run)
-        done = complete(server, run, argv) if rc != 0 else "not killed"
+        done = complete(srv, run, argv) if rc != 0 else "not killed"
         if done == "retrain":
             kept = EPOCHS  # a run from scratch is the reference, bit for bit
         assert_same_record(run, reference, kept=kept)
-        outcomes.append((label, rc, kept, done))
+        return label, rc, kept, done
+
+    def serve_share(srv: Any, share: list[int]) -> list[tuple]:
+        return [kill_then_complete(srv, i, *instants[i]) for i in share]
+
+    with ThreadPoolExecutor(2) as pool:  # .result() re-raises a failed assertion of either share
+        futures = [pool.submit(serve_share, srv, list(range(k, len(instants), 2)))
+                   for k, srv in enumerate((server, second_server))]
+        by_index = dict(zip([*range(0, len(instants), 2), *range(1, len(instants), 2)],
+                            [o for f in futures for o in f.result()]))
+    outcomes = [by_index[i] for i in range(len(instants))]
     print("\nkill outcomes (instant, rc, epochs kept, completion):", *outcomes, sep="\n  ")
     killed = [o for o in outcomes if o[1] == -9]
     assert len(killed) >= len(TARGETED) + N_RANDOM // 2, outcomes  # a late random instant may find the run done

@@ -29,6 +29,7 @@ LAYERS = (
     ("yolo_ls.cli.argv", 8),
     ("yolo_ls.cli.yolo_hook", 9),
     ("yolo_ls.cli.main", 10),
+    ("yolo_ls.cli.__main__", 11),
     ("yolo_ls.__main__", 11),
 )
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import TINY_CLS
+from tests.helpers import NO_FIGURES, TINY_CLS
 from yolo_ls.core.args import PluginArgumentError, build_schedule_from_args, resolve_plugin_args
 from yolo_ls.core.auto import AutoSchedule, gain_factor
 from yolo_ls.core.losses import (
@@ -271,7 +271,7 @@ def test_online_training_writes_learned_soft_labels_and_resumes_with_them(tmp_pa
 
     model = YOLO("yolo11n-cls.yaml")
     model.train(data=str(digits_root), trainer=ClassificationTrainer, project=str(tmp_path), name="ols",
-                **{**TINY_CLS, "epochs": 2, "save_period": 1}, label_smoothing=0.1, ls_mode="online")
+                **{**TINY_CLS, **NO_FIGURES, "epochs": 2, "save_period": 1}, label_smoothing=0.1, ls_mode="online")
     run = tmp_path / "ols"
     names, s = _read_soft_labels(run / "soft_labels.csv")
     assert names == [str(i) for i in range(10)] and s.shape == (10, 10)
@@ -305,7 +305,7 @@ def test_new_modes_train(tmp_path, digits_root, mode, extra):
     eps = -0.1 if extra.get("ls_negative") else 0.1
     model = YOLO("yolo11n-cls.yaml")
     model.train(data=str(digits_root), trainer=ClassificationTrainer, project=str(tmp_path), name=mode,
-                **TINY_CLS, label_smoothing=eps, ls_mode=mode, **extra)
+                **TINY_CLS, **NO_FIGURES, label_smoothing=eps, ls_mode=mode, **extra)
     df = results(tmp_path / mode)
     assert df["label_smoothing"].tolist() == [eps]
     assert math.isfinite(float(df["train/loss"].iloc[-1]))
@@ -319,7 +319,7 @@ def test_online_with_auto_takes_its_gain_factor_from_the_learned_s(tmp_path, dig
 
     model = YOLO("yolo11n-cls.yaml")
     model.train(data=str(digits_root), trainer=ClassificationTrainer, project=str(tmp_path), name="ols_auto",
-                **TINY_CLS, label_smoothing=0.1, ls_mode="online", ls_schedule="auto")
+                **TINY_CLS, **NO_FIGURES, label_smoothing=0.1, ls_mode="online", ls_schedule="auto")
     trainer = model.trainer
     _, s = _read_soft_labels(tmp_path / "ols_auto" / "soft_labels.csv")
     assert trainer.ls_schedule.factor == pytest.approx(gain_factor("online", 10, matrix=s.tolist()), rel=1e-5)
@@ -338,8 +338,8 @@ def test_detection_matrix_trains_through_the_single_injection_point(tmp_path, di
     nc = len(yaml.safe_load(digits_det_yaml.read_text())["names"])
     shifted = [[1.0 if j == (i + 1) % nc else 0.0 for j in range(nc)] for i in range(nc)]  # ε goes to the next class
     yolo = YOLO("yolo11n.yaml")
-    yolo.train(**TINY_DET, data=str(digits_det_yaml), project=str(tmp_path), name="mat", label_smoothing=0.1,
-               ls_mode="matrix", ls_matrix=shifted)
+    yolo.train(**TINY_DET, **NO_FIGURES, data=str(digits_det_yaml), project=str(tmp_path), name="mat",
+               label_smoothing=0.1, ls_mode="matrix", ls_matrix=shifted)
     trainer = yolo.trainer
     for crit in (trainer.model.criterion, trainer.ema.ema.criterion):
         (loss,) = detection_losses(crit)

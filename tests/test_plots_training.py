@@ -4,23 +4,21 @@ bins behind ``yolo-ls plot RUN``, and the "nothing measured" diagram of a detect
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
-from tests.helpers import TINY_CLS, TINY_DET
-from yolo_ls.plots import figures as plots
-
 pytestmark = pytest.mark.training
 
 
-def test_default_run_final_figures_epoch_bins_then_yolo_ls_plot(tmp_path, digits_root):
-    from yolo_ls import YOLO
-    from yolo_ls.cli.main import entrypoint
+def test_default_run_final_figures_epoch_bins_then_yolo_ls_plot(tmp_path, digits_root, shared_cls_plots_run):
+    """The 2-epoch ε=0.1 run with plots=True of conftest (test_calibration_training reads it too), copied: `yolo-ls
+    plot` adds figures to the folder."""
+    from yolo_ls.cli import entrypoint
 
-    YOLO("yolo11n-cls.yaml").train(**{**TINY_CLS, "data": str(digits_root), "project": str(tmp_path), "name": "r",
-                                      "epochs": 2, "plots": True, "label_smoothing": 0.1})
     run = tmp_path / "r"
+    shutil.copytree(shared_cls_plots_run[0], run)
     cal = run / "calibration"
     # before train() returned: the final figures (drawn in forked children, waited for) and no per-epoch diagram
     for png in (cal / "reliability.png", cal / "calibration_curves.png", run / "label_smoothing.png"):
@@ -39,20 +37,15 @@ def test_default_run_final_figures_epoch_bins_then_yolo_ls_plot(tmp_path, digits
         assert (cal / f"reliability_epoch{e:03d}.png").stat().st_size > 5000
 
 
-def test_detection_with_nothing_above_calib_conf_draws_nothing_measured(tmp_path, digits_det_yaml, monkeypatch):
-    from yolo_ls import YOLO
-
-    monkeypatch.setenv("YOLO_LS_PLOT_FORK", "0")  # draw in this process, so the figures can be inspected
-    figs = []
-    real_save = plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, path, *a: (figs.append((fig, path)), real_save(fig, path, *a))[1])
-    YOLO("yolo11n.yaml").train(**{**TINY_DET, "data": str(digits_det_yaml), "project": str(tmp_path), "name": "d",
-                                  "plots": True, "label_smoothing": 0.1, "calib_conf": 1.0, "calib_plots": "all"})
+def test_detection_with_nothing_above_calib_conf_draws_nothing_measured(shared_det_nothing_scored_run):
+    """yolo11n from scratch with calib_conf=0.999, calib_plots=all, the figures kept (conftest; the NaNs of the same
+    run are test_detection_calibration's)."""
+    _, _, figs = shared_det_nothing_scored_run
     diagrams = {p.name: f for f, p in figs if p.name.startswith("reliability")}
     assert set(diagrams) == {"reliability_epoch001.png", "reliability.png"}
     for name, fig in diagrams.items():
         title = fig.axes[0].get_title()
         assert title.endswith(": nothing measured"), (name, title)
         texts = [t.get_text() for t in fig.axes[0].texts] + [t.get_text() for t in fig.texts]
-        assert "no prediction with confidence ≥ calib_conf=1" in texts
+        assert "no prediction with confidence ≥ calib_conf=0.999" in texts
         assert "ece" not in " ".join([title, *texts]).lower()

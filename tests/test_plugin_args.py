@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, run_python
+from tests.helpers import ROOT, run_cli_batch, run_python
 from yolo_ls.core.args import ARG_TABLE, DEFAULTS, PluginArgumentError, check_keys, resolve_plugin_args
 
 
@@ -166,39 +164,49 @@ def test_ddp_relaunch_carries_a_callable_schedule(tmp_path, digits_root):
 
 
 # ----------------------------------------------------------------------------------------------------- CLI
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yolo_ls.cli.main", *args], capture_output=True, text=True, cwd=ROOT)
+CLI_ERRORS = [
+    (["train", "model=yolo11n-cls.yaml", "label_smothing=0.1"], 2, "Similar arguments are i.e. ['label_smoothing"),
+    (["train", "model=yolo11n-cls.yaml", "ls_mdoe=uniform"], 2, "ls_mode"),
+    (["train", "model=yolo11n-cls.yaml", "data=digits", "label_smoothing=1.5"], 2, "'label_smoothing=1.5'"),
+    (["train", "model=yolo11n-cls.yaml", "epohcs=3"], 2, "epochs"),
+    (["fly", "model=yolo11n-cls.yaml"], 2, "not a valid yolo-ls mode"),
+    (["model=yolo11n-cls.yaml"], 2, "'mode' is missing"),
+]
 
 
-@pytest.mark.parametrize(
-    "args,code,message",
-    [
-        (["train", "model=yolo11n-cls.yaml", "label_smothing=0.1"], 2, "Similar arguments are i.e. ['label_smoothing"),
-        (["train", "model=yolo11n-cls.yaml", "ls_mdoe=uniform"], 2, "ls_mode"),
-        (["train", "model=yolo11n-cls.yaml", "data=digits", "label_smoothing=1.5"], 2, "'label_smoothing=1.5'"),
-        (["train", "model=yolo11n-cls.yaml", "epohcs=3"], 2, "epochs"),
-        (["fly", "model=yolo11n-cls.yaml"], 2, "not a valid yolo-ls mode"),
-        (["model=yolo11n-cls.yaml"], 2, "'mode' is missing"),
-    ],
-)
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory) -> dict:
+    """The CLI commands below, each as its own ``yolo-ls ...`` in one fresh interpreter (tests.helpers.run_cli_batch):
+    the error cases (each into its own empty project folder), then help, version and cfg."""
+    base = tmp_path_factory.mktemp("cli")
+    projects = [base / str(i) for i in range(len(CLI_ERRORS))]
+    for p in projects:
+        p.mkdir()
+    commands = [[*args, f"project={p}"] for (args, _, _), p in zip(CLI_ERRORS, projects)]
+    answers = run_cli_batch([*commands, ["help"], ["version"], ["cfg"]])
+    return {"errors": list(zip(projects, answers)), "help": answers[-3], "version": answers[-2], "cfg": answers[-1]}
+
+
+@pytest.mark.parametrize("i", range(len(CLI_ERRORS)), ids=[e[2] for e in CLI_ERRORS])
 @pytest.mark.slow
-def test_cli_errors_are_one_line_not_tracebacks(tmp_path, args, code, message):
-    proc = _cli(*args, f"project={tmp_path}")
+def test_cli_errors_are_one_line_not_tracebacks(cli, i):
+    _, code, message = CLI_ERRORS[i]
+    project, proc = cli["errors"][i]
     assert proc.returncode == code, proc.stderr[-2000:]
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not any(tmp_path.iterdir()), "the CLI wrote a run folder for bad input"
+    assert not any(project.iterdir()), "the CLI wrote a run folder for bad input"
 
 
 @pytest.mark.slow
-def test_cli_help_version_cfg():
-    out = _cli("help").stdout
+def test_cli_help_version_cfg(cli):
+    out = cli["help"].stdout
     for name, arg in ARG_TABLE.items():
         assert f"{name}={arg.default}" in out
-    assert "yolo-ls" in _cli("version").stdout and "ultralytics" in _cli("version").stdout
+    assert "yolo-ls" in cli["version"].stdout and "ultralytics" in cli["version"].stdout
     import yaml
 
-    assert yaml.safe_load(_cli("cfg").stdout) == DEFAULTS
+    assert yaml.safe_load(cli["cfg"].stdout) == DEFAULTS
 
 
 def test_readme_argument_table_is_the_config_table():

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import ROOT, TINY_CLS, results
+from tests.helpers import NO_FIGURES, TINY_CLS, results
 from yolo_ls.core.losses import LabelSmoothingState, SmoothedBCEWithLogits, SmoothedClassificationLoss
 
 LINEAR = {"label_smoothing": 0.2, "ls_schedule": "linear", "ls_final": 0.0, "epochs": 4}
@@ -27,37 +22,26 @@ def _train_script(data: Path, project: Path, name: str, **extra) -> str:
 
 
 @pytest.mark.training
-def test_linear_schedule_column_kill_and_resume(tmp_path, digits_root):
+def test_linear_schedule_column_kill_and_resume(tmp_path, digits_root, fork_server):
+    """Python-API trainings, each a forked child of the fork server (a separate process, imports already done)."""
     # 1) uninterrupted reference run
-    ref = subprocess.run([sys.executable, "-c", _train_script(digits_root, tmp_path, "ref")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
-    assert ref.returncode == 0, ref.stderr[-3000:]
+    rc, _, log = fork_server.run(code=_train_script(digits_root, tmp_path, "ref"))
+    assert rc == 0, log.read_text()[-3000:]
     ref_eps = results(tmp_path / "ref")["label_smoothing"].round(6).tolist()
     assert ref_eps == pytest.approx(EXPECTED, abs=1e-6)
     assert (tmp_path / "ref" / "label_smoothing.png").stat().st_size > 5000
 
-    # 2) the same run, SIGKILLed once two epochs are on disk
+    # 2) the same run, SIGKILLed once two epochs are on disk (by itself, right after epoch 2's last.pt is in place)
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", _train_script(digits_root, tmp_path, "killed")], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 600
-    try:
-        while time.time() < deadline:
-            csv = run / "results.csv"
-            if csv.exists() and len(csv.read_text().strip().splitlines()) >= 3 and (run / "weights/last.pt").exists():
-                break
-            assert proc.poll() is None, "the run finished before it could be killed"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    rc, _, log = fork_server.run(code=_train_script(digits_root, tmp_path, "killed"), kill="last_replaced:2")
+    assert rc == -9, ("the run was not killed", log.read_text()[-3000:])
     done = len(results(run))
     assert 2 <= done < 4, f"killed after {done} epochs"
 
     # 3) resume=True with nothing but the checkpoint: ε and its schedule come back from last.pt
     code = (f"from yolo_ls import YOLO\nYOLO({str(run / 'weights/last.pt')!r}).train(resume=True)\n")
-    resumed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rc, _, log = fork_server.run(code=code)
+    assert rc == 0, log.read_text()[-3000:]
     df = results(run)
     assert df["epoch"].tolist() == [1, 2, 3, 4]
     assert df["label_smoothing"].round(6).tolist() == ref_eps
@@ -75,8 +59,8 @@ def test_per_iteration_schedule_logs_epoch_mean(tmp_path, digits_root):
     from yolo_ls import YOLO
 
     model = YOLO("yolo11n-cls.yaml")
-    model.train(**{**TINY_CLS, "data": str(digits_root), "project": str(tmp_path), "name": "it", "epochs": 2,
-                   "label_smoothing": 0.2, "ls_schedule": "linear", "ls_final": 0.0, "ls_per_iter": True})
+    model.train(**{**TINY_CLS, **NO_FIGURES, "data": str(digits_root), "project": str(tmp_path), "name": "it",
+                   "epochs": 2, "label_smoothing": 0.2, "ls_schedule": "linear", "ls_final": 0.0, "ls_per_iter": True})
     trainer = model.trainer
     nb = len(trainer.train_loader)
     applied = trainer.ls_applied.points
