@@ -87,7 +87,7 @@ def precheck(argv: Sequence[str], extra: Sequence[str] = ()) -> None:
             hint = f" Similar arguments are i.e. {close}." if close else ""
             lines.append(f"'{key}' is not a valid YOLO or yolo-ls argument.{hint}")
         elif key in ARG_TABLE and _is_plain_number(value) and not (key in SIGNED_ARGS and "ls_negative" in keys):
-            ARG_TABLE[key](float(value) if "." in value or "e" in value.lower() else int(value))
+            ARG_TABLE[key](_number(value))
         elif key == "data" and value not in DATASET_ALIASES and not Path(value).exists():
             close = get_close_matches(value, DATASET_ALIASES, n=1, cutoff=0.75)
             if "/" in value and "://" not in value:  # a local path, not a name or URL Ultralytics could download
@@ -99,11 +99,19 @@ def precheck(argv: Sequence[str], extra: Sequence[str] = ()) -> None:
 
 
 def _is_plain_number(text: str) -> bool:
+    """Whether a command-line value is a number (nan and inf included: they are refused as numbers, not strings)."""
     try:
         float(text)
     except ValueError:
         return False
-    return text.lower() not in ("nan", "inf", "-inf", "infinity", "-infinity")
+    return True
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def _run_yolo_command(argv: list[str]) -> None:
