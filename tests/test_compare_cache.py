@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import TINY_CLS, results
+from tests.helpers import NO_FIGURES, TINY_CLS, results
 from yolo_ls.compare.runner import (
     DONE,
     STARTED,
@@ -98,7 +98,7 @@ def test_variants_interrupted_anywhere_complete_on_rerun(tmp_path, digits_root, 
     """Kill points: half-way through the final save (eps0), after epoch 1's save (eps0.1), then a lost done-marker."""
     from ultralytics.engine.trainer import BaseTrainer
 
-    project, kw = tmp_path / "p", {**ARGS, "epochs": 2, "name": "cmp"}
+    project, kw = tmp_path / "p", {**ARGS, **NO_FIGURES, "epochs": 2, "name": "cmp"}
     out = project / "cmp"
     orig_final_eval, orig_save = BaseTrainer.final_eval, BaseTrainer.save_model
 

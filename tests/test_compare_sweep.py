@@ -13,7 +13,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from tests.helpers import TINY_CLS, results
+from tests.helpers import NO_FIGURES, TINY_CLS, results
 from yolo_ls.compare.report import aggregate, best_epoch, reading, variant_table, within_spread
 from yolo_ls.compare.sweep import expand_variants, parse_seeds, split_values, variant_name
 from yolo_ls.core.args import PluginArgumentError
@@ -150,7 +150,7 @@ def test_tiny_sweep_two_keys_two_seeds_scored_on_best_pt(tmp_path, digits_root):
     from yolo_ls.compare.runner import DONE, compare
 
     out = compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", project=str(tmp_path), name="cmp",
-                  ls_mode="uniform,exclusive", seeds="0,1", **{**ARGS, "epochs": 2, "fraction": 0.1})
+                  ls_mode="uniform,exclusive", seeds="0,1", **{**ARGS, **NO_FIGURES, "epochs": 2, "fraction": 0.1})
     variants = ["eps0", "eps0.1_mode-uniform", "eps0.1_mode-exclusive"]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(variants)
     report = pd.read_csv(out / "report.csv")
@@ -192,7 +192,7 @@ def test_ray_backend_gives_the_local_numbers(tmp_path, digits_root, capsys):
     ray = pytest.importorskip("ray")
     from yolo_ls.compare.runner import compare
 
-    kw = {**ARGS, "epochs": 1, "fraction": 0.1, "project": str(tmp_path)}
+    kw = {**ARGS, **NO_FIGURES, "epochs": 1, "fraction": 0.1, "project": str(tmp_path)}
     local = compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", name="local", **kw)
     remote = compare("yolo11n-cls.yaml", str(digits_root), "0,0.1", name="ray", backend="ray", cpu_per_variant=1, **kw)
     assert not ray.is_initialized()  # compare started its own Ray and shut it down

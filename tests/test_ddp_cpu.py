@@ -23,9 +23,9 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -50,6 +50,60 @@ bins = {k: np.asarray(v, dtype=float).tolist() for k, v in ref.calibration_bins.
 """
 
 
+# Both trainings in one launching interpreter (each still starts its own two workers through torch.distributed.run):
+# each driver runs as a script (__main__) with its own argv, output folder and ε folder; a failure is recorded there.
+LAUNCHER = """
+import json, os, sys, time, traceback
+from pathlib import Path
+for code, argv, env in json.loads(os.environ.pop("YOLO_LS_TEST_DDP_RUNS")):
+    os.environ.pop("YOLO_LS_EPS_DIR", None)
+    os.environ.update(env)
+    sys.argv[1:] = argv
+    t0 = time.perf_counter()
+    try:
+        exec(compile(code, "<driver>", "exec"), {"__name__": "__main__"})
+    except BaseException:
+        Path(argv[1], "driver_error.txt").write_text(traceback.format_exc())
+    Path(argv[1], "driver_wall.txt").write_text(str(time.perf_counter() - t0))
+"""
+CLS_TEST = "test_two_process_cpu_ddp_calibrates_the_whole_val_set"
+DET_TEST = "test_two_process_cpu_ddp_detection_calibration"
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(request, tmp_path_factory) -> tuple[Any, dict[str, Path]]:
+    """The DDP trainings the selected tests check, one after the other from one launching process (LAUNCHER): the
+    completed launcher and each training's output folder."""
+    selected = {item.originalname for item in request.session.items if item.module is request.module}
+    runs, outs = [], {}
+    if CLS_TEST in selected:
+        outs["cls"] = out = tmp_path_factory.mktemp("ddp-cls")
+        (out / "eps").mkdir()
+        # The val set is class-sorted and Ultralytics' val sampler gives each rank a contiguous half (rank 0: digits
+        # 0-4), so one rank's share alone has a different accuracy, class-wise ECE and bin counts from the whole set.
+        args = {**TINY_CLS, "epochs": 2, "fraction": 0.1, "ls_schedule": "auto", "label_smoothing": 0.1}
+        runs.append((DRIVER, [str(request.getfixturevalue("digits_root")), str(out), json.dumps(args)],
+                     {"YOLO_LS_EPS_DIR": str(out / "eps")}))
+    if DET_TEST in selected:
+        outs["det"] = out = tmp_path_factory.mktemp("ddp-det")
+        args = {**TINY_DET, "label_smoothing": 0.1, "calib_conf": 0.0}  # conf 0: an untrained model's boxes are scored
+        runs.append((DET_DRIVER, [str(request.getfixturevalue("digits_det_yaml")), str(out), json.dumps(args)], {}))
+    env = dict(YOLO_CONFIG_DIR=str(tmp_path_factory.mktemp("ddp-cfg")), YOLO_LS_TEST_WORLD="2", PYTHONPATH=str(ROOT),
+               YOLO_OFFLINE="1", MPLBACKEND="Agg", YOLO_LS_TEST_DDP_RUNS=json.dumps(runs))
+    return run_python(LAUNCHER, 1800, **env), outs
+
+
+def _driver_ok(ddp_runs: tuple[Any, dict[str, Path]], key: str) -> Path:
+    """The training's output folder, once its driver finished without error."""
+    proc, outs = ddp_runs
+    out = outs[key]
+    error = out / "driver_error.txt"
+    assert proc.returncode == 0 and not error.exists(), (
+        (error.read_text() if error.exists() else "") + proc.stdout[-4000:] + proc.stderr[-8000:])
+    print(f"2-process CPU DDP run + reference val: {float((out / 'driver_wall.txt').read_text()):.1f} s")
+    return out
+
+
 def _csv(path: Path):
     import pandas as pd
 
@@ -59,22 +113,11 @@ def _csv(path: Path):
 
 
 @pytest.mark.training
-def test_two_process_cpu_ddp_calibrates_the_whole_val_set(tmp_path: Path, digits_root: Path) -> None:
+def test_two_process_cpu_ddp_calibrates_the_whole_val_set(ddp_runs, digits_root: Path) -> None:
     from yolo_ls.calibration import CLASSIFICATION_METRICS as CLS_KEYS
 
-    # The val set is class-sorted and Ultralytics' val sampler gives each rank a contiguous half (rank 0: digits 0-4),
-    # so one rank's share alone has a different accuracy, class-wise ECE and bin counts from the whole set.
-    args = {**TINY_CLS, "epochs": 2, "fraction": 0.1, "ls_schedule": "auto", "label_smoothing": 0.1}
+    tmp_path = _driver_ok(ddp_runs, "cls")  # trained by the ddp_runs fixture (args there)
     eps_dir = tmp_path / "eps"
-    eps_dir.mkdir()
-    t0 = time.perf_counter()
-    argv = [str(digits_root), str(tmp_path), json.dumps(args)]
-    env = dict(YOLO_CONFIG_DIR=str(tmp_path / "cfg"), YOLO_LS_EPS_DIR=str(eps_dir), YOLO_LS_TEST_WORLD="2",
-               PYTHONPATH=str(ROOT), YOLO_OFFLINE="1", MPLBACKEND="Agg")
-    proc = run_python(f"import sys\nsys.argv[1:] = {argv!r}\n" + DRIVER, 900, **env)
-    wall = time.perf_counter() - t0
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
-    print(f"2-process CPU DDP run + reference val: {wall:.1f} s")
     run = tmp_path / "ddp"
     ref = json.loads((tmp_path / "ref.json").read_text())
     n_val = sum(1 for d in (digits_root / "val").iterdir() for _ in d.iterdir())
@@ -133,15 +176,10 @@ bins = {k: np.asarray(v, dtype=float).tolist() for k, v in ref.calibration_bins.
 
 
 @pytest.mark.training
-def test_two_process_cpu_ddp_detection_calibration(tmp_path: Path, digits_det_yaml: Path) -> None:
+def test_two_process_cpu_ddp_detection_calibration(ddp_runs) -> None:
     from yolo_ls.calibration import DETECTION_METRICS as DET_KEYS
 
-    args = {**TINY_DET, "label_smoothing": 0.1, "calib_conf": 0.0}  # conf 0: an untrained model's boxes are scored
-    argv = [str(digits_det_yaml), str(tmp_path), json.dumps(args)]
-    env = dict(YOLO_CONFIG_DIR=str(tmp_path / "cfg"), YOLO_LS_TEST_WORLD="2", PYTHONPATH=str(ROOT), YOLO_OFFLINE="1",
-               MPLBACKEND="Agg")
-    proc = run_python(f"import sys\nsys.argv[1:] = {argv!r}\n" + DET_DRIVER, 900, **env)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    tmp_path = _driver_ok(ddp_runs, "det")  # trained by the ddp_runs fixture (args there)
     run = tmp_path / "ddp"
     ref = json.loads((tmp_path / "ref.json").read_text())
     assert results(run)["epoch"].tolist() == [1] and _csv(run / "calibration.csv")["epoch"].tolist() == [1]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, TINY_CLS, results
+from tests.helpers import ROOT, TINY_CLS, results, run_cli_batch
 
 REAL_BIN = Path(sys.executable).parent
 
@@ -80,12 +80,13 @@ def test_disable_restores_an_unusual_mode_exactly(scripts):
 
 @pytest.mark.slow
 def test_doctor_says_whether_the_hook_is_on(scripts):
-    off = _hook_cli("doctor", f"bin={scripts}")
+    # doctor, enable-yolo-cli, doctor: three yolo-ls commands in one fresh interpreter (tests.helpers.run_cli_batch)
+    off, enabled, on = run_cli_batch([["doctor", f"bin={scripts}"], ["enable-yolo-cli", f"bin={scripts}"],
+                                      ["doctor", f"bin={scripts}"]])
     assert off.returncode == 0, off.stderr
     assert "stock 'yolo' hook: off: the stock command, which drops label_smoothing" in off.stdout
     assert str(scripts / "yolo") in off.stdout and "yolo-ls 0." in off.stdout
-    _hook_cli("enable-yolo-cli", f"bin={scripts}")
-    on = _hook_cli("doctor", f"bin={scripts}")
+    assert enabled.returncode == 0, enabled.stderr
     assert "stock 'yolo' hook: ON: train/val/resume go through yolo-ls" in on.stdout
     assert "stock 'ultralytics' hook: ON" in on.stdout
 
