@@ -263,6 +263,8 @@ def test_command_help_lists_the_commands_own_arguments(command, capsys) -> None:
         (["train", "data=digits", "label_smoothing=2"], "Valid 'label_smoothing' values"),
         (["train", "data=no/such/folder"], "'data=no/such/folder': no such file or folder"),
         (["compare", "model=yolo11n-cls.yaml", "data=digts", "label_smoothing=0,0.1"], "Did you mean 'data=digits'"),
+        (["calibrate", "model=best.pt", "methd=temperature"], "Similar arguments are i.e. ['method']"),
+        (["calibrate", "data=digits"], "'calibrate' needs 'model=...'"),
     ],
 )
 def test_common_mistakes_answered_before_torch_loads(args, message, tmp_path) -> None:

@@ -252,7 +252,7 @@ def test_console_table_fits_100_columns_and_keeps_the_headline_columns() -> None
     rows += [_row("eps0.1", s, 0.81, 0.05 + s / 100) for s in (0, 1, 2)]
     table = variant_table(aggregate(rows, "classify"), "classify", ["label_smoothing"], console_columns("classify"))
     assert max(len(line) for line in table.splitlines()) <= 100, table
-    assert table.splitlines()[0].split(" | ")[-3:] == ["top1", "ece", "ece_ts |"]
+    assert table.splitlines()[0].split(" | ")[-3:] == ["top1", "ece", "ece_ts (held-out) |"]
 
 
 def test_pooled_bins_weight_each_seed_by_its_counts(tmp_path) -> None:

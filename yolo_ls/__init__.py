@@ -28,6 +28,7 @@ _LAZY = {
     "PoseTrainer": "yolo_ls.engine.trainers",
     "OBBTrainer": "yolo_ls.engine.trainers",
     "add_calibration_callbacks": "yolo_ls.engine.callbacks",
+    "calibrate": "yolo_ls.engine.calibrate",
 }
 
 #: Modules of the flat layout (up to 0.1.0) and where their names live now, in lookup order.

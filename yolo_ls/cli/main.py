@@ -58,7 +58,8 @@ def help_text() -> str:
         "    yolo-ls compare model=yolo11n-cls.yaml data=digits label_smoothing=0,0.05,0.1 epochs=20 imgsz=32\n"
         "    yolo-ls compare ... label_smoothing=0,0.1 ls_mode=uniform,margin seeds=0,1,2 backend=ray\n"
         "    yolo-ls datasets digits out=data/digits-noisy noise=0.2 noise_kind=symmetric seed=0\n"
-        "    yolo-ls compare --help    (likewise plot --help, datasets --help: a command's own arguments)\n\n"
+        "    yolo-ls calibrate model=runs/classify/train/weights/best.pt    (writes best-calibrated.pt)\n"
+        "    yolo-ls compare --help    (likewise calibrate, plot, datasets --help: a command's own arguments)\n\n"
         f"Plugin arguments (defaults):\n{rows}\n\n"
         "Ultralytics arguments: https://docs.ultralytics.com/usage/cfg/"
     )
@@ -73,6 +74,23 @@ COMPARE_HELP = {
     "ray_address": "backend=ray: the Ray cluster to join (default: a local one)",
 }
 
+# calibrate's own arguments (yolo_ls.engine.calibrate.calibrate; kept here so help and the key check need no torch).
+# Every other key is an Ultralytics val argument: imgsz, batch, device, workers, ...
+CALIBRATE_HELP = {
+    "model": "the trained .pt checkpoint to calibrate (required)",
+    "data": "the dataset (default: the one the checkpoint was trained on)",
+    "method": "classify: temperature (default), vector, matrix; detect/segment/pose/obb: temperature, platt",
+    "split": "the split to cross-fit when fit_split/score_split are not given (default val)",
+    "folds": "cross-fit folds by image: fit on the others, score the held-out one (default 5)",
+    "fit_split": "fit on this split instead of cross-fitting (with score_split)",
+    "score_split": "score on this split (with fit_split; never the same images)",
+    "target_precision": "detection: the lowest confidence threshold reaching this held-out precision, i.e. 0.9",
+    "calib_conf": "detection: fit and score the boxes the raw model keeps at this confidence (default 0.25)",
+    "calib_bins": "equal-width confidence bins for ECE and the diagram (default 15)",
+    "seed": "the fold assignment's seed (default 0)",
+    "plots": "write the before/after reliability diagram (default True)",
+}
+
 
 def command_help(command: str) -> str:
     """``yolo-ls COMMAND --help``: the usage of one special command and its own arguments."""
@@ -84,6 +102,15 @@ def command_help(command: str) -> str:
                 f"compare's own arguments:\n{rows}\n\n"
                 "Every train argument (epochs, imgsz, project, name, ...) and plugin argument is passed to each run; "
                 "see 'yolo-ls help'.")
+    if command == "calibrate":
+        rows = "\n".join(f"    {k.ljust(17)} {v}" for k, v in CALIBRATE_HELP.items())
+        return ("usage: yolo-ls calibrate model=RUN/weights/best.pt [data=...] [method=temperature] [KEY=VALUE ...]\n\n"
+                "Fits a post-hoc calibration on images the model never trained on (the val split, cross-fitted by "
+                "image), folds it into the weights and writes <stem>-calibrated.pt next to the checkpoint (a stock "
+                "Ultralytics checkpoint: predict, val and every export give calibrated confidences), plus "
+                "calibration/calibrate.json and a before/after reliability diagram.\n\n"
+                f"calibrate's own arguments:\n{rows}\n\n"
+                "Ultralytics val arguments (imgsz, batch, device, workers, ...) are passed to the validation.")
     if command == "plot":
         return ("usage: yolo-ls plot RUN\n\nRedraws every figure of a yolo-ls run folder from its files "
                 "(calibration/epochs.json, final.json, calibration.csv, results.csv): per-epoch reliability diagrams, "
@@ -258,6 +285,30 @@ def run_datasets(argv: Sequence[str]) -> Any:
     return built
 
 
+def run_calibrate(argv: Sequence[str]) -> dict[str, Any]:
+    """``yolo-ls calibrate model=best.pt [data=...] [method=...] [KEY=VALUE ...]``: fold a post-hoc calibration into
+    the checkpoint's weights."""
+    precheck(argv, extra=tuple(CALIBRATE_HELP))
+    if not any(a.split("=", 1)[0].strip() == "model" for a in argv):
+        raise SyntaxError("'calibrate' needs 'model=...', i.e. 'yolo-ls calibrate model=runs/classify/train/weights/"
+                          "best.pt'")
+    from ultralytics.cfg import merge_equals_args, parse_key_value_pair
+
+    args: dict[str, Any] = {}
+    for a in merge_equals_args(list(argv)):
+        if "=" not in a:
+            raise SyntaxError(f"'calibrate' takes key=value arguments only, not '{a}': i.e. 'yolo-ls calibrate "
+                              "model=runs/classify/train/weights/best.pt'")
+        k, v = parse_key_value_pair(a)
+        args[k] = v
+    if "model" not in args:
+        raise SyntaxError("'calibrate' needs 'model=...', i.e. 'yolo-ls calibrate model=runs/classify/train/weights/"
+                          "best.pt'")
+    from yolo_ls.engine.calibrate import calibrate
+
+    return calibrate(args.pop("model"), **args)
+
+
 def run_plot(argv: Sequence[str]) -> list[Path]:
     """``yolo-ls plot RUN``: draw every figure of a run folder from its files (per-epoch diagrams included).
 
@@ -305,7 +356,7 @@ def entrypoint(argv: Sequence[str] | None = None) -> int:
     if first == "cfg":
         print(cfg_text())
         return 0
-    commands = {"compare": run_compare, "datasets": run_datasets, "plot": run_plot}
+    commands = {"calibrate": run_calibrate, "compare": run_compare, "datasets": run_datasets, "plot": run_plot}
     if first in commands and any(a in ("--help", "-h", "help") for a in argv[1:]):
         print(command_help(first))
         return 0

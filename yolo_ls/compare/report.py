@@ -27,7 +27,11 @@ from yolo_ls.core.files import read_csv, read_json
 
 # The columns of one run, best.pt first, then temperature scaling, then the last epoch (secondary).
 CLASSIFY_COLUMNS = ("top1", "ece", "mce", "brier", "nll", "overconfidence", "ece_ts", "nll_ts", "top1_last", "ece_last")
-DETECT_COLUMNS = ("mAP50-95", "mAP50", "d_ece", "d_mce", "d_confidence", "d_accuracy", "mAP50-95_last", "d_ece_last")
+DETECT_COLUMNS = ("mAP50-95", "mAP50", "d_ece", "d_mce", "d_confidence", "d_accuracy", "d_ece_ts", "mAP50-95_last",
+                  "d_ece_last")
+# How report.md heads a column, where the key alone would not say it: *_ts is measured after temperature scaling
+# cross-fitted on val, each image scored by a temperature fitted without it.
+HEADERS = {"ece_ts": "ece_ts (held-out)", "nll_ts": "nll_ts (held-out)", "d_ece_ts": "d_ece_ts (held-out)"}
 
 DETECT_ACC = "metrics/mAP50-95(B)"
 # Ultralytics' fitness per task, as columns of results.csv (the fallback when best.pt cannot be read)
@@ -110,6 +114,7 @@ def variant_summary(run: Path, task: str) -> dict[str, Any]:
         row["mAP50-95"], row["mAP50"] = acc("metrics/mAP50-95(B)"), acc("metrics/mAP50(B)")
         for k in _calibration_columns(task):
             row[k] = _num(metrics.get(k))
+        row["d_ece_ts"] = _num(final.get("d_ece_ts"))
         row["mAP50-95_last"], row["d_ece_last"] = _num(last_res["metrics/mAP50-95(B)"]), _num(last_cal["d_ece"])
     return row
 
@@ -201,7 +206,12 @@ def _cell(stat: tuple[float, float | None], show_sd: bool) -> str:
 def console_columns(task: str) -> list[str]:
     """The metric columns of the console table (it fits 100 columns; report.md keeps them all)."""
     cal_key, acc_key = headline(task)
-    return [acc_key, cal_key, *(["ece_ts"] if task == "classify" else [])]
+    return [acc_key, cal_key, ts_column(task)]
+
+
+def ts_column(task: str) -> str:
+    """The column of the held-out calibration error after temperature scaling."""
+    return "ece_ts" if task == "classify" else "d_ece_ts"
 
 
 def variant_table(variants: list[dict[str, Any]], task: str, keys: list[str] | None = None,
@@ -213,9 +223,9 @@ def variant_table(variants: list[dict[str, Any]], task: str, keys: list[str] | N
     columns = metric_columns(task) if columns is None else columns
     show_sd = any(v["n"] > 1 for v in variants)
     cal_key, acc_key = headline(task)
-    marked = {acc_key, cal_key, "ece_ts"} & set(columns)
+    marked = {acc_key, cal_key, ts_column(task)} & set(columns)
     best = {k: _best_of(variants, k, k in LOWER_IS_BETTER) for k in marked}
-    cols = ["variant", *keys, "seeds", "best.pt epoch", *columns]
+    cols = ["variant", *keys, "seeds", "best.pt epoch", *(HEADERS.get(c, c) for c in columns)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for v in variants:
         cells = [v["variant"], *("—" if v.get(k) is None else f"{v[k]:g}" if isinstance(v[k], float) else str(v[k])
@@ -276,16 +286,17 @@ def reading(rows: list[dict[str, Any]], task: str) -> str:
                      "calibration on this data. ")
         else:
             text += f"Hard targets (ε=0) have the lowest {cal_key} here. "
-    if task == "classify":
-        ts = [r for r in rows if math.isfinite(r.get("ece_ts", math.nan))]
-        if ts:
-            best_ts = min(ts, key=lambda r: r["ece_ts"])
-            text += (f"Temperature scaling fitted on val brings the variants to ECE "
-                     f"{min(r['ece_ts'] for r in ts):.4f}–{max(r['ece_ts'] for r in ts):.4f} "
-                     f"(lowest: {_label(best_ts)})")
-            if hard is not None and math.isfinite(hard.get("ece_ts", math.nan)):
-                text += f"; hard targets plus temperature scaling reach {hard['ece_ts']:.4f}"
-            text += ": that one-parameter post-hoc fix is the yardstick for what smoothing bought. "
+    tk = ts_column(task)
+    ts = [r for r in rows if math.isfinite(r.get(tk, math.nan))]
+    if ts:
+        best_ts = min(ts, key=lambda r: r[tk])
+        text += (f"Temperature scaling, cross-fitted on val (each image scored by a temperature fitted without it), "
+                 f"brings the variants to {cal_key} {min(r[tk] for r in ts):.4f}–{max(r[tk] for r in ts):.4f} "
+                 f"(lowest: {_label(best_ts)})")
+        if hard is not None and math.isfinite(hard.get(tk, math.nan)):
+            text += f"; hard targets plus temperature scaling reach {hard[tk]:.4f}"
+        text += (": that one-parameter post-hoc fix is the yardstick for what smoothing bought ('yolo-ls calibrate' "
+                 "folds it into a checkpoint). ")
     if rows and all(r.get("n", 1) == 1 for r in rows):
         text += "One seed per variant: differences this small can be seed noise (seeds=0,1,2 shows the spread)."
     return text.strip()

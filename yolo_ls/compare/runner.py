@@ -111,6 +111,7 @@ def _finish(run: Path, data: Any, task: str, calib: dict[str, Any]) -> None:
     values = metrics.calibration
     val = {k: float(v) for k, v in getattr(metrics, "results_dict", {}).items() if k.startswith("metrics/")}
     save_final_json(final, {"metrics": {k: values[k] for k in metric_keys(task)}, "ece_ts": values.get("ece_ts"),
+                            "d_ece_ts": values.get("d_ece_ts"),
                             "bins": metrics.calibration_bins, "val_metrics": val,
                             **getattr(metrics, "calibration_ts", {})})
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
 
+from yolo_ls.calibration.methods import CALIBRATE_CHOICES, SIGMOID_METHODS, SOFTMAX_METHODS
 from yolo_ls.core.auto import AUTO_SPLITS
 from yolo_ls.core.checks import (
     AUTO_GAIN,
@@ -133,6 +134,10 @@ ARGS: tuple[PluginArg, ...] = (
     PluginArg("calib_conf", 0.25, "detection: predictions below this confidence are left out of d_ece",
               FloatRange(0.0, 1.0, example=0.25)),
     PluginArg("calib_plots", PLOT_CHOICES[0], PLOT_CHOICES_HELP, Choice(PLOT_CHOICES)),
+    PluginArg("calibrate", "off",
+              "after training: fit a post-hoc calibration on val (cross-fitted by image) and write "
+              "weights/best-calibrated.pt: off, temperature, vector, matrix (classify), platt (detect)",
+              Choice(CALIBRATE_CHOICES)),
     PluginArg("best_by", "fitness",
               "which epoch is saved as best.pt: fitness (stock), or the lowest val calibration metric "
               "(with fitness_tol: among epochs within fitness_tol of the best fitness so far)",
@@ -216,6 +221,10 @@ def resolve_plugin_args(given: Mapping[str, Any], task: str) -> dict[str, Any]:
             raise
 
     mode = out["ls_mode"]
+    methods = SOFTMAX_METHODS if task == "classify" else SIGMOID_METHODS
+    if out["calibrate"] not in ("off", *methods):
+        raise PluginArgumentError(f"'calibrate={out['calibrate']}' does not apply to task '{task}'. Valid 'calibrate' "
+                                  f"values for '{task}' are {['off', *methods]}.")
     task_modes = CLASSIFY_MODES if task == "classify" else DETECT_MODES
     if mode == "auto":
         mode = "prior" if (task == "classify" and out["ls_prior"] is not None) else task_modes[0]

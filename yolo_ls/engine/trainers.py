@@ -38,6 +38,7 @@ from yolo_ls.core.online import OnlineSoftLabels
 from yolo_ls.datasets import resolve_data
 from yolo_ls.engine import compat  # noqa: F401 -- compat first: the guard speaks before a missing symbol
 from yolo_ls.engine.auto_controller import AutoController
+from yolo_ls.engine.calibrate import CalibrateAtEnd
 from yolo_ls.engine.callbacks import smoothing as smoothing_callbacks
 from yolo_ls.engine.callbacks.calibration import CalibrationCallbacks
 from yolo_ls.engine.callbacks.measurement import in_words
@@ -263,6 +264,10 @@ class LabelSmoothingMixin:
         if plugin["calibration"]:
             calib = CalibrationCallbacks(plugin["calib_bins"], plugin["calib_plots"], plugin["calib_conf"])
             self.ls_calibration = calib.attach(self)  # the instance registered (the relaunch may hand one back)
+        self.ls_calibrate = CalibrateAtEnd(plugin["calibrate"], plugin["calib_conf"], plugin["calib_bins"])
+        ends = self.callbacks["on_train_end"]
+        if plugin["calibrate"] != "off" and not any(isinstance(f, CalibrateAtEnd) for f in ends):
+            self.add_callback("on_train_end", self.ls_calibrate)
         # Loggers (MLflow) upload the run folder at on_train_end: the plugin's end-of-training files are written first.
         self.callbacks["on_train_end"].sort(key=lambda fn: not getattr(fn, "__module__", "").startswith("yolo_ls."))
 

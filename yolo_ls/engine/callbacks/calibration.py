@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_ls.core.args import PLOT_CHOICES
-from yolo_ls.engine.callbacks.measurement import Measurement, in_words, metric_keys
+from yolo_ls.engine.callbacks.measurement import Measurement, in_words, metric_keys, ts_key
 from yolo_ls.engine.callbacks.run_record import (  # noqa: F401 (re-exported)
     EPOCHS_JSON,
     RunRecord,
@@ -109,7 +109,7 @@ class CalibrationCallbacks:
         from ultralytics.utils import LOGGER
 
         result = self.last
-        values = {**result["metrics"], **({"ece_ts": result["ece_ts"]} if self.task == "classify" else {})}
+        values = {**result["metrics"], ts_key(self.task): result[ts_key(self.task)]}
         where = "best.pt" + (f" (epoch {self.best_epoch})" if self.in_training and self.best_epoch else "")
         LOGGER.info(f"Calibration{f' of {where}' if self.in_training else ''}: "
                     + ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
@@ -120,7 +120,8 @@ class CalibrationCallbacks:
         if hasattr(validator, "metrics"):
             validator.metrics.calibration = values
             validator.metrics.calibration_bins = result["bins"]
-            validator.metrics.calibration_ts = {k: result[k] for k in ("temperature", "nll_ts") if k in result}
+            validator.metrics.calibration_ts = {k: result[k] for k in ("temperature", "nll_ts", "d_temperature")
+                                                if k in result}
         if self.in_training:  # final_eval() of a training run: on_fit_epoch_end writes calibration/reliability.png
             return
         if self.plots != "off" and getattr(validator, "save_dir", None):

@@ -13,17 +13,19 @@ from yolo_ls.calibration import (
     DETECTION_METRICS,
     ClassificationCalibration,
     DetectionCalibration,
-    apply_temperature,
-    ece,
-    fit_temperature,
-    nll,
 )
+from yolo_ls.calibration.heldout import held_out_box_temperature, held_out_temperature
 from yolo_ls.engine.callbacks.validator_hooks import match_boxes
 
 
 def metric_keys(task: str) -> tuple[str, ...]:
     """The calibration metric names logged for a task (without the ``calib/`` prefix)."""
     return CLASSIFICATION_METRICS if task == "classify" else DETECTION_METRICS
+
+
+def ts_key(task: str) -> str:
+    """The name of the held-out calibration error after temperature scaling: ``ece_ts``, or ``d_ece_ts`` for boxes."""
+    return "ece_ts" if task == "classify" else "d_ece_ts"
 
 
 def in_words(task: str, metrics: dict[str, float], reason: str = "") -> str:
@@ -46,7 +48,8 @@ class Measurement:
         task: The validator's task.
         bins: Equal-width confidence bins.
         conf: Detection confidence threshold (``calib_conf``).
-        keep_probs: Classification: keep the probabilities to fit a temperature (final epoch, plain ``val()``).
+        keep_probs: Keep the probabilities (classify) or scored boxes (detect) to measure the held-out calibration error
+            after temperature scaling (final epoch, plain ``val()``).
     """
 
     def __init__(self, task: str, bins: int, conf: float, keep_probs: bool) -> None:
@@ -55,6 +58,9 @@ class Measurement:
         self.probs: list[torch.Tensor] | None = [] if (task == "classify" and keep_probs) else None
         self.labels: list[torch.Tensor] = []
         self.kept: list[dict[str, torch.Tensor]] | None = None  # detection: the batch's predict-style boxes
+        # detection, when kept: (conf, correct, cls, image) rows of every scored box
+        self.boxes: list[torch.Tensor] | None = [] if (task != "classify" and keep_probs) else None
+        self.images = 0
 
     def _accumulator(self, nc: int, device: Any) -> Any:
         if self.acc is None:
@@ -83,6 +89,11 @@ class Measurement:
                                "same batch, so the detections to score are unknown")
         conf, correct, cls = match_boxes(validator, kept, batch)
         self._accumulator(len(validator.names), conf.device).update(conf, correct, cls)
+        if self.boxes is not None:
+            per_image = torch.tensor([k["conf"].shape[0] for k in kept], device=conf.device)
+            image = torch.repeat_interleave(torch.arange(len(kept), device=conf.device) + self.images, per_image)
+            self.boxes.append(torch.stack([conf.float(), correct.float(), cls.float(), image.float()], 1).detach())
+        self.images += len(kept)
 
     def sync_ranks(self, validator: Any) -> None:
         """Under DDP, combine every rank's share so rank 0 measures the whole val set (a no-op outside DDP).
@@ -100,12 +111,18 @@ class Measurement:
         acc.sync()
         if self.probs is not None:
             self.probs, self.labels = gather_rows(self.probs, self.labels, nc, acc.device)
+        if self.boxes is not None:  # image ids made unique across ranks: local index * world + rank
+            world, rank = dist.get_world_size(), dist.get_rank()
+            rows = [b[:, :3] for b in self.boxes]
+            ids = [b[:, 3] * world + rank for b in self.boxes]
+            rows, ids = gather_rows(rows, ids, 3, acc.device)
+            self.boxes = [torch.cat([rows[0], ids[0].float()[:, None]], 1)] if rows else []
 
     def result(self, validator: Any) -> dict[str, Any]:
         """The metrics (one host transfer), the bins behind the diagram, and ``ece_ts``/``nll_ts``/``temperature``
         when probabilities were kept. An empty split gives NaN metrics, never a perfect 0."""
         keys = metric_keys(self.task)
-        empty = {"metrics": dict.fromkeys(keys, math.nan), "bins": None, "per_class": {}, "ece_ts": math.nan,
+        empty = {"metrics": dict.fromkeys(keys, math.nan), "bins": None, "per_class": {}, ts_key(self.task): math.nan,
                  "training": validator.training}
         if self.acc is None or (self.task == "classify" and int(self.acc.bins()["count"].sum()) == 0):
             return empty
@@ -116,13 +133,13 @@ class Measurement:
         if self.task != "classify":
             names = getattr(validator, "names", {}) or {}
             out["per_class"] = {names.get(c, str(c)): v for c, v in self.acc.per_class_d_ece().items()}
+            if self.boxes:
+                b = torch.cat(self.boxes).cpu()
+                out.update(held_out_box_temperature(b[:, 0], b[:, 1] > 0.5, b[:, 2].long(), b[:, 3].long(),
+                                                    len(names) or self.acc.num_classes, self.bins))
         elif self.probs:
-            probs, labels = torch.cat(self.probs), torch.cat(self.labels)
-            t = fit_temperature(probs, labels, is_probs=True)
-            scaled = apply_temperature(probs, t, is_probs=True)
-            out.update(temperature=t, ece_ts=float(ece(scaled, labels, n_bins=self.bins)),
-                       nll_ts=float(nll(scaled, labels)))
-        self.probs = None
+            out.update(held_out_temperature(torch.cat(self.probs), torch.cat(self.labels), self.bins))
+        self.probs = self.boxes = None
         return out
 
 

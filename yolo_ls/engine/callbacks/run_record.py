@@ -32,8 +32,8 @@ class RunRecord:
         from yolo_ls.core.files import append_csv_row
 
         row = {"epoch": epoch, "label_smoothing": eps, **result["metrics"]}
-        if task == "classify":
-            row["ece_ts"] = result["ece_ts"]
+        key = "ece_ts" if task == "classify" else "d_ece_ts"  # held-out, after temperature scaling
+        row[key] = result.get(key, math.nan)
         row.update({f"d_ece/{name}": v for name, v in result["per_class"].items()})
         entry = {"epoch": epoch, "label_smoothing": eps, "metrics": result["metrics"], "bins": result["bins"]}
         append_csv_row(save_dir / "calibration.csv", row)
@@ -98,6 +98,7 @@ def save_final_json(path: Path, result: dict[str, Any]) -> None:
         return v if isinstance(v, (int, str, bool, type(None))) else str(v)
 
     data = {"metrics": result["metrics"], "ece_ts": result.get("ece_ts"), "bins": result["bins"]}
-    data.update({k: result[k] for k in ("nll_ts", "temperature", "val_metrics") if result.get(k) is not None})
+    data.update({k: result[k] for k in ("nll_ts", "temperature", "d_ece_ts", "d_temperature", "val_metrics")
+                 if result.get(k) is not None})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(plain(data), indent=1))
