@@ -17,7 +17,7 @@ import ultralytics.engine.trainer as engine_trainer
 import yaml
 
 from tests.helpers import ROOT, results
-from yolo_ls.core.args import PluginArgumentError
+from yolo_ls.core.args import PluginArgumentError, resolve_plugin_args
 
 # model.tune() through yolo-ls needs the trainer's CLI-command hook (ultralytics 8.4); earlier releases refuse it
 NEEDS_TUNE_HOOK = pytest.mark.skipif(not hasattr(engine_trainer, "_YOLO_CLI_COMMAND"), reason="no hook before 8.4")
@@ -100,6 +100,72 @@ def test_every_iteration_is_a_yolo_ls_subprocess(tmp_path, digits_root, monkeypa
     assert engine_trainer._YOLO_CLI_COMMAND == stock_command  # restored after the tune
 
 
+def _iteration_warnings(cmd: list[str], environ: dict[str, str], monkeypatch) -> list[str]:
+    """The warnings a yolo-ls trainer gives for an iteration's ``k=v`` arguments, in that iteration's environment,
+    from the checks it runs before Ultralytics makes a run folder (nothing trains)."""
+    from ultralytics.cfg import parse_key_value_pair
+    from ultralytics.utils import DEFAULT_CFG
+
+    from yolo_ls.engine import trainers
+
+    warnings: list[str] = []
+    monkeypatch.setattr(trainers.LOGGER, "warning", lambda msg, *a, **k: warnings.append(str(msg)))
+    overrides = dict(parse_key_value_pair(a) for a in cmd[4:])
+    with monkeypatch.context() as m:
+        m.delenv("YOLO_LS_TUNED_KEYS", raising=False)
+        for k, v in environ.items():
+            m.setenv(k, v)
+        trainers.LabelSmoothingMixin._check_run(trainers.ClassificationTrainer, DEFAULT_CFG, overrides)
+    return warnings
+
+
+@NEEDS_TUNE_HOOK
+@pytest.mark.parametrize(
+    "space,fixed,warned",
+    [
+        ({"label_smoothing": (0.0, 0.2)}, {"ls_schedule": "cosine"}, False),  # ε searched: iteration 1's 0 is a point
+        ({"ls_final": (0.0, 0.1)}, {"ls_schedule": "cosine"}, False),  # the ramp's end searched
+        ({"lr0": (1e-4, 1e-2)}, {"ls_schedule": "cosine"}, True),  # ε fixed at 0 with a schedule: it never smooths
+        ({"ls_final": (0.0, 0.1)}, {"ls_schedule": "step"}, True),  # step reads no ls_final: ε is still fixed at 0
+    ],
+)
+def test_never_smooths_is_warned_only_for_a_fixed_zero_eps(tmp_path, digits_root, monkeypatch, space, fixed, warned):
+    """Iteration 1 trains every searched key at its default (ε=0.0): 'ls_schedule=cosine with label_smoothing=0.0
+    never smooths' is true only where ε is fixed. The iteration's own arguments and environment, through the checks
+    its trainer runs (the Tuner tells the iterations which plugin keys it searches; nothing trains here)."""
+    import ultralytics.engine.trainer as engine_trainer
+
+    from yolo_ls import YOLO
+    from yolo_ls.core.args import TUNED_KEYS_ENV
+
+    iterations = []
+    monkeypatch.delenv(TUNED_KEYS_ENV, raising=False)
+    monkeypatch.setattr(engine_trainer.subprocess, "run", lambda cmd, check: iterations.append(
+        (list(cmd), {k: v for k, v in os.environ.items() if k == TUNED_KEYS_ENV})))
+    YOLO("yolo11n-cls.yaml").tune(data=str(digits_root), epochs=2, imgsz=32, iterations=1, plots=False,
+                                  project=str(tmp_path), name="tune", space=space, **fixed)
+    [(cmd, environ)] = iterations
+    assert environ == {TUNED_KEYS_ENV: ",".join(k for k in space if k != "lr0")}
+    assert TUNED_KEYS_ENV not in os.environ  # only while the iterations run
+    never = [w for w in _iteration_warnings(cmd, environ, monkeypatch) if "never smooths" in w]
+    assert bool(never) == warned, never
+    if warned:
+        [line] = never
+        assert line.endswith(f" ls_schedule={fixed['ls_schedule']} with label_smoothing=0.0 never smooths: set "
+                             "label_smoothing to the start value.")
+
+
+def test_tuned_keys_read_only_plugin_keys():
+    from yolo_ls.core.args import inapplicable_args, tuned_keys
+
+    assert tuned_keys({}) == frozenset() and tuned_keys({"YOLO_LS_TUNED_KEYS": ""}) == frozenset()
+    assert tuned_keys({"YOLO_LS_TUNED_KEYS": "label_smoothing, ls_final,lr0,nope"}) == {"label_smoothing", "ls_final"}
+    given = {"ls_schedule": "exp", "label_smoothing": 0.0}
+    resolved = resolve_plugin_args(given, "classify")
+    assert any("never smooths" in w for w in inapplicable_args(given, resolved, "classify", 10))
+    assert inapplicable_args(given, resolved, "classify", 10, tuned={"label_smoothing"}) == []
+
+
 @NEEDS_TUNE_HOOK
 @pytest.mark.training
 def test_two_iteration_tune_trains_every_iteration_through_the_plugin(tmp_path):
@@ -122,6 +188,7 @@ def test_two_iteration_tune_trains_every_iteration_through_the_plugin(tmp_path):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "'label_smoothing' is deprecated" not in log
+    assert "never smooths" not in log  # iteration 1's ε=0.0 is the search's start, not a fixed ε
     assert (home / "datasets" / "yolo-ls" / "digits-32" / "train").is_dir()  # data='digits' resolved
 
     records = [json.loads(line) for line in (home / "runs" / "tune" / "tune_results.ndjson").read_text().splitlines()]

@@ -29,6 +29,7 @@ from yolo_ls.core.args import (
     load_class_matrix,
     resolve_plugin_args,
     split_plugin_args,
+    tuned_keys,
 )
 from yolo_ls.core.auto import AutoSchedule, gain_factor
 from yolo_ls.core.files import drop_rows_after
@@ -218,7 +219,7 @@ class LabelSmoothingMixin:
             epochs = overrides.get("epochs", (cfg if isinstance(cfg, dict) else cfg2dict(cfg)).get("epochs"))
             schedule = (epochs, build_schedule_from_args(plugin, epochs))  # a callable schedule is probed here
             if RANK in {-1, 0}:
-                for warning in inapplicable_args(given, plugin, self.ls_task, epochs):
+                for warning in inapplicable_args(given, plugin, self.ls_task, epochs, tuned_keys()):
                     LOGGER.warning(f"{PREFIX} {warning}")
         if "data" in overrides:
             overrides["data"] = resolve_data(overrides["data"])
