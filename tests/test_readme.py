@@ -96,6 +96,11 @@ def test_shortening_rewrites_epochs_only(monkeypatch):
                                 "yolo-ls train epochs=1 ls_warmup_epochs=2\nepochs: 1\n")
     assert shorten(text, None) == text
     assert shorten("EPOCHS=20 bash x.sh", 1) == "EPOCHS=20 bash x.sh"  # an environment variable, not an argument
+    printf = "printf 'model: m.yaml\\nepochs: 3\\nls_warmup_epochs: 2\\n' > my.yaml\n"  # a cfg file written by printf
+    assert shorten(printf, 1) == "printf 'model: m.yaml\\nepochs: 1\\nls_warmup_epochs: 2\\n' > my.yaml\n"
+    assert shorten("printf 'a\\nmax_epochs: 3'", 1) == "printf 'a\\nmax_epochs: 3'"
+    readme = [b.text for b in BLOCKS if b.page == "README.md" and "> my.yaml" in b.text]
+    assert readme and all("epochs: 1\\n" in shorten(t, 1) for t in readme), "the README's cfg file is shortened"
     monkeypatch.delenv("YOLO_LS_README_EPOCHS", raising=False)
     assert epochs_setting() == 1
     monkeypatch.setenv("YOLO_LS_README_EPOCHS", "asis")
