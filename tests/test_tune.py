@@ -352,16 +352,19 @@ home = sys.argv[1]
 SETTINGS.update(datasets_dir=home + '/datasets', runs_dir=home + '/runs', sync=False, mlflow=False)
 from ray import tune
 from yolo_ls import YOLO
+from yolo_ls.tune.ray_tune import best_result, result_run_dir
 out = {}
 for objective in ('fitness', 'nll'):
-    grid = YOLO('yolo11n-cls.yaml').tune(
+    grid = YOLO('yolo11n-cls.yaml').tune(  # no project: the tune folder goes under runs_dir/<task>, as its trials do
         use_ray=True, data='digits', iterations=2, epochs=2, imgsz=32, batch=64, fraction=0.1, workers=0,
         plots=False, device='cpu', seed=0, gpu_per_trial=0, grace_period=2, search_alg='random',
         ls_schedule='cosine', tune_objective=objective, space={'label_smoothing': tune.uniform(0.0, 0.2)},
-        project=home + '/runs', name='ray-' + objective)
+        name='ray-' + objective)
     best = grid.get_best_result() if objective == 'nll' else None  # stock puts its metric on the scheduler only
     out[objective] = {'errors': [str(e) for e in grid.errors], 'paths': [r.path for r in grid],
                       'best_metric': best and best.metrics.get('calib/nll'),
+                      'best_run': str(result_run_dir(best_result(grid, 'classify', objective))),
+                      'run_dirs': [str(result_run_dir(r)) for r in grid],
                       'metric': grid._experiment_analysis.default_metric,
                       'mode': grid._experiment_analysis.default_mode}
 print('RESULT ' + json.dumps(out))
@@ -372,7 +375,9 @@ print('RESULT ' + json.dumps(out))
 @pytest.mark.training
 def test_ray_tune_trains_every_trial_through_the_plugin(tmp_path):
     """Two real Ray Tune runs of 2 trials each (stock objective, then tune_objective=nll): a fixed ls_schedule and a
-    searched label_smoothing reach every trial, each trial reports calib/*, and Ray writes under tmp_path only."""
+    searched label_smoothing reach every trial, each trial reports calib/*, and Ray writes under tmp_path only: its
+    tune folder under runs/classify (the model's task, as the trials' run folders), and the logged best trial is the
+    run folder holding that trial's weights/best.pt, not Ray's trial folder."""
     pytest.importorskip("ray.tune")
     import pandas as pd
 
@@ -397,11 +402,23 @@ def test_ray_tune_trains_every_trial_through_the_plugin(tmp_path):
     assert out["fitness"]["metric"] is None  # Ultralytics' own run: metric/mode live on its ASHA scheduler
     assert (out["nll"]["metric"], out["nll"]["mode"]) == ("calib/nll", "min")
     assert list((tmp_path / "ray").glob("**/session_*")), "Ray's temp dir is not under tmp_path"
+    runs = tmp_path / "runs" / "classify"
+    assert sorted(d.name for d in (tmp_path / "runs").iterdir()) == ["classify"]  # nothing under runs/detect
     for objective, run in out.items():
         assert run["errors"] == [] and len(run["paths"]) == 2
+        # the logged best trial: the run folder with the weights, the same one result_run_dir gives
+        [logged] = [x.split(": ", 2)[2] for x in log.splitlines()
+                    if x.startswith(f"yolo-ls: best trial by tune_objective={objective}: ")]
+        best_run = Path(run["best_run"])
+        assert logged.startswith(f"{best_run} (weights/best.pt) with {{'label_smoothing': "), logged
+        assert best_run.parent == runs and (best_run / "weights" / "best.pt").is_file()
+        assert sorted(run["run_dirs"]) == sorted({*run["run_dirs"]}) and str(best_run) in run["run_dirs"]
         nlls = []
-        for path in map(Path, run["paths"]):
-            assert tmp_path / "runs" / f"ray-{objective}" in path.parents  # Ray's storage path
+        for path, run_dir in zip(map(Path, run["paths"]), map(Path, run["run_dirs"])):
+            assert runs / f"ray-{objective}" in path.parents  # Ray's storage path, under the task's folder
+            assert not (path / "weights").exists() and (run_dir / "weights" / "best.pt").is_file()
+            trial = json.loads((run_dir / "ray_trial.json").read_text())
+            assert path.name == f"_tune_{trial['trial_id']}"  # the run folder is this trial's
             progress = pd.read_csv(path / "progress.csv")
             params = json.loads((path / "params.json").read_text())
             eps = params["label_smoothing"]
@@ -411,13 +428,15 @@ def test_ray_tune_trains_every_trial_through_the_plugin(tmp_path):
             assert progress["label_smoothing"].tolist()[:2] == pytest.approx([eps, 0.0], abs=1e-6)
             assert progress["calib/ece"].between(0, 1).all() and progress["calib/nll"].map(math.isfinite).all()
             nlls.append(progress["calib/nll"].iloc[-1])
-            [train_dir] = [d for d in (tmp_path / "runs").iterdir()
+            [train_dir] = [d for d in runs.iterdir()
                            if d.name.startswith(f"ray-{objective}_") and d.name.endswith(params_trial_suffix(path))]
+            assert train_dir == run_dir
             args = yaml.safe_load((train_dir / "args.yaml").read_text())
             assert args["ls_schedule"] == "cosine" and args["label_smoothing"] == pytest.approx(eps)
             assert "tune_objective" not in args or args["tune_objective"] == "fitness"
         if objective == "nll":
             assert run["best_metric"] == pytest.approx(min(nlls))
+            assert run["best_run"] == run["run_dirs"][nlls.index(min(nlls))]
 
 
 def params_trial_suffix(trial_path: Path) -> str:
@@ -445,3 +464,71 @@ def test_tune_arguments_refused_before_any_iteration(kwargs, message, tmp_path) 
         yolo_ls.YOLO("yolo11n-cls.yaml").tune(data="digits", epochs=1, project=str(tmp_path), **kwargs)
     assert not any(tmp_path.iterdir())
     assert ("ray" in sys.modules) == ray_before
+
+
+class _FakeTuneContext:
+    def __init__(self, trial_id):
+        self.trial_id = trial_id
+
+    def get_trial_id(self):
+        return self.trial_id
+
+    def get_trial_name(self):
+        return f"_tune_{self.trial_id}"
+
+
+def test_a_trial_marks_its_run_folder_and_the_tune_finds_it(tmp_path, monkeypatch):
+    """Ray's trial folder holds no weights: the trainer marks its run folder with the trial id, and the best trial is
+    logged with that folder (weights/best.pt), found from the Ray result (fake results; no Ray)."""
+    import types
+    from types import SimpleNamespace
+
+    from ultralytics.utils import LOGGER
+
+    from yolo_ls.engine.ray_trial import RAY_TRIAL_FILE, current_ray_trial, record_ray_trial, result_trial_id
+    from yolo_ls.tune.ray_tune import _log_best_trial, result_run_dir
+
+    project = tmp_path / "runs" / "classify"
+    monkeypatch.delitem(sys.modules, "ray.tune", raising=False)
+    assert current_ray_trial() is None  # Ray not loaded: no trial, and Ray is not imported for the question
+    assert "ray.tune" not in sys.modules
+    fake_tune = types.ModuleType("ray.tune")
+    monkeypatch.setitem(sys.modules, "ray.tune", fake_tune)
+    fake_tune.get_context = lambda: _FakeTuneContext(None)  # loaded, but this process runs no trial
+    (project / "plain").mkdir(parents=True)
+    record_ray_trial(project / "plain")
+    assert not (project / "plain" / RAY_TRIAL_FILE).exists()
+
+    results = []
+    for i, (acc, nll) in enumerate([(0.8, 0.5), (0.7, 0.3)]):
+        trial_id = f"ab12c_0000{i}"
+        fake_tune.get_context = lambda t=trial_id: _FakeTuneContext(t)
+        run = project / f"ray_0000{i}{'2' if i else ''}"  # an incremented name: the folder, not the name, is found
+        (run / "weights").mkdir(parents=True)
+        (run / "weights" / "best.pt").write_bytes(b"")
+        record_ray_trial(run)
+        assert json.loads((run / RAY_TRIAL_FILE).read_text()) == {"trial_id": trial_id,
+                                                                   "trial_name": f"_tune_{trial_id}"}
+        trial_dir = project / "ray" / f"_tune_{trial_id}"  # Ray's own: params.json, progress.csv, no weights
+        trial_dir.mkdir(parents=True)
+        metrics = {"metrics/accuracy_top1": acc, "calib/nll": nll, "trial_id": trial_id}
+        results.append(SimpleNamespace(metrics=metrics, path=str(trial_dir),
+                                       config={"label_smoothing": 0.1 * i, "data": "/x/digits"}))
+    assert result_trial_id(SimpleNamespace(metrics={}, path=results[1].path)) == "ab12c_00001"  # from the folder
+    assert [result_run_dir(r) for r in results] == [project / "ray_00000", project / "ray_000012"]
+    assert result_run_dir(SimpleNamespace(metrics={"trial_id": "zz_1"}, path=results[0].path)) is None
+
+    logged = []
+    monkeypatch.setattr(LOGGER, "info", lambda msg, *a, **k: logged.append(str(msg)))
+    _log_best_trial(results, "classify", "fitness", None)
+    _log_best_trial(results, "classify", "nll", None)
+    _log_best_trial([SimpleNamespace(metrics={"metrics/accuracy_top1": 0.5}, path=str(project / "ray" / "_tune_q_1"),
+                                     config={})], "classify", "fitness", None)
+    assert logged == [
+        f"yolo-ls: best trial by tune_objective=fitness: {project / 'ray_00000'} (weights/best.pt) with "
+        "{'label_smoothing': 0.0}",
+        f"yolo-ls: best trial by tune_objective=nll: {project / 'ray_000012'} (weights/best.pt) with "
+        "{'label_smoothing': 0.1}",
+        f"yolo-ls: best trial by tune_objective=fitness: {project / 'ray' / '_tune_q_1'} (Ray's trial folder; the run "
+        "folder with its weights was not found) with {}",
+    ]
