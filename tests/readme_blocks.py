@@ -26,7 +26,9 @@ LANGUAGES = {"bash": "bash", "shell": "bash", "sh": "bash", "python": "python"}
 EPOCHS_ENV = "YOLO_LS_README_EPOCHS"
 SKIP_RE = re.compile(r"^<!--\s*readme-test:\s*skip\s*\((?P<reason>.*)\)\s*-->\s*$")
 FENCE_RE = re.compile(r"^```(?P<lang>[A-Za-z0-9_+-]*)\s*$")
-EPOCHS_RE = re.compile(r"(?<![A-Za-z0-9_])(epochs\s*[=:]\s*)(\d+)")
+# epochs=N / epochs: N as an argument or a cfg line, also as a line of a cfg written by printf (after a literal "\n":
+# printf 'imgsz: 32\nepochs: 3\n' > my.yaml), never inside another name (ls_warmup_epochs=2, EPOCHS=20)
+EPOCHS_RE = re.compile(r"(?:(?<![A-Za-z0-9_])|(?<=\\n))(epochs\s*[=:]\s*)(\d+)")
 
 
 def pages() -> list[Path]:

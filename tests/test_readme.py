@@ -9,6 +9,7 @@ run here carry a ``<!-- readme-test: skip (reason) -->`` marker on their page, a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,11 @@ def test_shortening_rewrites_epochs_only(monkeypatch):
                                 "yolo-ls train epochs=1 ls_warmup_epochs=2\nepochs: 1\n")
     assert shorten(text, None) == text
     assert shorten("EPOCHS=20 bash x.sh", 1) == "EPOCHS=20 bash x.sh"  # an environment variable, not an argument
+    printf = "printf 'model: m.yaml\\nepochs: 3\\nls_warmup_epochs: 2\\n' > my.yaml\n"  # a cfg file written by printf
+    assert shorten(printf, 1) == "printf 'model: m.yaml\\nepochs: 1\\nls_warmup_epochs: 2\\n' > my.yaml\n"
+    assert shorten("printf 'a\\nmax_epochs: 3'", 1) == "printf 'a\\nmax_epochs: 3'"
+    readme = [b.text for b in BLOCKS if b.page == "README.md" and "> my.yaml" in b.text]
+    assert readme and all("epochs: 1\\n" in shorten(t, 1) for t in readme), "the README's cfg file is shortened"
     monkeypatch.delenv("YOLO_LS_README_EPOCHS", raising=False)
     assert epochs_setting() == 1
     monkeypatch.setenv("YOLO_LS_README_EPOCHS", "asis")
@@ -126,21 +132,58 @@ def test_quoted_numbers_are_the_codes():
 def test_readme_numbers_reads_the_demo_and_rewrites_only_the_generated_parts(tmp_path):
     import json
 
-    from tests.readme_numbers import DEMO_CLAIM, demo_items, rewrite, static_items, texts
+    from tests.readme_numbers import (
+        DEMO_CLAIM,
+        demo_items,
+        demo_runs,
+        demo_section,
+        rewrite,
+        static_items,
+        table_values,
+        texts,
+    )
 
     pages_text = texts()
-    final = {"metrics": {"confidence": 0.62, "accuracy": 0.83, "ece": 0.21}, "ece_ts": 0.035}
-    (tmp_path / "calibration").mkdir()
-    (tmp_path / "calibration" / "final.json").write_text(json.dumps(final))
-    items = demo_items(pages_text, tmp_path, 148.0)
-    assert [(i.name, i.ok, i.informational) for i in items] == [
-        ("demo under-confident", True, False), ("demo ECE after temperature scaling", True, False),
-        ("demo wall time (minutes)", True, True)]
-    assert items[-1].gives == "2.5"
-    final = {"metrics": {"confidence": 0.9, "accuracy": 0.83, "ece": 0.07}, "ece_ts": 0.04}  # over-confident
-    (tmp_path / "calibration" / "final.json").write_text(json.dumps(final))
-    assert [i.ok for i in demo_items(pages_text, tmp_path, None)] == [False, False]
-    assert not any(i.ok for i in demo_items({**pages_text, "docs/calibration.md": "no claim"}, tmp_path, None))
+    said = table_values(demo_section(pages_text["docs/calibration.md"]))
+    assert list(said) == ["top-1 accuracy", "ECE", "confidence - top-1", "NLL", "ECE after temperature scaling"]
+    runs = demo_runs(tmp_path)
+    assert [r.name for r in runs.values()] == ["demo-digits-ls0", "demo-digits-ls0.1"]
+
+    def write_finals(shift: float = 0.0, shift_nll: float = 0.0, overconfident: bool = False) -> None:
+        for i, run in enumerate(runs.values()):  # the page's numbers back, moved by shift
+            acc, ece, gap, nll, ece_ts = (said[k][i] for k in said)
+            conf = acc + (abs(gap) if overconfident else gap + shift)
+            metrics = {"accuracy": acc + shift, "ece": ece, "confidence": conf + shift, "nll": nll + shift_nll}
+            final = {"metrics": metrics, "ece_ts": ece_ts}
+            (run / "calibration").mkdir(parents=True, exist_ok=True)
+            (run / "calibration" / "final.json").write_text(json.dumps(final))
+
+    write_finals(0.02, 0.05)  # within the tolerances (0.03; NLL 0.06)
+    minutes = 2 * float(re.search(r"about ([\d.]+) min", pages_text["docs/development.md"].split("`make demo`")[1])[1])
+    items, fixes = demo_items(pages_text, runs, minutes * 60 - 1)  # just under twice the stated time
+    assert [(i.name, i.page, i.ok) for i in items] == [
+        ("demo top-1 accuracy (±0.03)", "docs/calibration.md", True), ("demo ECE (±0.03)", "docs/calibration.md", True),
+        ("demo confidence - top-1 (±0.03)", "docs/calibration.md", True),
+        ("demo NLL (±0.06)", "docs/calibration.md", True),
+        ("demo ECE after temperature scaling (±0.03)", "docs/calibration.md", True),
+        ("demo under-confident", "docs/calibration.md", True),
+        ("demo ECE after temperature scaling", "docs/calibration.md", True),
+        ("demo wall time in minutes (within a factor 2)", "README.md", True),
+        ("demo wall time in minutes (within a factor 2)", "docs/development.md", True)]
+    assert fixes == {}
+    assert not any(i.ok for i in demo_items(pages_text, runs, minutes * 60 * 2)[0][-2:])  # four times: too slow
+
+    write_finals(0.04, 0.07, overconfident=True)  # outside: the table is rewritten, the claims fail
+    items, fixes = demo_items(pages_text, runs, None)
+    assert [i.ok for i in items] == [False, True, False, False, True, False, True]
+    assert [i.by_write for i in items] == [True] * 5 + [False] * 2
+    assert list(fixes) == ["demo table"]
+    fixed = rewrite(pages_text, items, fixes)
+    assert set(fixed) == set(pages_text) and [p for p in fixed if fixed[p] != pages_text[p]] == ["docs/calibration.md"]
+    assert table_values(demo_section(fixed["docs/calibration.md"]))["NLL"] == pytest.approx(
+        [v + 0.07 for v in said["NLL"]], abs=1e-3)
+    assert all(i.ok for i in demo_items(fixed, runs, None)[0][:5])  # the rewritten table agrees
+    assert not any(i.ok for i in demo_items({**pages_text, "docs/calibration.md": "no claim"}, runs, None)[0])
     assert DEMO_CLAIM.split()[0] == "**under**-confident"
 
     stale = dict(pages_text)
@@ -209,16 +252,24 @@ def _git_state() -> tuple[str, str]:
 
 @pytest.mark.training
 def test_demo_changes_no_tracked_file(tmp_path):
-    """`make demo`'s command, from the repository root as make runs it (1 epoch, run folder under tmp): git sees no
-    change, tracked or untracked (the dataset cache and runs/ are ignored or outside the checkout)."""
+    """`make demo`'s command, from the repository root as make runs it (1 epoch, run folders under tmp): git sees no
+    change, tracked or untracked (the dataset cache and runs/ are ignored or outside the checkout); it trains both
+    runs, prints them side by side, and prints no MLflow, Ray or temp-file line."""
     if shutil.which("git") is None or subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode:
         pytest.skip("not a git checkout")
     env = _env(tmp_path)
-    settings = "from ultralytics.utils import SETTINGS; SETTINGS.update(datasets_dir=r'{}')".format(tmp_path / "data")
+    # the settings `make` gives its environment (the Makefile's quiet step: the dev extras' integrations off)
+    settings = (f"from ultralytics.utils import SETTINGS; SETTINGS.update(datasets_dir=r'{tmp_path / 'data'}', "
+                "mlflow=False, raytune=False, sync=False)")
     subprocess.run([sys.executable, "-c", settings], cwd=ROOT, env=env, check=True, capture_output=True)
     before = _git_state()
     proc = subprocess.run([sys.executable, "examples/demo.py", "--epochs", "1", "--project", str(tmp_path / "runs")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _git_state() == before
-    assert (tmp_path / "runs" / "demo-digits-ls0.1" / "calibration" / "final.json").is_file()
+    for name in ("demo-digits-ls0", "demo-digits-ls0.1"):  # the hard-target baseline and the smoothed run
+        assert (tmp_path / "runs" / name / "calibration" / "final.json").is_file()
+    out = proc.stdout + proc.stderr
+    assert "ε=0 (hard targets)" in out and "ε=0.1 (label smoothing)" in out and "ECE after temperature scaling" in out
+    noise = re.findall(r".*(?:mlflow|\bray\b|get_trial_id|\.tmp\b).*", out, re.I)  # integrations, temp-file names
+    assert noise == [], noise

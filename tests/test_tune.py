@@ -17,7 +17,7 @@ import ultralytics.engine.trainer as engine_trainer
 import yaml
 
 from tests.helpers import ROOT, results
-from yolo_ls.core.args import PluginArgumentError
+from yolo_ls.core.args import PluginArgumentError, resolve_plugin_args
 
 # model.tune() through yolo-ls needs the trainer's CLI-command hook (ultralytics 8.4); earlier releases refuse it
 NEEDS_TUNE_HOOK = pytest.mark.skipif(not hasattr(engine_trainer, "_YOLO_CLI_COMMAND"), reason="no hook before 8.4")
@@ -100,6 +100,72 @@ def test_every_iteration_is_a_yolo_ls_subprocess(tmp_path, digits_root, monkeypa
     assert engine_trainer._YOLO_CLI_COMMAND == stock_command  # restored after the tune
 
 
+def _iteration_warnings(cmd: list[str], environ: dict[str, str], monkeypatch) -> list[str]:
+    """The warnings a yolo-ls trainer gives for an iteration's ``k=v`` arguments, in that iteration's environment,
+    from the checks it runs before Ultralytics makes a run folder (nothing trains)."""
+    from ultralytics.cfg import parse_key_value_pair
+    from ultralytics.utils import DEFAULT_CFG
+
+    from yolo_ls.engine import trainers
+
+    warnings: list[str] = []
+    monkeypatch.setattr(trainers.LOGGER, "warning", lambda msg, *a, **k: warnings.append(str(msg)))
+    overrides = dict(parse_key_value_pair(a) for a in cmd[4:])
+    with monkeypatch.context() as m:
+        m.delenv("YOLO_LS_TUNED_KEYS", raising=False)
+        for k, v in environ.items():
+            m.setenv(k, v)
+        trainers.LabelSmoothingMixin._check_run(trainers.ClassificationTrainer, DEFAULT_CFG, overrides)
+    return warnings
+
+
+@NEEDS_TUNE_HOOK
+@pytest.mark.parametrize(
+    "space,fixed,warned",
+    [
+        ({"label_smoothing": (0.0, 0.2)}, {"ls_schedule": "cosine"}, False),  # ε searched: iteration 1's 0 is a point
+        ({"ls_final": (0.0, 0.1)}, {"ls_schedule": "cosine"}, False),  # the ramp's end searched
+        ({"lr0": (1e-4, 1e-2)}, {"ls_schedule": "cosine"}, True),  # ε fixed at 0 with a schedule: it never smooths
+        ({"ls_final": (0.0, 0.1)}, {"ls_schedule": "step"}, True),  # step reads no ls_final: ε is still fixed at 0
+    ],
+)
+def test_never_smooths_is_warned_only_for_a_fixed_zero_eps(tmp_path, digits_root, monkeypatch, space, fixed, warned):
+    """Iteration 1 trains every searched key at its default (ε=0.0): 'ls_schedule=cosine with label_smoothing=0.0
+    never smooths' is true only where ε is fixed. The iteration's own arguments and environment, through the checks
+    its trainer runs (the Tuner tells the iterations which plugin keys it searches; nothing trains here)."""
+    import ultralytics.engine.trainer as engine_trainer
+
+    from yolo_ls import YOLO
+    from yolo_ls.core.args import TUNED_KEYS_ENV
+
+    iterations = []
+    monkeypatch.delenv(TUNED_KEYS_ENV, raising=False)
+    monkeypatch.setattr(engine_trainer.subprocess, "run", lambda cmd, check: iterations.append(
+        (list(cmd), {k: v for k, v in os.environ.items() if k == TUNED_KEYS_ENV})))
+    YOLO("yolo11n-cls.yaml").tune(data=str(digits_root), epochs=2, imgsz=32, iterations=1, plots=False,
+                                  project=str(tmp_path), name="tune", space=space, **fixed)
+    [(cmd, environ)] = iterations
+    assert environ == {TUNED_KEYS_ENV: ",".join(k for k in space if k != "lr0")}
+    assert TUNED_KEYS_ENV not in os.environ  # only while the iterations run
+    never = [w for w in _iteration_warnings(cmd, environ, monkeypatch) if "never smooths" in w]
+    assert bool(never) == warned, never
+    if warned:
+        [line] = never
+        assert line.endswith(f" ls_schedule={fixed['ls_schedule']} with label_smoothing=0.0 never smooths: set "
+                             "label_smoothing to the start value.")
+
+
+def test_tuned_keys_read_only_plugin_keys():
+    from yolo_ls.core.args import inapplicable_args, tuned_keys
+
+    assert tuned_keys({}) == frozenset() and tuned_keys({"YOLO_LS_TUNED_KEYS": ""}) == frozenset()
+    assert tuned_keys({"YOLO_LS_TUNED_KEYS": "label_smoothing, ls_final,lr0,nope"}) == {"label_smoothing", "ls_final"}
+    given = {"ls_schedule": "exp", "label_smoothing": 0.0}
+    resolved = resolve_plugin_args(given, "classify")
+    assert any("never smooths" in w for w in inapplicable_args(given, resolved, "classify", 10))
+    assert inapplicable_args(given, resolved, "classify", 10, tuned={"label_smoothing"}) == []
+
+
 @NEEDS_TUNE_HOOK
 @pytest.mark.training
 def test_two_iteration_tune_trains_every_iteration_through_the_plugin(tmp_path):
@@ -122,6 +188,7 @@ def test_two_iteration_tune_trains_every_iteration_through_the_plugin(tmp_path):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "'label_smoothing' is deprecated" not in log
+    assert "never smooths" not in log  # iteration 1's ε=0.0 is the search's start, not a fixed ε
     assert (home / "datasets" / "yolo-ls" / "digits-32" / "train").is_dir()  # data='digits' resolved
 
     records = [json.loads(line) for line in (home / "runs" / "tune" / "tune_results.ndjson").read_text().splitlines()]
@@ -285,16 +352,19 @@ home = sys.argv[1]
 SETTINGS.update(datasets_dir=home + '/datasets', runs_dir=home + '/runs', sync=False, mlflow=False)
 from ray import tune
 from yolo_ls import YOLO
+from yolo_ls.tune.ray_tune import best_result, result_run_dir
 out = {}
 for objective in ('fitness', 'nll'):
-    grid = YOLO('yolo11n-cls.yaml').tune(
+    grid = YOLO('yolo11n-cls.yaml').tune(  # no project: the tune folder goes under runs_dir/<task>, as its trials do
         use_ray=True, data='digits', iterations=2, epochs=2, imgsz=32, batch=64, fraction=0.1, workers=0,
         plots=False, device='cpu', seed=0, gpu_per_trial=0, grace_period=2, search_alg='random',
         ls_schedule='cosine', tune_objective=objective, space={'label_smoothing': tune.uniform(0.0, 0.2)},
-        project=home + '/runs', name='ray-' + objective)
+        name='ray-' + objective)
     best = grid.get_best_result() if objective == 'nll' else None  # stock puts its metric on the scheduler only
     out[objective] = {'errors': [str(e) for e in grid.errors], 'paths': [r.path for r in grid],
                       'best_metric': best and best.metrics.get('calib/nll'),
+                      'best_run': str(result_run_dir(best_result(grid, 'classify', objective))),
+                      'run_dirs': [str(result_run_dir(r)) for r in grid],
                       'metric': grid._experiment_analysis.default_metric,
                       'mode': grid._experiment_analysis.default_mode}
 print('RESULT ' + json.dumps(out))
@@ -305,7 +375,9 @@ print('RESULT ' + json.dumps(out))
 @pytest.mark.training
 def test_ray_tune_trains_every_trial_through_the_plugin(tmp_path):
     """Two real Ray Tune runs of 2 trials each (stock objective, then tune_objective=nll): a fixed ls_schedule and a
-    searched label_smoothing reach every trial, each trial reports calib/*, and Ray writes under tmp_path only."""
+    searched label_smoothing reach every trial, each trial reports calib/*, and Ray writes under tmp_path only: its
+    tune folder under runs/classify (the model's task, as the trials' run folders), and the logged best trial is the
+    run folder holding that trial's weights/best.pt, not Ray's trial folder."""
     pytest.importorskip("ray.tune")
     import pandas as pd
 
@@ -330,11 +402,23 @@ def test_ray_tune_trains_every_trial_through_the_plugin(tmp_path):
     assert out["fitness"]["metric"] is None  # Ultralytics' own run: metric/mode live on its ASHA scheduler
     assert (out["nll"]["metric"], out["nll"]["mode"]) == ("calib/nll", "min")
     assert list((tmp_path / "ray").glob("**/session_*")), "Ray's temp dir is not under tmp_path"
+    runs = tmp_path / "runs" / "classify"
+    assert sorted(d.name for d in (tmp_path / "runs").iterdir()) == ["classify"]  # nothing under runs/detect
     for objective, run in out.items():
         assert run["errors"] == [] and len(run["paths"]) == 2
+        # the logged best trial: the run folder with the weights, the same one result_run_dir gives
+        [logged] = [x.split(": ", 2)[2] for x in log.splitlines()
+                    if x.startswith(f"yolo-ls: best trial by tune_objective={objective}: ")]
+        best_run = Path(run["best_run"])
+        assert logged.startswith(f"{best_run} (weights/best.pt) with {{'label_smoothing': "), logged
+        assert best_run.parent == runs and (best_run / "weights" / "best.pt").is_file()
+        assert sorted(run["run_dirs"]) == sorted({*run["run_dirs"]}) and str(best_run) in run["run_dirs"]
         nlls = []
-        for path in map(Path, run["paths"]):
-            assert tmp_path / "runs" / f"ray-{objective}" in path.parents  # Ray's storage path
+        for path, run_dir in zip(map(Path, run["paths"]), map(Path, run["run_dirs"])):
+            assert runs / f"ray-{objective}" in path.parents  # Ray's storage path, under the task's folder
+            assert not (path / "weights").exists() and (run_dir / "weights" / "best.pt").is_file()
+            trial = json.loads((run_dir / "ray_trial.json").read_text())
+            assert path.name == f"_tune_{trial['trial_id']}"  # the run folder is this trial's
             progress = pd.read_csv(path / "progress.csv")
             params = json.loads((path / "params.json").read_text())
             eps = params["label_smoothing"]
@@ -344,13 +428,15 @@ def test_ray_tune_trains_every_trial_through_the_plugin(tmp_path):
             assert progress["label_smoothing"].tolist()[:2] == pytest.approx([eps, 0.0], abs=1e-6)
             assert progress["calib/ece"].between(0, 1).all() and progress["calib/nll"].map(math.isfinite).all()
             nlls.append(progress["calib/nll"].iloc[-1])
-            [train_dir] = [d for d in (tmp_path / "runs").iterdir()
+            [train_dir] = [d for d in runs.iterdir()
                            if d.name.startswith(f"ray-{objective}_") and d.name.endswith(params_trial_suffix(path))]
+            assert train_dir == run_dir
             args = yaml.safe_load((train_dir / "args.yaml").read_text())
             assert args["ls_schedule"] == "cosine" and args["label_smoothing"] == pytest.approx(eps)
             assert "tune_objective" not in args or args["tune_objective"] == "fitness"
         if objective == "nll":
             assert run["best_metric"] == pytest.approx(min(nlls))
+            assert run["best_run"] == run["run_dirs"][nlls.index(min(nlls))]
 
 
 def params_trial_suffix(trial_path: Path) -> str:
@@ -378,3 +464,71 @@ def test_tune_arguments_refused_before_any_iteration(kwargs, message, tmp_path) 
         yolo_ls.YOLO("yolo11n-cls.yaml").tune(data="digits", epochs=1, project=str(tmp_path), **kwargs)
     assert not any(tmp_path.iterdir())
     assert ("ray" in sys.modules) == ray_before
+
+
+class _FakeTuneContext:
+    def __init__(self, trial_id):
+        self.trial_id = trial_id
+
+    def get_trial_id(self):
+        return self.trial_id
+
+    def get_trial_name(self):
+        return f"_tune_{self.trial_id}"
+
+
+def test_a_trial_marks_its_run_folder_and_the_tune_finds_it(tmp_path, monkeypatch):
+    """Ray's trial folder holds no weights: the trainer marks its run folder with the trial id, and the best trial is
+    logged with that folder (weights/best.pt), found from the Ray result (fake results; no Ray)."""
+    import types
+    from types import SimpleNamespace
+
+    from ultralytics.utils import LOGGER
+
+    from yolo_ls.engine.ray_trial import RAY_TRIAL_FILE, current_ray_trial, record_ray_trial, result_trial_id
+    from yolo_ls.tune.ray_tune import _log_best_trial, result_run_dir
+
+    project = tmp_path / "runs" / "classify"
+    monkeypatch.delitem(sys.modules, "ray.tune", raising=False)
+    assert current_ray_trial() is None  # Ray not loaded: no trial, and Ray is not imported for the question
+    assert "ray.tune" not in sys.modules
+    fake_tune = types.ModuleType("ray.tune")
+    monkeypatch.setitem(sys.modules, "ray.tune", fake_tune)
+    fake_tune.get_context = lambda: _FakeTuneContext(None)  # loaded, but this process runs no trial
+    (project / "plain").mkdir(parents=True)
+    record_ray_trial(project / "plain")
+    assert not (project / "plain" / RAY_TRIAL_FILE).exists()
+
+    results = []
+    for i, (acc, nll) in enumerate([(0.8, 0.5), (0.7, 0.3)]):
+        trial_id = f"ab12c_0000{i}"
+        fake_tune.get_context = lambda t=trial_id: _FakeTuneContext(t)
+        run = project / f"ray_0000{i}{'2' if i else ''}"  # an incremented name: the folder, not the name, is found
+        (run / "weights").mkdir(parents=True)
+        (run / "weights" / "best.pt").write_bytes(b"")
+        record_ray_trial(run)
+        assert json.loads((run / RAY_TRIAL_FILE).read_text()) == {"trial_id": trial_id,
+                                                                   "trial_name": f"_tune_{trial_id}"}
+        trial_dir = project / "ray" / f"_tune_{trial_id}"  # Ray's own: params.json, progress.csv, no weights
+        trial_dir.mkdir(parents=True)
+        metrics = {"metrics/accuracy_top1": acc, "calib/nll": nll, "trial_id": trial_id}
+        results.append(SimpleNamespace(metrics=metrics, path=str(trial_dir),
+                                       config={"label_smoothing": 0.1 * i, "data": "/x/digits"}))
+    assert result_trial_id(SimpleNamespace(metrics={}, path=results[1].path)) == "ab12c_00001"  # from the folder
+    assert [result_run_dir(r) for r in results] == [project / "ray_00000", project / "ray_000012"]
+    assert result_run_dir(SimpleNamespace(metrics={"trial_id": "zz_1"}, path=results[0].path)) is None
+
+    logged = []
+    monkeypatch.setattr(LOGGER, "info", lambda msg, *a, **k: logged.append(str(msg)))
+    _log_best_trial(results, "classify", "fitness", None)
+    _log_best_trial(results, "classify", "nll", None)
+    _log_best_trial([SimpleNamespace(metrics={"metrics/accuracy_top1": 0.5}, path=str(project / "ray" / "_tune_q_1"),
+                                     config={})], "classify", "fitness", None)
+    assert logged == [
+        f"yolo-ls: best trial by tune_objective=fitness: {project / 'ray_00000'} (weights/best.pt) with "
+        "{'label_smoothing': 0.0}",
+        f"yolo-ls: best trial by tune_objective=nll: {project / 'ray_000012'} (weights/best.pt) with "
+        "{'label_smoothing': 0.1}",
+        f"yolo-ls: best trial by tune_objective=fitness: {project / 'ray' / '_tune_q_1'} (Ray's trial folder; the run "
+        "folder with its weights was not found) with {}",
+    ]

@@ -10,7 +10,8 @@ argument, the value and what is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import os
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
@@ -289,8 +290,19 @@ _USED_BY_SCHEDULE = {
 }
 
 
-def inapplicable_args(given: Mapping[str, Any], resolved: Mapping[str, Any], task: str, epochs: int | None = None
-                      ) -> list[str]:
+# model.tune() sets this for its iterations (each a ``yolo-ls train`` subprocess): the plugin keys its space searches,
+# comma-separated. An iteration's value of a searched key is the search's, not a setting the user fixed.
+TUNED_KEYS_ENV = "YOLO_LS_TUNED_KEYS"
+
+
+def tuned_keys(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The plugin keys a running ``model.tune()`` searches (:data:`TUNED_KEYS_ENV`); empty outside a tune."""
+    value = (os.environ if environ is None else environ).get(TUNED_KEYS_ENV, "")
+    return frozenset(k for k in (s.strip() for s in value.split(",")) if k in PLUGIN_KEYS)
+
+
+def inapplicable_args(given: Mapping[str, Any], resolved: Mapping[str, Any], task: str, epochs: int | None = None,
+                      tuned: Collection[str] = ()) -> list[str]:
     """Warnings for arguments the user set that this run will not use, and for schedules with no room to run.
 
     Args:
@@ -298,6 +310,8 @@ def inapplicable_args(given: Mapping[str, Any], resolved: Mapping[str, Any], tas
         resolved: The same after :func:`resolve_plugin_args` (defaults filled in, ``ls_mode`` resolved).
         task: The Ultralytics task.
         epochs: The run's epochs, for the schedule-length warning.
+        tuned: The plugin keys a tune searches (this run is one of its iterations): a searched ε (or ``ls_final``
+            of a ramp) at 0 is a point of the search, not a schedule left without ε, so it is not warned about.
     """
     schedule = resolved["ls_schedule"]
     name = "a callable" if callable(schedule) else schedule
@@ -320,9 +334,9 @@ def inapplicable_args(given: Mapping[str, Any], resolved: Mapping[str, Any], tas
         out.append("'fitness_tol' is only used with best_by or tune_objective set to a calibration metric.")
     if "tune_objective" in given and resolved["tune_objective"] != "fitness":
         out.append("'tune_objective' is only used by model.tune(); training picks best.pt by 'best_by'.")
-    ramps = schedule in ("linear", "cosine", "exp") and resolved["ls_final"] > 0
+    ramps = schedule in ("linear", "cosine", "exp") and (resolved["ls_final"] > 0 or "ls_final" in tuned)
     if (not callable(schedule) and schedule not in ("constant", "auto") and resolved["label_smoothing"] == 0
-            and not ramps):
+            and not ramps and "label_smoothing" not in tuned):
         out.append(f"ls_schedule={schedule} with label_smoothing=0.0 never smooths: set label_smoothing to the "
                    "start value.")
     if epochs is not None and int(epochs) <= 1 and schedule in ("linear", "cosine", "exp"):

@@ -29,6 +29,7 @@ from yolo_ls.core.args import (
     load_class_matrix,
     resolve_plugin_args,
     split_plugin_args,
+    tuned_keys,
 )
 from yolo_ls.core.auto import AutoSchedule, gain_factor
 from yolo_ls.core.files import drop_rows_after
@@ -45,6 +46,7 @@ from yolo_ls.engine.callbacks.measurement import in_words
 from yolo_ls.engine.checkpoints import atomic_checkpoint_paths, atomic_final_strip
 from yolo_ls.engine.compat import TESTED_ULTRALYTICS, YAML, check_ultralytics_version, unwrap_model  # noqa: F401
 from yolo_ls.engine.inject import install_smoothing
+from yolo_ls.engine.ray_trial import record_ray_trial
 
 PREFIX = colorstr("yolo-ls:")
 
@@ -194,6 +196,7 @@ class LabelSmoothingMixin:
         if RANK in {-1, 0}:  # Ultralytics wrote args.yaml inside __init__, before the plugin keys were back in args
             YAML.save(self.save_dir / "args.yaml", {k: _yaml_safe(v) for k, v in vars(self.args).items()})
             LOGGER.info(f"{PREFIX} " + ", ".join(f"{k}={v}" for k, v in serialize_plugin_args(plugin).items()))
+            record_ray_trial(self.save_dir)  # in a Ray Tune trial: ray_trial.json, so the tune finds these weights
         self._setup_schedule(plugin, schedule)
         self._setup_best_by(plugin)
         self._register_callbacks(plugin)
@@ -219,7 +222,7 @@ class LabelSmoothingMixin:
             epochs = overrides.get("epochs", (cfg if isinstance(cfg, dict) else cfg2dict(cfg)).get("epochs"))
             schedule = (epochs, build_schedule_from_args(plugin, epochs))  # a callable schedule is probed here
             if RANK in {-1, 0}:
-                for warning in inapplicable_args(given, plugin, self.ls_task, epochs):
+                for warning in inapplicable_args(given, plugin, self.ls_task, epochs, tuned_keys()):
                     LOGGER.warning(f"{PREFIX} {warning}")
         if "data" in overrides:
             overrides["data"] = resolve_data(overrides["data"])

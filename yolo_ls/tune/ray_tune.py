@@ -17,6 +17,9 @@ arguments before the first trial, and one thing stops a calibration objective:
   Ultralytics' own function (the search and ASHA chase accuracy; the tolerance pick is made over the trials at the
   end, :func:`best_result`).
 
+At the end the best trial (by ``tune_objective``, Ultralytics' own metric for ``fitness``) is logged with its run
+folder, the one holding ``weights/best.pt`` (:func:`result_run_dir`), not Ray's trial folder, which has none.
+
 Plugin entries of ``space`` (``tune.uniform``, ``tune.choice``, ``tune.randint``, ``tune.grid_search``, constants)
 are checked with the plugin's own checks at their bounds and every choice, combined with the fixed plugin arguments,
 before Ray starts.
@@ -28,6 +31,7 @@ import itertools
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from yolo_ls.core.args import (
@@ -42,6 +46,7 @@ from yolo_ls.core.args import (
 from yolo_ls.core.objective import pick_best, ray_metric
 from yolo_ls.datasets import resolve_data
 from yolo_ls.engine.compat import check_ray_tune_supported
+from yolo_ls.engine.ray_trial import result_trial_id, trial_run_dir
 
 _MAX_CORNERS = 512  # combinations of plugin bounds/choices checked before the first trial
 
@@ -157,14 +162,39 @@ def run_ray_tune(model: Any, space: dict[str, Any] | None = None, grace_period: 
             grid = stock_run_ray_tune(model, **kwargs)
     else:
         grid = run_objective_tune(model, metric=metric, mode=mode, **kwargs)
-    if objective != "fitness":
-        best = best_result(grid, task, objective, tol)
-        if best is not None:
-            from ultralytics.utils import LOGGER
-
-            LOGGER.info(f"yolo-ls: tune_objective={objective}{f' fitness_tol={tol}' if tol is not None else ''}: "
-                        f"best trial {best.path} with {best.config}")
+    _log_best_trial(grid, task, objective, tol)
     return grid
+
+
+def result_run_dir(result: Any) -> Path | None:
+    """The training run folder of a Ray trial (the one holding its ``weights/best.pt``), or None when not found.
+
+    Ray's own trial folder (``result.path``: params.json, progress.csv) holds no weights; the trial trained in an
+    Ultralytics run folder beside the tune folder, which its yolo-ls trainer marked with the trial id
+    (:mod:`yolo_ls.engine.ray_trial`).
+    """
+    trial_id = result_trial_id(result)
+    if trial_id is None or not getattr(result, "path", None):
+        return None
+    return trial_run_dir(Path(str(result.path)).parents[1], trial_id)  # <project>/<tune dir>/<trial folder>
+
+
+def _log_best_trial(grid: Any, task: str, objective: str, tol: float | None) -> None:
+    """Log the best trial by the objective: its run folder (with weights/best.pt) and its searched values."""
+    from ultralytics.utils import LOGGER
+
+    best = best_result(grid, task, objective, tol)
+    if best is None:
+        return
+    run = result_run_dir(best)
+    by = f"tune_objective={objective}{f' fitness_tol={tol}' if tol is not None else ''}"
+    values = {k: v for k, v in (best.config or {}).items() if k != "data"}
+    if run is None:
+        LOGGER.info(f"yolo-ls: best trial by {by}: {best.path} (Ray's trial folder; the run folder with its weights "
+                    f"was not found) with {values}")
+        return
+    held = next((f"weights/{w}" for w in ("best.pt", "last.pt") if (run / "weights" / w).is_file()), "no weights yet")
+    LOGGER.info(f"yolo-ls: best trial by {by}: {run} ({held}) with {values}")
 
 
 def best_result(grid: Any, task: str, tune_objective: str = "fitness", fitness_tol: float | None = None) -> Any:

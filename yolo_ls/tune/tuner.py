@@ -2,13 +2,16 @@
 
 Ultralytics' :class:`~ultralytics.engine.tuner.Tuner` runs ``get_cfg`` on its arguments (which drops
 ``label_smoothing`` and rejects ``ls_*``) and trains each iteration as a CLI subprocess (``_YOLO_CLI_COMMAND train
-k=v ...``, i.e. ``python -m ultralytics.cfg.__init__``), which would train stock. This subclass changes three things
+k=v ...``, i.e. ``python -m ultralytics.cfg.__init__``), which would train stock. This subclass changes these things
 and nothing else:
 
 * the plugin keys are taken out before ``get_cfg`` and put back on ``tuner.args``, so the mutation, the history
   (``tune_results.ndjson``), ``best_hyperparameters.yaml`` and each iteration's arguments carry them like any other;
 * every iteration's subprocess is ``python -m yolo_ls train k=v ...``, so it trains through the plugin trainers
   (ε in the loss, the schedule, calibration in results.csv) and resolves ``data="digits"``;
+* the iterations are told which plugin keys ``space`` searches (the environment variable ``YOLO_LS_TUNED_KEYS``),
+  so iteration 1's ``label_smoothing=0.0`` (the default it starts from) with a fixed ``ls_schedule`` is not warned
+  about as a schedule that never smooths: ε=0 is then a point of the search, not a setting;
 * the plugin's integer arguments (``ls_step_size``, ``ls_off_epoch``, ``calib_bins``) are rounded like Ultralytics'
   own integer keys;
 * ``tune_objective`` (with ``fitness_tol``) decides which iteration is best: Ultralytics picks it in
@@ -22,8 +25,9 @@ Plugin values in ``space`` are checked with the plugin's own checks, at both bou
 from __future__ import annotations
 
 import math
+import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +37,7 @@ from ultralytics.utils import LOGGER
 from yolo_ls.core.args import (
     ARG_TABLE,
     PLUGIN_KEYS,
+    TUNED_KEYS_ENV,
     PluginArgumentError,
     check_keys,
     check_run_args,
@@ -122,16 +127,22 @@ def _checked_bounds(k: str, lo: float, hi: float, bounds: Any) -> bool:
 
 
 @contextmanager
-def _iterations_through_yolo_ls():
-    """Make MultiTrainer's per-iteration CLI subprocess ``python -m yolo_ls`` instead of the stock ``yolo``."""
+def _iterations_through_yolo_ls(tuned: Collection[str] = ()):
+    """Make MultiTrainer's per-iteration CLI subprocess ``python -m yolo_ls`` instead of the stock ``yolo``, and tell
+    those subprocesses which plugin keys the search varies (:data:`yolo_ls.core.args.TUNED_KEYS_ENV`)."""
     import ultralytics.engine.trainer as engine_trainer
 
-    saved = engine_trainer._YOLO_CLI_COMMAND
+    saved, saved_env = engine_trainer._YOLO_CLI_COMMAND, os.environ.get(TUNED_KEYS_ENV)
     engine_trainer._YOLO_CLI_COMMAND = YOLO_LS_CLI_COMMAND
+    os.environ[TUNED_KEYS_ENV] = ",".join(sorted(tuned))
     try:
         yield
     finally:
         engine_trainer._YOLO_CLI_COMMAND = saved
+        if saved_env is None:
+            os.environ.pop(TUNED_KEYS_ENV, None)
+        else:
+            os.environ[TUNED_KEYS_ENV] = saved_env
 
 
 class Tuner(_UltralyticsTuner):
@@ -225,5 +236,5 @@ class Tuner(_UltralyticsTuner):
 
     def __call__(self, iterations: int = 300, cleanup: bool = True):
         """Ultralytics' evolution loop, each iteration trained by ``python -m yolo_ls train ...``."""
-        with _iterations_through_yolo_ls():
+        with _iterations_through_yolo_ls(k for k in self.space if k in PLUGIN_KEYS):
             return super().__call__(iterations=iterations, cleanup=cleanup)
