@@ -739,8 +739,8 @@ def test_registry_agrees_with_the_accumulators() -> None:
     # MCE (one bin's gap) on its own scale, accuracy beside confidence
     assert CURVE_METRICS == (("ece", "ace", "cw_ece"), "mce", "brier", "nll", ("accuracy", "confidence"), "d_ece",
                              "d_mce", ("d_accuracy", "d_confidence"))
-    assert LOWER_IS_BETTER == {"ece", "mce", "brier", "nll", "ece_ts", "nll_ts", "ece_last", "d_ece", "d_mce", "d_ece_ts",
-                               "d_ece_last"}
+    assert LOWER_IS_BETTER == {"ece", "mce", "brier", "nll", "ece_ts", "nll_ts", "ece_last", "d_ece", "d_mce",
+                               "d_ece_ts", "d_ece_last"}
     assert [headline(t)[0] for t in ("classify", "detect")] == list(registry.headline_keys()) == ["ece", "d_ece"]
     # pure data: the registry (and the argument table that reads it) load without torch
     code = "import sys; import yolo_ls.core.args, yolo_ls.calibration.registry; assert 'torch' not in sys.modules"
