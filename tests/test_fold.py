@@ -58,13 +58,18 @@ def _blocks(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(np.kron(small, np.ones((1, size // 4, size // 4, 1), np.uint8)))
 
 
-def _spread(model: nn.Module, imgsz: int, seed: int = 0) -> None:
+def _spread(model: nn.Module, imgsz: int, seed: int = 0, images: np.ndarray | None = None,
+            det_bias: float = -0.5, std: float = 1.0) -> None:
     """Make an untrained model's scores and boxes vary. Its activations vanish layer by layer (class-layer inputs
     ~1e-8: one score everywhere, every box the whole image), so the BatchNorm statistics are set from one batch of
     images; then the class layers are scaled to outputs of standard deviation 1 with random biases, and the box layers
-    to small boxes (a few strides) that differ from anchor to anchor."""
+    to small boxes (a few strides) that differ from anchor to anchor. ``images`` (N, imgsz, imgsz, 3) uint8 set the
+    statistics (default: 32 block images): on images unlike them the scores can saturate at 1.0 in float32.
+    ``det_bias`` is the mean bias of the detection class convs (a trained detector's background scores are low);
+    ``std`` scales the spread (an untrained net's activations are heavy-tailed on images outside that batch)."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.from_numpy(_blocks(32, imgsz, seed + 100)).permute(0, 3, 1, 2).float() / 255
+    images = _blocks(32, imgsz, seed + 100) if images is None else images
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for bn in bns:
         bn.reset_running_stats()
@@ -87,22 +92,22 @@ def _spread(model: nn.Module, imgsz: int, seed: int = 0) -> None:
         h.remove()
     with torch.no_grad():
         for m in cls_layers:
-            m.weight.mul_(1.0 / stds[id(m)])
-            m.bias.copy_(torch.randn(m.bias.shape, generator=g) - (0 if isinstance(m, nn.Linear) else 0.5))
+            m.weight.mul_(std / stds[id(m)])
+            m.bias.copy_(torch.randn(m.bias.shape, generator=g) + (0 if isinstance(m, nn.Linear) else det_bias))
         for m in box_layers:
             reg_max = m.out_channels // 4
-            m.weight.mul_((0.3 if reg_max == 1 else 1.0) / stds[id(m)])
+            m.weight.mul_((0.3 if reg_max == 1 else 1.0) * std / stds[id(m)])
             m.bias.copy_(torch.full((4,), 1.5) if reg_max == 1 else (-0.7 * torch.arange(reg_max).float()).repeat(4))
 
 
-def _save_ckpt(path: Path, cfg: str, nc: int, imgsz: int, seed: int = 0) -> Path:
+def _save_ckpt(path: Path, cfg: str, nc: int, imgsz: int, seed: int = 0, **spread) -> Path:
     """A checkpoint of an untrained ``cfg`` model as ``strip_optimizer`` leaves one (fp16 model, no EMA, metadata)."""
     from ultralytics import __version__
     from ultralytics.cfg import DEFAULT_CFG_DICT
     from ultralytics.nn.tasks import guess_model_task
 
     model = _task_model(cfg, nc)
-    _spread(model, imgsz, seed)
+    _spread(model, imgsz, seed, **spread)
     task = guess_model_task(cfg)
     args = {k: v for k, v in {**DEFAULT_CFG_DICT, "task": task, "model": cfg, "imgsz": imgsz}.items()
             if k in DEFAULT_CFG_DICT}
@@ -482,10 +487,32 @@ def _val(ckpt: Path, data: Path, project: Path, name: str, conf: float, nms: boo
                                **extra, **kw)
 
 
+@pytest.fixture(scope="module")
+def ap_ckpts(tmp_path_factory, digits_det_yaml) -> dict[str, Path]:
+    """Raw detection checkpoints whose statistics come from the digits-det train images as val letterboxes them
+    (block-image statistics saturate scores at 1.0 on those: float32 ties, which a temperature breaks, moving AP) and
+    whose class scores are mostly low, as a trained detector's background is; built on first use."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("fold-ap-ckpts")
+    images = np.stack([cv2.imread(str(f))[..., ::-1] for f in sorted((digits_det_yaml.parent / "images" / "train")
+                                                                      .glob("*.png"))])
+    # as stock val feeds them: rect batches letterbox a 64 px image into 96 px with grey (114) borders
+    images = np.pad(images, ((0, 0), (16, 16), (16, 16), (0, 0)), constant_values=114)
+
+    class Lazy(dict):
+        def __missing__(self, key):
+            cfg = {"det": "yolo11n.yaml", "e2e": "yolo26n.yaml"}[key]
+            self[key] = _save_ckpt(root / f"{key}.pt", cfg, K_DET, 64, images=images, det_bias=-6.0, std=0.2)
+            return self[key]
+
+    return Lazy()
+
+
 def _matched_dataset(ckpt: Path, src_yaml: Path, root: Path, nms: bool | None) -> Path:
-    """digits-det val images with labels taken from the raw model's own stock-val predictions (3 per image, of
-    ranks 1, 3 and 8) plus one box nobody predicts: an untrained model with true positives, false positives and
-    misses, so that AP is neither 0 nor 1."""
+    """digits-det val images with labels taken from the raw model's own stock-val predictions (of ranks 1, 2, 4 and
+    7 of each class in each image) plus one box nobody predicts: an untrained model with true positives, false
+    positives and misses, so that AP is neither 0 nor 1."""
     import yaml
 
     _val(ckpt, src_yaml, root, "pred", 0.001, nms, save_txt=True, save_conf=True)
@@ -497,7 +524,8 @@ def _matched_dataset(ckpt: Path, src_yaml: Path, root: Path, nms: bool | None) -
         pred = root / "pred" / "labels" / f"{img.stem}.txt"
         rows = [line.split() for line in pred.read_text().splitlines()] if pred.exists() else []
         rows.sort(key=lambda r: -float(r[5]))
-        picked = [rows[i][:5] for i in (0, 2, 7) if i < len(rows)]
+        by_class = [[r[:5] for r in rows if r[0] == str(c)] for c in range(K_DET)]
+        picked = [rs[i] for rs in by_class for i in (0, 1, 3, 6) if i < len(rs)]
         (root / "labels" / f"{img.stem}.txt").write_text(
             "\n".join(" ".join(r) for r in [*picked, ["0", "0.9", "0.9", "0.1", "0.1"]]) + "\n")
     data = {"path": str(root), "train": "images", "val": "images",
@@ -508,24 +536,23 @@ def _matched_dataset(ckpt: Path, src_yaml: Path, root: Path, nms: bool | None) -
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key, nms", DET_CASES)
-def test_detect_val_ap_unchanged_by_temperature(ckpts, tmp_path, digits_det_yaml, key, nms):
+def test_detect_val_ap_unchanged_by_temperature(ap_ckpts, tmp_path, digits_det_yaml, key, nms):
     """Temperature scaling is monotone: at the conf threshold mapped the same way (conf' = sigmoid(logit(conf)/T)),
     stock val's candidate set is the same and every class's AP is unchanged. At the default conf=0.001 for both, the
     candidate set differs and AP may move (printed, not asserted)."""
-    data = _matched_dataset(ckpts[key], digits_det_yaml, tmp_path / "data", nms)
-    temp = 2.0
-    dst = write_calibrated_checkpoint(ckpts[key], tmp_path / "cal.pt", torch.tensor(1 / temp), torch.zeros(K_DET),
-                                      {"method": "temperature", "T": temp})
+    data = _matched_dataset(ap_ckpts[key], digits_det_yaml, tmp_path / "data", nms)
     conf = 0.05
-    raw = _val(ckpts[key], data, tmp_path, "raw", conf, nms).box
-    cal = _val(dst, data, tmp_path, "cal", _sigmoid(_logit(conf) / temp), nms).box
-    assert raw.ap_class_index.tolist() == cal.ap_class_index.tolist()
-    ap_raw, ap_cal = raw.all_ap, cal.all_ap
-    assert 0 < ap_raw[:, 0].mean() < 1, ap_raw[:, 0]  # true and false positives: the test has something to check
-    np.testing.assert_allclose(ap_cal, ap_raw, atol=1e-6, rtol=0)
-    raw_d = _val(ckpts[key], data, tmp_path, "raw-default", 0.001, nms).box
-    cal_d = _val(dst, data, tmp_path, "cal-default", 0.001, nms).box
-    print(f"\n[{key} nms={nms}] T={temp}: AP50 per class raw@{conf}={np.round(ap_raw[:, 0], 6).tolist()}; "
-          f"at conf=0.001 for both: raw {np.round(raw_d.all_ap[:, 0], 6).tolist()} "
-          f"calibrated {np.round(cal_d.all_ap[:, 0], 6).tolist()}; mAP50-95 moved by "
-          f"{float(cal_d.all_ap.mean() - raw_d.all_ap.mean()):+.6f}")
+    raw = _val(ap_ckpts[key], data, tmp_path, "raw", conf, nms).box
+    assert 0 < raw.all_ap[:, 0].mean() < 1, raw.all_ap[:, 0]  # true and false positives: something to check
+    raw_d = _val(ap_ckpts[key], data, tmp_path, "raw-default", 0.001, nms).box
+    for temp in (2.0, 0.5):
+        dst = write_calibrated_checkpoint(ap_ckpts[key], tmp_path / f"cal-{temp}.pt", torch.tensor(1 / temp),
+                                          torch.zeros(K_DET), {"method": "temperature", "T": temp})
+        cal = _val(dst, data, tmp_path, f"cal-{temp}", _sigmoid(_logit(conf) / temp), nms).box
+        assert raw.ap_class_index.tolist() == cal.ap_class_index.tolist()
+        np.testing.assert_allclose(cal.all_ap, raw.all_ap, atol=1e-6, rtol=0)
+        cal_d = _val(dst, data, tmp_path, f"cal-{temp}-default", 0.001, nms).box
+        print(f"\n[{key} nms={nms}] T={temp}: AP50 per class at conf=0.001 for both: raw "
+              f"{np.round(raw_d.all_ap[:, 0], 4).tolist()}, calibrated {np.round(cal_d.all_ap[:, 0], 4).tolist()}; "
+              f"mAP50 {float(cal_d.all_ap[:, 0].mean() - raw_d.all_ap[:, 0].mean()):+.5f}, "
+              f"mAP50-95 {float(cal_d.all_ap.mean() - raw_d.all_ap.mean()):+.5f}")
