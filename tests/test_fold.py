@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import run_python, yolo26_mark
+from tests.helpers import device_params, run_python, yolo26_mark
 from yolo_ls.engine.fold import (
     calibration_history,
     class_logit_layers,
@@ -247,6 +247,19 @@ def test_fold_detect_head_math_and_dtype():
     assert all(m.weight.dtype == torch.float16 for m in class_logit_layers(half))
 
 
+@pytest.mark.parametrize("device", device_params())
+def test_fold_on_device(device):
+    """Folding a model on an accelerator gives the CPU fold's weights (the float64 arithmetic runs on the CPU)."""
+    cpu = _task_model("yolo11n.yaml", K_DET)
+    dev = deepcopy(cpu).to(device)
+    w, b = _maps(K_DET)["vector"]
+    fold_logit_map(cpu, w, b)
+    fold_logit_map(dev, w, b)
+    for c, d in zip(class_logit_layers(cpu), class_logit_layers(dev)):
+        assert d.weight.device.type == device
+        assert torch.equal(c.weight, d.weight.cpu()) and torch.equal(c.bias, d.bias.cpu())
+
+
 def test_fold_conv_without_bias():
     """A class conv built without a bias gets one when the map has b != 0 (and none when b == 0)."""
     model = _task_model("yolo11n.yaml", K_DET)
@@ -330,6 +343,8 @@ def test_checkpoint_file(ckpts, tmp_path):
     assert cal["calibration"] == [{"method": "temperature", "params": {"T": 1.7}, "classes": [0, 1]}]
     assert calibration_history(dst) == calibration_history(cal) == cal["calibration"]
     assert calibration_history(ckpts["cls"]) == []
+    safe, _ = torch_safe_load(dst, safe_only=True)  # ULTRALYTICS_SAFE_LOAD: weights_only against the allow-list
+    assert safe["calibration"] == cal["calibration"]
     # the untouched layers are the fp16 weights, cast exactly
     sd_raw, sd_cal = raw["model"].float().state_dict(), cal["model"].state_dict()
     assert all(torch.equal(sd_raw[k], sd_cal[k]) for k in sd_raw if "model.10.linear" not in k)

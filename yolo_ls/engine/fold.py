@@ -136,20 +136,19 @@ def fold_logit_map(model: nn.Module, weight: Tensor, bias: Tensor) -> None:
     detection = isinstance(layers[0], nn.Conv2d)
     k = layers[0].out_channels if detection else layers[0].out_features
     w, b = _as_map(weight, bias, k, detection)
-    for layer in layers:
-        w0 = layer.weight.detach().to(torch.float64)
-        b0 = (layer.bias.detach().to(torch.float64) if layer.bias is not None
-              else torch.zeros(k, dtype=torch.float64, device=w0.device))
-        wd, bd = w.to(w0.device), b.to(w0.device)
+    for layer in layers:  # float64 on the CPU whatever the layer's device (MPS has no float64); copy_ moves back
+        w0 = layer.weight.detach().to("cpu", torch.float64)
+        b0 = layer.bias.detach().to("cpu", torch.float64) if layer.bias is not None else torch.zeros(k, dtype=w0.dtype)
         if detection:
-            new_w, new_b = w0 * wd.view(-1, *([1] * (w0.ndim - 1))), wd * b0 + bd
+            new_w, new_b = w0 * w.view(-1, *([1] * (w0.ndim - 1))), w * b0 + b
         else:
-            new_w, new_b = wd @ w0, wd @ b0 + bd
+            new_w, new_b = w @ w0, w @ b0 + b
         layer.weight.copy_(new_w.to(layer.weight.dtype))
         if layer.bias is not None:
             layer.bias.copy_(new_b.to(layer.bias.dtype))
         elif bool((new_b != 0).any()):
-            layer.bias = nn.Parameter(new_b.to(layer.weight.dtype), requires_grad=layer.weight.requires_grad)
+            layer.bias = nn.Parameter(new_b.to(layer.weight.device, layer.weight.dtype),
+                                      requires_grad=layer.weight.requires_grad)
 
 
 def _load(src: str | Path) -> dict:
