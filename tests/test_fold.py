@@ -260,6 +260,22 @@ def test_fold_on_device(device):
         assert torch.equal(c.weight, d.weight.cpu()) and torch.equal(c.bias, d.bias.cpu())
 
 
+def test_fold_takes_numbers_in_float64():
+    """Python numbers, lists and numpy arrays fold exactly as float64 tensors do (no float32 stop on the way)."""
+    ref = _task_model("yolo11n-cls.yaml", K_CLS)
+    w, b = _maps(K_CLS)["vector"]
+    fold_logit_map(ref, w, b)
+    for weight, bias in ((w.tolist(), b.tolist()), (w.numpy(), b.numpy())):
+        m = _task_model("yolo11n-cls.yaml", K_CLS)
+        fold_logit_map(m, weight, bias)
+        assert torch.equal(m.model[-1].linear.weight, ref.model[-1].linear.weight)
+        assert torch.equal(m.model[-1].linear.bias, ref.model[-1].linear.bias)
+    t1, t2 = _task_model("yolo11n-cls.yaml", K_CLS), _task_model("yolo11n-cls.yaml", K_CLS)
+    fold_logit_map(t1, 1 / 1.7, 0.0)
+    fold_logit_map(t2, torch.tensor(1 / 1.7, dtype=torch.float64), torch.zeros(K_CLS, dtype=torch.float64))
+    assert torch.equal(t1.model[-1].linear.weight, t2.model[-1].linear.weight)
+
+
 def test_fold_conv_without_bias():
     """A class conv built without a bias gets one when the map has b != 0 (and none when b == 0)."""
     model = _task_model("yolo11n.yaml", K_DET)

@@ -93,11 +93,16 @@ def class_logit_layers(model: nn.Module) -> list[nn.Module]:
         "(classification) and Detect and its subclasses (detect, segment, pose, obb; v8/11 and end-to-end heads)")
 
 
+def _float64(x: Any) -> Tensor:
+    """``x`` as a float64 CPU tensor: a tensor via the CPU (MPS has no float64), numbers and lists without a float32
+    stop on the way."""
+    return x.detach().to("cpu").double() if isinstance(x, Tensor) else torch.as_tensor(x, dtype=torch.float64)
+
+
 def _as_map(weight: Any, bias: Any, k: int, detection: bool) -> tuple[Tensor, Tensor]:
     """``weight`` as a float64 ``(K, K)`` matrix (classification) or ``(K,)`` per-class scale (detection), ``bias`` as
     float64 ``(K,)``, checked."""
-    w = torch.as_tensor(weight, dtype=torch.float64).detach().cpu()
-    b = torch.as_tensor(bias, dtype=torch.float64).detach().cpu()
+    w, b = _float64(weight), _float64(bias)
     if w.ndim > 2 or (w.ndim >= 1 and w.shape[0] != k) or (w.ndim == 2 and w.shape[1] != k):
         raise ValueError(f"calibration weight of shape {tuple(w.shape)} does not match the model's K={k} classes: "
                          f"expected a scalar, ({k},) or ({k}, {k})")
