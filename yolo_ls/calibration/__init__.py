@@ -1,4 +1,5 @@
-"""Calibration metrics, streaming accumulators and temperature scaling (no Ultralytics, no plotting).
+"""Calibration metrics, streaming accumulators, temperature scaling and post-hoc calibration maps (no Ultralytics, no
+plotting).
 
 >>> import torch
 >>> from yolo_ls.calibration import ece, ClassificationCalibration
@@ -40,6 +41,14 @@ if TYPE_CHECKING:
         overconfidence,
         reliability_bins,
     )
+    from yolo_ls.calibration.scaling import (
+        SIGMOID_METHODS,
+        SOFTMAX_METHODS,
+        LogitMap,
+        check_fit_size,
+        fit_sigmoid_map,
+        fit_softmax_map,
+    )
     from yolo_ls.calibration.temperature import apply_temperature, fit_temperature
 
 _MOVED_PLOTS = ("plot_calibration_curves", "plot_reliability_diagram", "plot_reliability_overlay")
@@ -51,15 +60,20 @@ _LAZY = {
                      "DetectionCalibration"), "yolo_ls.calibration.accumulator"),
     **dict.fromkeys(("box_iou", "match_predictions"), "yolo_ls.calibration.detection"),
     **dict.fromkeys(_METRICS, "yolo_ls.calibration.metrics"),
+    **dict.fromkeys(("LogitMap", "SIGMOID_METHODS", "SOFTMAX_METHODS", "check_fit_size", "fit_sigmoid_map",
+                     "fit_softmax_map"), "yolo_ls.calibration.scaling"),
     **dict.fromkeys(("apply_temperature", "fit_temperature"), "yolo_ls.calibration.temperature"),
 }
-_SUBMODULES = ("accumulator", "detection", "metrics", "registry", "temperature")
+_SUBMODULES = ("accumulator", "detection", "metrics", "registry", "scaling", "temperature")
 
 __all__ = (
     "CLASSIFICATION_METRICS",
     "DETECTION_METRICS",
+    "SIGMOID_METHODS",
+    "SOFTMAX_METHODS",
     "ClassificationCalibration",
     "DetectionCalibration",
+    "LogitMap",
     "accuracy",
     "ace",
     "apply_temperature",
@@ -68,10 +82,13 @@ __all__ = (
     "box_iou",
     "brier",
     "calibration_errors",
+    "check_fit_size",
     "confidence",
     "cw_ece",
     "ece",
     "entropy",
+    "fit_sigmoid_map",
+    "fit_softmax_map",
     "fit_temperature",
     "match_predictions",
     "mce",
