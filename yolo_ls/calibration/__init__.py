@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         ClassificationCalibration,
         DetectionCalibration,
     )
+    from yolo_ls.calibration.crossfit import CrossFit, assign_folds, cross_fit
     from yolo_ls.calibration.detection import box_iou, match_predictions
     from yolo_ls.calibration.metrics import (
         accuracy,
@@ -58,13 +59,14 @@ _METRICS = ("accuracy", "ace", "binary_ece", "binary_mce", "brier", "calibration
 _LAZY = {
     **dict.fromkeys(("CLASSIFICATION_METRICS", "DETECTION_METRICS", "ClassificationCalibration",
                      "DetectionCalibration"), "yolo_ls.calibration.accumulator"),
+    **dict.fromkeys(("CrossFit", "assign_folds", "cross_fit"), "yolo_ls.calibration.crossfit"),
     **dict.fromkeys(("box_iou", "match_predictions"), "yolo_ls.calibration.detection"),
     **dict.fromkeys(_METRICS, "yolo_ls.calibration.metrics"),
     **dict.fromkeys(("LogitMap", "SIGMOID_METHODS", "SOFTMAX_METHODS", "check_fit_size", "fit_sigmoid_map",
                      "fit_softmax_map"), "yolo_ls.calibration.scaling"),
     **dict.fromkeys(("apply_temperature", "fit_temperature"), "yolo_ls.calibration.temperature"),
 }
-_SUBMODULES = ("accumulator", "detection", "metrics", "registry", "scaling", "temperature")
+_SUBMODULES = ("accumulator", "crossfit", "detection", "metrics", "registry", "scaling", "temperature")
 
 __all__ = (
     "CLASSIFICATION_METRICS",
@@ -72,11 +74,13 @@ __all__ = (
     "SIGMOID_METHODS",
     "SOFTMAX_METHODS",
     "ClassificationCalibration",
+    "CrossFit",
     "DetectionCalibration",
     "LogitMap",
     "accuracy",
     "ace",
     "apply_temperature",
+    "assign_folds",
     "binary_ece",
     "binary_mce",
     "box_iou",
@@ -84,6 +88,7 @@ __all__ = (
     "calibration_errors",
     "check_fit_size",
     "confidence",
+    "cross_fit",
     "cw_ece",
     "ece",
     "entropy",
