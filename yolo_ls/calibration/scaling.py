@@ -199,25 +199,32 @@ def _resolve_l2(method: str, l2: float | None) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- softmax: vector/matrix
-def _softmax_objective(z: Tensor, y: Tensor, x: Tensor, method: str, l2: float) -> tuple[float, Tensor]:
+def _transposed_chunks(z: Tensor, y: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """``(K, n)`` contiguous column blocks of ``z.T`` with their labels: the per-sample reductions over the K classes
+    then run across rows, which is fast even for small K (a reduction over a short row is slow)."""
+    rows = max(1, _CHUNK_ENTRIES // z.shape[1])
+    return [(zc.T.contiguous(), yc) for zc, yc in zip(z.split(rows), y.split(rows))]
+
+
+def _softmax_objective(chunks: list[tuple[Tensor, Tensor]], x: Tensor, method: str, l2: float
+                       ) -> tuple[float, Tensor]:
     """Mean NLL of ``softmax(map(z))`` (+ the ODIR penalty) and its gradient in the flat parameters ``x``."""
-    n, k = z.shape
+    k, n = chunks[0][0].shape[0], sum(len(yc) for _, yc in chunks)
     w, b = (x[:k], x[k:]) if method == "vector" else (x[: k * k].view(k, k), x[k * k:])
     gw, gb = torch.zeros_like(w), torch.zeros_like(b)
     loss = 0.0
-    rows = max(1, _CHUNK_ENTRIES // k)
-    for zc, yc in zip(z.split(rows), y.split(rows)):
-        u = torch.addmm(b, zc, w.T) if method == "matrix" else zc * w + b
-        top = u.amax(1, keepdim=True)
+    for zt, yc in chunks:
+        u = torch.addmm(b[:, None], w, zt) if method == "matrix" else zt * w[:, None] + b[:, None]  # (K, n)
+        top = u.amax(0, keepdim=True)
         g = torch.sub(u, top).exp_()
-        s = g.sum(1, keepdim=True)
-        loss += float((top + s.log() - u.gather(1, yc[:, None])).sum())  # logsumexp(u) - u_y
-        g.div_(s)[torch.arange(len(yc)), yc] -= 1.0  # softmax minus the one-hot label
-        gb += g.sum(0)
+        s = g.sum(0, keepdim=True)
+        loss += float((top + s.log() - u.gather(0, yc[None])).sum())  # logsumexp(u) - u_y
+        g.div_(s)[yc, torch.arange(len(yc))] -= 1.0  # softmax minus the one-hot label
+        gb += g.sum(1)
         if method == "matrix":
-            gw.addmm_(g.T, zc)
+            gw.addmm_(g, zt.T)
         else:
-            gw += (g * zc).sum(0)
+            gw += (g * zt).sum(1)
     loss, gw, gb = loss / n, gw / n, gb / n
     if l2 > 0:
         if method == "matrix":
@@ -287,7 +294,8 @@ def fit_softmax_map(logits: Tensor, labels: Tensor, method: str = "temperature",
         return temperature
     w0 = torch.full((k,), 1.0 / t, dtype=_F64) if method == "vector" else torch.eye(k, dtype=_F64).div_(t)
     x0 = torch.cat([w0.reshape(-1), torch.zeros(k, dtype=_F64)])
-    x = _lbfgs(lambda p: _softmax_objective(z, y, p, method, l2), x0, max_iter)
+    chunks = _transposed_chunks(z, y)
+    x = _lbfgs(lambda p: _softmax_objective(chunks, p, method, l2), x0, max_iter)
     w = x[:k] if method == "vector" else x[: k * k].view(k, k)
     return LogitMap(method, w.clone(), x[-k:].clone())
 
