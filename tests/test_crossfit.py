@@ -42,6 +42,8 @@ def test_assign_folds_is_deterministic_and_ignores_the_order():
     assert torch.equal(shuffled, folds[order])  # an image's fold does not depend on where its rows are
     assert not torch.equal(assign_folds(groups, k=4, seed=4), folds)  # the seed matters
     assert torch.equal(assign_folds([1, 2, 2, (3, "a")], k=2), assign_folds([1, 2, 2, (3, "a")], k=2))
+    ids = [int(g[3:6]) for g in groups]  # image ids as a tensor: grouped by value, as the list of ints
+    assert torch.equal(assign_folds(torch.tensor(ids), k=4), assign_folds(ids, k=4))
 
 
 def test_assign_folds_refuses_too_few_groups():

@@ -29,10 +29,13 @@ def assign_folds(groups: Sequence[Hashable], k: int = 5, seed: int = 0) -> Tenso
 
     The groups are shuffled by a hash of ``(seed, repr(group))`` (so the folds depend on the seed and the set of groups,
     not on their order or on Python's hash seed) and dealt round-robin: the folds hold ``G // k`` or ``G // k + 1``
-    groups. ``k >= 2``; fewer groups than ``k`` raises ``ValueError``.
+    groups. ``groups`` may be a sequence, a 1-d tensor or array (image ids). ``k >= 2``; fewer groups than ``k`` raises
+    ``ValueError``.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ValueError(f"k must be an int >= 2, got {k!r}")
+    if hasattr(groups, "tolist"):  # a tensor or array: group by value (its elements hash by identity)
+        groups = groups.tolist()
     index: dict[Hashable, int] = {}
     ids = [index.setdefault(g, len(index)) for g in groups]
     if len(index) < k:

@@ -20,6 +20,7 @@ from torch import Tensor
 from yolo_ls.calibration.temperature import fit_temperature
 
 __all__ = (
+    "DEFAULT_L2",
     "DETECTION_TASKS",
     "MATRIX_MAX_CLASSES",
     "MIN_CORRECT",
