@@ -101,6 +101,17 @@ def test_sigmoid_temperature_matches_scipy():
     assert torch.equal(mapped.argsort(stable=True), z.argsort(stable=True))
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyro, imported by netcal
+def test_sigmoid_temperature_matches_netcal():
+    """netcal's detection TemperatureScaling (sigmoid of logit(conf) / T) gives the same scale to 1e-3."""
+    netcal_scaling = pytest.importorskip("netcal.scaling")
+    z, y, c = _boxes(5000, 4, a=[0.5, 0.6, 0.4, 0.7], b=[0.0] * 4)
+    ts = netcal_scaling.TemperatureScaling(detection=True)
+    ts.fit(torch.sigmoid(z).numpy(), y.numpy())
+    a = float(fit_sigmoid_map(z, y, c, 4, "temperature").weight)
+    assert a == pytest.approx(float(np.asarray(ts.weights).ravel()[0]), rel=1e-3)
+
+
 def test_sigmoid_temperature_is_bounded():
     z = torch.linspace(-3, 3, 40, dtype=F64)
     separable = fit_sigmoid_map(z, z > 0, torch.zeros(40, dtype=torch.long), 1, "temperature")
