@@ -1,4 +1,5 @@
-"""Calibration metrics, streaming accumulators and temperature scaling (no Ultralytics, no plotting).
+"""Calibration metrics, streaming accumulators, temperature scaling and post-hoc calibration maps (no Ultralytics, no
+plotting).
 
 >>> import torch
 >>> from yolo_ls.calibration import ece, ClassificationCalibration
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         ClassificationCalibration,
         DetectionCalibration,
     )
+    from yolo_ls.calibration.crossfit import CrossFit, assign_folds, cross_fit
     from yolo_ls.calibration.detection import box_iou, match_predictions
     from yolo_ls.calibration.metrics import (
         accuracy,
@@ -40,6 +42,14 @@ if TYPE_CHECKING:
         overconfidence,
         reliability_bins,
     )
+    from yolo_ls.calibration.scaling import (
+        SIGMOID_METHODS,
+        SOFTMAX_METHODS,
+        LogitMap,
+        check_fit_size,
+        fit_sigmoid_map,
+        fit_softmax_map,
+    )
     from yolo_ls.calibration.temperature import apply_temperature, fit_temperature
 
 _MOVED_PLOTS = ("plot_calibration_curves", "plot_reliability_diagram", "plot_reliability_overlay")
@@ -49,29 +59,41 @@ _METRICS = ("accuracy", "ace", "binary_ece", "binary_mce", "brier", "calibration
 _LAZY = {
     **dict.fromkeys(("CLASSIFICATION_METRICS", "DETECTION_METRICS", "ClassificationCalibration",
                      "DetectionCalibration"), "yolo_ls.calibration.accumulator"),
+    **dict.fromkeys(("CrossFit", "assign_folds", "cross_fit"), "yolo_ls.calibration.crossfit"),
     **dict.fromkeys(("box_iou", "match_predictions"), "yolo_ls.calibration.detection"),
     **dict.fromkeys(_METRICS, "yolo_ls.calibration.metrics"),
+    **dict.fromkeys(("LogitMap", "SIGMOID_METHODS", "SOFTMAX_METHODS", "check_fit_size", "fit_sigmoid_map",
+                     "fit_softmax_map"), "yolo_ls.calibration.scaling"),
     **dict.fromkeys(("apply_temperature", "fit_temperature"), "yolo_ls.calibration.temperature"),
 }
-_SUBMODULES = ("accumulator", "detection", "metrics", "registry", "temperature")
+_SUBMODULES = ("accumulator", "crossfit", "detection", "metrics", "registry", "scaling", "temperature")
 
 __all__ = (
     "CLASSIFICATION_METRICS",
     "DETECTION_METRICS",
+    "SIGMOID_METHODS",
+    "SOFTMAX_METHODS",
     "ClassificationCalibration",
+    "CrossFit",
     "DetectionCalibration",
+    "LogitMap",
     "accuracy",
     "ace",
     "apply_temperature",
+    "assign_folds",
     "binary_ece",
     "binary_mce",
     "box_iou",
     "brier",
     "calibration_errors",
+    "check_fit_size",
     "confidence",
+    "cross_fit",
     "cw_ece",
     "ece",
     "entropy",
+    "fit_sigmoid_map",
+    "fit_softmax_map",
     "fit_temperature",
     "match_predictions",
     "mce",
