@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from yolo_ls.calibration.methods import SIGMOID_METHODS, SOFTMAX_METHODS  # the names live without torch
 from yolo_ls.calibration.temperature import fit_temperature
 
 __all__ = (
@@ -35,8 +36,6 @@ __all__ = (
     "fit_softmax_map",
 )
 
-SOFTMAX_METHODS = ("temperature", "vector", "matrix")  # classification
-SIGMOID_METHODS = ("temperature", "platt")  # detection box scores
 DETECTION_TASKS = ("detect", "segment", "pose", "obb")
 _METHODS = ("temperature", "vector", "platt", "matrix", "composed")
 

@@ -334,7 +334,7 @@ def calibrate(model: str | Path, data: Any = None, method: str = "temperature", 
           f"{'boxes' if fit.cls is not None else 'samples'})")
     folds_t = None
     if fit is score:
-        folds_t = assign_folds(fit.image.tolist(), folds, seed)
+        folds_t = assign_folds([fit.files[i] for i in fit.image.tolist()], folds, seed)  # by image file
         res = cross_fit(folds_t, lambda idx: _fit(fit.rows(idx), method, nc),
                         lambda m, idx: _outputs(m, fit.rows(idx)),
                         lambda out, idx: _score(out, fit.rows(idx), nc, calib_bins)[0])
