@@ -78,7 +78,7 @@ def test_detection_training_writes_d_ece(shared_det_run):
     run, _ = shared_det_run
     df = _csv(run / "calibration.csv")
     assert df["epoch"].tolist() == [1]
-    assert [c for c in df.columns if not c.startswith("d_ece/")] == ["epoch", "label_smoothing", *DET_KEYS]
+    assert [c for c in df.columns if not c.startswith("d_ece/")] == ["epoch", "label_smoothing", *DET_KEYS, "d_ece_ts"]
     assert sorted(c for c in df.columns if c.startswith("d_ece/")) == [f"d_ece/{i}" for i in range(10)]
     assert 0 <= df["d_ece"].iloc[0] <= 1
     assert "calib/d_ece" in results(run).columns

@@ -6,12 +6,14 @@ reduced across them. What Ultralytics hard-wires to CUDA is patched in :mod:`tes
 
 Checked against independent references:
     - the final validation (best.pt, both ranks) equals a single-process ``val()`` of the same best.pt on the full val
-      set: every ``calib/*`` metric, the reliability bins and ``ece_ts`` (a temperature fitted on all probabilities);
+      set: every ``calib/*`` metric, the reliability bins and the temperature fitted on all probabilities (``ece_ts``,
+      cross-fitted by position in the val order, is only checked to be there: the gather's order is not one
+      process's);
     - every epoch's bins count the whole val set (not one rank's half) and ``auto`` steered from that reading;
     - ε is the same on both ranks every epoch (``ls_schedule=auto``: ε changes after epoch 1);
     - results.csv and calibration.csv hold each epoch once.
-The tiny models are still near-uniform after these trainings (accuracy about 0.1), so the ``ece_ts`` agreement of the
-training test says little; the temperature gather is proven by the 3-process test of the callbacks' step at the end,
+The tiny models are still near-uniform after these trainings (accuracy about 0.1), so the temperature agreement of
+the training test says little; the temperature gather is proven by the 3-process test of the callbacks' step at the end,
 on an over-confident "model" whose fitted temperature is far from 1. Without the cross-rank step, the bin-count
 assertions of both training tests and the temperature assertion of the 3-process test fail (checked by disabling it).
 """
@@ -46,7 +48,8 @@ val_batch = args["batch"] // 2 * 2  # the per-rank val batch of the DDP run: bat
 ref = YOLO(str(best)).val(data=data, imgsz=args["imgsz"], batch=val_batch, device="cpu", plots=False,
                           project=str(out), name="ref", verbose=False)
 bins = {k: np.asarray(v, dtype=float).tolist() for k, v in ref.calibration_bins.items()}
-(out / "ref.json").write_text(json.dumps({"calibration": ref.calibration, "bins": bins, "top1": ref.top1}))
+(out / "ref.json").write_text(json.dumps({"calibration": ref.calibration, "bins": bins, "top1": ref.top1,
+                                         "ts": ref.calibration_ts}))
 """
 
 
@@ -138,8 +141,10 @@ def test_two_process_cpu_ddp_calibrates_the_whole_val_set(ddp_runs, digits_root:
     assert final["bins"]["count"] == ref["bins"]["count"]
     for k in CLS_KEYS:
         assert final["metrics"][k] == pytest.approx(ref["calibration"][k], abs=1e-6, rel=1e-6), k
-    assert math.isfinite(final["ece_ts"])
-    assert final["ece_ts"] == pytest.approx(ref["calibration"]["ece_ts"], abs=1e-4), "temperature fit on all probs"
+    # the temperature is fitted on every rank's probabilities; ece_ts is cross-fitted by position in the val order,
+    # which differs between the ranks' gather and one process, so only its presence is compared
+    assert final["temperature"] == pytest.approx(ref["ts"]["temperature"], rel=1e-4), "temperature fit on all probs"
+    assert math.isfinite(final["ece_ts"]) and math.isfinite(ref["calibration"]["ece_ts"])
 
     # ε: the same on both ranks every epoch, equal to the logged one; auto stepped from the full-val reading
     per_rank = [[tuple(map(float, line.split())) for line in (eps_dir / f"eps_rank{r}.txt").read_text().splitlines()]
