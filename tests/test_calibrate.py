@@ -101,11 +101,16 @@ def test_calibrated_checkpoint_gives_mapped_softmax(cls_ckpt, digits_root, metho
         assert torch.equal(got.argmax(1), z.argmax(1))
 
 
-def test_separate_splits_and_refusals(cls_ckpt, digits_root) -> None:
+def test_separate_splits_and_refusals(cls_ckpt, digits_root, monkeypatch) -> None:
+    from ultralytics.utils import LOGGER
+
     from yolo_ls.core.checks import PluginArgumentError
     from yolo_ls.engine.calibrate import calibrate
 
+    warned: list[str] = []
+    monkeypatch.setattr(LOGGER, "warning", lambda msg, *a, **k: warned.append(str(msg)))
     record = calibrate(cls_ckpt, str(digits_root), fit_split="train", score_split="val", plots=False, **VAL)
+    assert any("fitting on split 'train'" in w for w in warned)
     assert record["scheme"] == "separate splits" and record["folds_mean_sd"] is None
     assert record["fit"]["images"] == 1437 and record["score"]["images"] == 360
     with pytest.raises(PluginArgumentError, match="both 'val'"):

@@ -309,6 +309,13 @@ def calibrate(model: str | Path, data: Any = None, method: str = "temperature", 
     if data is None:
         raise PluginArgumentError(f"model={src} does not record its dataset: pass data=")
     nc, paths = len(names), calibrate_output_paths(src)
+    fitted_on = fit_split if fit_split is not None else split
+    if str(fitted_on) == "train":
+        from ultralytics.utils import LOGGER
+
+        LOGGER.warning(f"yolo-ls calibrate: fitting on split 'train', the images {src.name} was trained on: its "
+                       "confidences there are those of memorised images, so the calibration will not carry over to "
+                       "new ones. Fit on val (the default) or another held-out split.")
 
     if fit_split is None:
         fit = score = _collect(src, task, data, split, calib_conf, val_args)
