@@ -1,11 +1,13 @@
-"""The code blocks of README.md and docs/*.md, as tests/test_readme.py runs them: extraction, skip markers, the one
-shortening rule.
+"""The code blocks of README.md and docs/*.md, as tests/test_readme.py runs them: extraction, skip and as-written
+markers, the one shortening rule.
 
 Every fenced ``bash``/``shell``/``sh``/``python`` block of README.md and of every docs/*.md page is run as written from
-a clean temporary folder, except for two things:
+a clean temporary folder, except for these:
 
 - ``epochs=N`` (and ``epochs: N`` inside a heredoc'd cfg file) becomes ``epochs=$YOLO_LS_README_EPOCHS``
   (default 1; ``YOLO_LS_README_EPOCHS=asis`` runs the blocks unchanged). That is the only rewrite.
+- A block right after a ``<!-- readme-test: as written (reason) -->`` line is never shortened: its epochs are what
+  it shows (the detection examples, which measure nothing after 1 epoch).
 - A block right after a ``<!-- readme-test: skip (reason) -->`` line is not run; the reason is shown as the test's
   skip reason. Pip installs, ``make``, long studies and commands that need your own files carry one.
 """
@@ -24,7 +26,7 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 LANGUAGES = {"bash": "bash", "shell": "bash", "sh": "bash", "python": "python"}
 EPOCHS_ENV = "YOLO_LS_README_EPOCHS"
-SKIP_RE = re.compile(r"^<!--\s*readme-test:\s*skip\s*\((?P<reason>.*)\)\s*-->\s*$")
+MARKER_RE = re.compile(r"^<!--\s*readme-test:\s*(?P<kind>skip|as written)\s*\((?P<reason>.*)\)\s*-->\s*$")
 FENCE_RE = re.compile(r"^```(?P<lang>[A-Za-z0-9_+-]*)\s*$")
 # epochs=N / epochs: N as an argument or a cfg line, also as a line of a cfg written by printf (after a literal "\n":
 # printf 'imgsz: 32\nepochs: 3\n' > my.yaml), never inside another name (ls_warmup_epochs=2, EPOCHS=20)
@@ -51,6 +53,7 @@ class Block:
     text: str
     skip: str | None  # the marker's reason, or None: the block runs
     page: str = "README.md"  # the page it is on, relative to the repository
+    as_written: str | None = None  # an 'as written' marker's reason: the block runs with its own epochs
 
     @property
     def where(self) -> str:
@@ -69,18 +72,18 @@ def blocks(text: str | None = None, page: Path | str = README) -> list[Block]:
     ``text``: the page's text (default: read from ``page``); ``page`` also names the page in blocks and errors.
 
     Raises:
-        ValueError: A skip marker without a reason, or one that is not followed by a code block.
+        ValueError: A marker (skip or as written) without a reason, or one that is not followed by a code block.
     """
     name = page_name(Path(page))
     lines = (Path(page).read_text(encoding="utf-8") if text is None else text).splitlines()
     out, i, pending = [], 0, None
     while i < len(lines):
-        marker = SKIP_RE.match(lines[i].strip())
+        marker = MARKER_RE.match(lines[i].strip())
         if marker:
             reason = marker["reason"].strip()
             if not reason:
-                raise ValueError(f"{name}:{i + 1}: a readme-test skip marker needs a reason")
-            pending = (i + 1, reason)
+                raise ValueError(f"{name}:{i + 1}: a readme-test {marker['kind']} marker needs a reason")
+            pending = (i + 1, reason, marker["kind"])
             i += 1
             continue
         fence = FENCE_RE.match(lines[i])
@@ -90,18 +93,20 @@ def blocks(text: str | None = None, page: Path | str = README) -> list[Block]:
                 raise ValueError(f"{name}:{i + 1}: unclosed code fence")
             lang = LANGUAGES.get(fence["lang"].lower())
             if lang is None and pending is not None:
-                raise ValueError(f"{name}:{pending[0]}: skip marker before a '{fence['lang']}' block, not code")
+                raise ValueError(f"{name}:{pending[0]}: {pending[2]} marker before a '{fence['lang']}' block, not code")
             if lang is not None:
                 body = "\n".join(lines[i + 1:end]) + "\n"
-                out.append(Block(i + 1, lang, body, pending[1] if pending else None, name))
+                kind, reason = (pending[2], pending[1]) if pending else (None, None)
+                out.append(Block(i + 1, lang, body, reason if kind == "skip" else None, name,
+                                 reason if kind == "as written" else None))
             pending = None
             i = end + 1
             continue
         if pending is not None and lines[i].strip():
-            raise ValueError(f"{name}:{pending[0]}: a skip marker must be right before its code block")
+            raise ValueError(f"{name}:{pending[0]}: a {pending[2]} marker must be right before its code block")
         i += 1
     if pending is not None:
-        raise ValueError(f"{name}:{pending[0]}: a skip marker at the end, with no block after it")
+        raise ValueError(f"{name}:{pending[0]}: a {pending[2]} marker at the end, with no block after it")
     return out
 
 
@@ -123,6 +128,19 @@ def epochs_setting() -> int | None:
 def shorten(text: str, epochs: int | None) -> str:
     """``epochs=N`` / ``epochs: N`` -> ``epochs=<epochs>`` (``None``: unchanged). The only rewrite of a block."""
     return text if epochs is None else EPOCHS_RE.sub(lambda m: f"{m[1]}{epochs}", text)
+
+
+def text_to_run(block: Block, epochs: int | None) -> str:
+    """What the test runs: the block shortened to ``epochs``, or as written when it carries an 'as written' marker."""
+    return block.text if block.as_written else shorten(block.text, epochs)
+
+
+DETECTION_DATA = re.compile(r"""data\s*=\s*["']?digits-det(?![\w-])""")
+
+
+def trains_detection(block: Block) -> bool:
+    """Whether a block trains on the embedded ``digits-det`` (a detection example: it must show a measured d_ece)."""
+    return bool(DETECTION_DATA.search(block.text)) and bool(re.search(r"\btrain\b", block.text))
 
 
 TRAINING_CALLS = ("train", "tune")
@@ -194,4 +212,6 @@ if __name__ == "__main__":
     print(f"{len(found)} code blocks in README.md and docs/*.md, {sum(b.skip is None for b in found)} run by "
           "tests/test_readme.py")
     for b in found:
-        print(f"  {b.where} {b.id}: {'skip (' + b.skip + ')' if b.skip else 'runs'}")
+        how = (f"skip ({b.skip})" if b.skip else f"runs as written ({b.as_written})" if b.as_written
+               else "runs, epochs shortened")
+        print(f"  {b.where} {b.id}: {how}")

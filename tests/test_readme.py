@@ -2,12 +2,16 @@
 tests/readme_blocks.py), their links resolve, and the numbers they quote from the code agree with it
 (tests/readme_numbers.py).
 
-The only change to a block is ``epochs=N`` -> ``epochs=$YOLO_LS_README_EPOCHS`` (default 1); blocks that cannot
-run here carry a ``<!-- readme-test: skip (reason) -->`` marker on their page, and their reasons are the skip reasons.
+The only change to a block is ``epochs=N`` -> ``epochs=$YOLO_LS_README_EPOCHS`` (default 1), except in blocks marked
+``<!-- readme-test: as written (reason) -->`` (the detection examples: they run their own epochs and must end with a
+measured d_ece and a real mAP); blocks that cannot run here carry a ``<!-- readme-test: skip (reason) -->`` marker on
+their page, and their reasons are the skip reasons.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import shutil
@@ -28,7 +32,9 @@ from tests.readme_blocks import (
     shorten,
     skip_report,
     slug,
+    text_to_run,
     trainings_without_epochs,
+    trains_detection,
 )
 
 BLOCKS = all_blocks()
@@ -45,6 +51,10 @@ def test_every_block_runs_or_says_why_not(capsys):
         print("\n" + (report or "no block is skipped"))
     for b in runnable:  # a training without epochs would run Ultralytics' default 100 and escape the shortening
         assert not trainings_without_epochs(b), f"{b.where}: state epochs= in {trainings_without_epochs(b)}"
+    detection = [b for b in runnable if trains_detection(b)]
+    assert sum(b.page == "README.md" for b in detection) >= 2, "the README shows detection in Python and on the CLI"
+    for b in detection:  # after 1 epoch a detection run measures nothing: these run their own epochs
+        assert b.as_written, f"{b.where} trains on digits-det: mark it <!-- readme-test: as written (reason) -->"
 
 
 def test_every_page_is_read():
@@ -89,6 +99,18 @@ def test_markers_are_parsed_strictly():
         blocks("<!-- readme-test: skip () -->\n```bash\nls\n```\n", page="docs/x.md")
     assert blocks("```bash\nls\n```\n", page="docs/x.md")[0].where == "docs/x.md:1"
     assert [b.lang for b in blocks("```sh\na\n```\n```shell\nb\n```\n```text\nc\n```\n")] == ["bash", "bash"]
+    got = blocks("<!-- readme-test: as written (d_ece needs 10 epochs) -->\n```bash\nyolo-ls detect train epochs=10\n"
+                 "```\n```bash\nyolo-ls train epochs=3\n```\n")
+    assert [(b.skip, b.as_written) for b in got] == [(None, "d_ece needs 10 epochs"), (None, None)]
+    assert [text_to_run(b, 1) for b in got] == ["yolo-ls detect train epochs=10\n", "yolo-ls train epochs=1\n"]
+    with pytest.raises(ValueError, match="as written marker needs a reason"):
+        blocks("<!-- readme-test: as written () -->\n```bash\nls\n```\n")
+    with pytest.raises(ValueError, match="as written marker must be right before"):
+        blocks("<!-- readme-test: as written (x) -->\nprose\n```bash\nls\n```\n")
+    assert trains_detection(Block(1, "python", 'YOLO("yolo11n.yaml").train(data="digits-det", epochs=10)\n', None))
+    assert trains_detection(Block(1, "bash", "yolo-ls detect train data=digits-det epochs=10\n", None))
+    other = Block(1, "bash", "yolo-ls datasets digits-det out=d\nyolo-ls train data=digits\n", None)
+    assert not trains_detection(other)
 
 
 def test_shortening_rewrites_epochs_only(monkeypatch):
@@ -226,7 +248,7 @@ def test_readme_block_runs_as_written(tmp_path, block, request):
     shutil.copytree(request.getfixturevalue("settings_template"), tmp_path / "config")
     cwd = tmp_path / "work"
     cwd.mkdir()
-    text = shorten(block.text, epochs_setting())
+    text = text_to_run(block, epochs_setting())
     script = cwd.parent / ("block.py" if block.lang == "python" else "block.sh")  # beside, not in, the clean folder
     script.write_text(text, encoding="utf-8")
     cmd = [sys.executable, str(script)] if block.lang == "python" else ["bash", "-euo", "pipefail", str(script)]
@@ -240,6 +262,24 @@ def test_readme_block_runs_as_written(tmp_path, block, request):
         assert runs, f"{block.where} trained, but no run folder is under its working folder"
     for csv in runs:  # every run a page makes measures calibration
         assert (csv.parent / "calibration.csv").is_file(), f"{csv.parent} has no calibration.csv"
+    if trains_detection(block) and text == block.text:  # at its own epochs: what the README says it shows
+        assert_detection_measured(block, out, [csv.parent for csv in runs])
+
+
+MIN_MAP50, MIN_SCORED = 0.3, 50  # README's detection examples: mAP50 about 0.7, 250-340 boxes scored (our runs)
+
+
+def assert_detection_measured(block: Block, out: str, runs: list[Path]) -> None:
+    """A detection example, run as written, ends with a measured ``d_ece`` on the console and a real mAP."""
+    finals = re.findall(r"yolo-ls: best\.pt \(epoch \d+\): (d_ece[^;\n]*)", re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out))
+    assert finals, f"{block.where}: no 'best.pt (epoch N): d_ece ...' line in the output:\n{out[-3000:]}"
+    assert all(re.match(r"d_ece \d\.\d+ ", f) for f in finals), f"{block.where}: {finals}"
+    for run in (r for r in runs if (r / "calibration" / "final.json").is_file()):
+        final = json.loads((run / "calibration" / "final.json").read_text())
+        scored = sum((final.get("bins") or {}).get("count", []))
+        map50 = final["val_metrics"]["metrics/mAP50(B)"]
+        assert math.isfinite(final["metrics"]["d_ece"]) and scored >= MIN_SCORED, f"{run}: {scored} boxes scored"
+        assert map50 >= MIN_MAP50, f"{run}: mAP50 {map50:.3f} < {MIN_MAP50}"
 
 
 def _git_state() -> tuple[str, str]:
