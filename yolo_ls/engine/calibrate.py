@@ -291,8 +291,6 @@ def calibrate(model: str | Path, data: Any = None, method: str = "temperature", 
     from yolo_ls._version import __version__
     from yolo_ls.core.args import check_keys
     from yolo_ls.datasets import resolve_data
-    from yolo_ls.engine.checkpoints import atomic_write_bytes
-    from yolo_ls.engine.fold import write_calibrated_checkpoint
 
     src = Path(str(model))
     if src.suffix != ".pt":
@@ -317,17 +315,49 @@ def calibrate(model: str | Path, data: Any = None, method: str = "temperature", 
                        "confidences there are those of memorised images, so the calibration will not carry over to "
                        "new ones. Fit on val (the default) or another held-out split.")
 
+    fit, score, scheme = _collect_splits(src, task, data, split, fit_split, score_split, folds, seed, calib_conf,
+                                         val_args)
+    _check_fit_size(fit, method, family, nc, calib_conf)
+    print(f"yolo-ls calibrate: fitting {method} on {len(fit.files)} images ({fit.logits.shape[0]} "
+          f"{'boxes' if fit.cls is not None else 'samples'})")
+    ev = _evaluate(fit, score, method, nc, folds if fit is score else None, seed, calib_bins)
+    record: dict[str, Any] = {
+        "model": str(src), "output": str(paths["checkpoint"]), "task": task, "method": method,
+        "parameters": ev["final"].params(), "num_classes": nc, **scheme,
+        "fit": {"split": fit.split, "images": len(fit.files), "rows": int(fit.logits.shape[0])},
+        "score": {"split": score.split, "images": len(score.files), "rows": int(score.logits.shape[0]),
+                  "how": "held-out folds, each scored by the map fitted without it" if fit is score
+                  else "the map fitted on fit_split"},
+        "before": ev["before"], "after": ev["after"], "folds_mean_sd": ev["fold_stats"],
+        "calib_conf": calib_conf if family == "detect" else None, "calib_bins": calib_bins,
+        "bins": ev["bins"], "history": history, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ultralytics": ultralytics_version, "yolo_ls": __version__, "val_before": score.val_metrics,
+    }
+    if target_precision is not None:
+        record["target_precision"] = _thresholds(target_precision, score, ev["after_out"], ev["folds"])
+    _write(record, paths, ev, fit, score, plots)
+    print(summary(record, paths))
+    return record
+
+
+def _collect_splits(src: Path, task: str, data: Any, split: str, fit_split: str | None, score_split: str | None,
+                    folds: int, seed: int, conf: float, val_args: dict[str, Any]
+                    ) -> tuple[Collected, Collected, dict[str, Any]]:
+    """(fit, score, scheme): one split to cross-fit (fit is score), or two splits that share no image."""
     if fit_split is None:
-        fit = score = _collect(src, task, data, split, calib_conf, val_args)
-        scheme = {"scheme": "cross-fit", "split": split, "folds": folds, "seed": seed}
-    else:
-        fit = _collect(src, task, data, fit_split, calib_conf, val_args)
-        score = _collect(src, task, data, score_split, calib_conf, val_args)
-        shared = set(fit.files) & set(score.files)
-        if shared:
-            raise ValueError(f"fit_split '{fit_split}' and score_split '{score_split}' share {len(shared)} images "
-                             f"(i.e. {sorted(shared)[0]}): a calibration is never scored on images it was fitted on")
-        scheme = {"scheme": "separate splits", "fit_split": fit_split, "score_split": score_split}
+        fit = _collect(src, task, data, split, conf, val_args)
+        return fit, fit, {"scheme": "cross-fit", "split": split, "folds": folds, "seed": seed}
+    fit = _collect(src, task, data, fit_split, conf, val_args)
+    score = _collect(src, task, data, score_split, conf, val_args)
+    shared = set(fit.files) & set(score.files)
+    if shared:
+        raise ValueError(f"fit_split '{fit_split}' and score_split '{score_split}' share {len(shared)} images "
+                         f"(i.e. {sorted(shared)[0]}): a calibration is never scored on images it was fitted on")
+    return fit, score, {"scheme": "separate splits", "fit_split": fit_split, "score_split": score_split}
+
+
+def _check_fit_size(fit: Collected, method: str, family: str, nc: int, calib_conf: float) -> None:
+    """Enough images per class (classify) or boxes with both outcomes (detect), or one line naming the counts."""
     per_class = torch.bincount(fit.target if fit.cls is None else fit.cls, minlength=nc)
     try:
         check_fit_size(method, per_class, family, n_correct=None if fit.cls is None else int(fit.target.sum()))
@@ -337,58 +367,52 @@ def calibrate(model: str | Path, data: Any = None, method: str = "temperature", 
                 "or train longer)" if fit.cls is not None else f" (split '{fit.split}')")
         raise ValueError(f"{e}{hint}") from None
 
-    print(f"yolo-ls calibrate: fitting {method} on {len(fit.files)} images ({fit.logits.shape[0]} "
-          f"{'boxes' if fit.cls is not None else 'samples'})")
-    folds_t = None
-    if fit is score:
-        folds_t = assign_folds([fit.files[i] for i in fit.image.tolist()], folds, seed)  # by image file
-        res = cross_fit(folds_t, lambda idx: _fit(fit.rows(idx), method, nc),
+
+def _evaluate(fit: Collected, score: Collected, method: str, nc: int, folds: int | None, seed: int,
+              bins: int) -> dict[str, Any]:
+    """The final map (fitted on every fitting row) and before/after metrics on held-out rows only: with ``folds``,
+    each fold scored by the map fitted on the others (and per-fold mean ± sd, raw and calibrated); else the score
+    split by the final map."""
+    out: dict[str, Any] = {"final": _fit(fit, method, nc), "folds": None, "fold_stats": None}
+    if folds is not None:
+        fold_ids = assign_folds([fit.files[i] for i in fit.image.tolist()], folds, seed)  # by image file
+        res = cross_fit(fold_ids, lambda idx: _fit(fit.rows(idx), method, nc),
                         lambda m, idx: _outputs(m, fit.rows(idx)),
-                        lambda out, idx: _score(out, fit.rows(idx), nc, calib_bins)[0])
-        raw_folds = [_score(_outputs(None, fit.rows(torch.nonzero(folds_t == f).squeeze(1))),
-                            fit.rows(torch.nonzero(folds_t == f).squeeze(1)), nc, calib_bins)[0]
-                     for f in torch.unique(folds_t).tolist()]
-        after_out = res.out_of_fold
-        fold_stats = {"raw": _mean_sd(raw_folds), "calibrated": _mean_sd(res.per_fold)}
-    final = _fit(fit, method, nc)
-    if fit is not score:
-        after_out = _outputs(final, score)
-        fold_stats = None
-    before, before_bins = _score(_outputs(None, score), score, nc, calib_bins)
-    after, after_bins = _score(after_out, score, nc, calib_bins)
+                        lambda o, idx: _score(o, fit.rows(idx), nc, bins)[0])
+        held = [fit.rows(torch.nonzero(fold_ids == f).squeeze(1)) for f in torch.unique(fold_ids).tolist()]
+        raw_folds = [_score(_outputs(None, rows), rows, nc, bins)[0] for rows in held]
+        out.update(folds=fold_ids, after_out=res.out_of_fold,
+                   fold_stats={"raw": _mean_sd(raw_folds), "calibrated": _mean_sd(res.per_fold)})
+    else:
+        out["after_out"] = _outputs(out["final"], score)
+    out["before"], before_bins = _score(_outputs(None, score), score, nc, bins)
+    out["after"], after_bins = _score(out["after_out"], score, nc, bins)
+    out["bins"] = {"before": before_bins, "after": after_bins}
+    return out
 
-    record: dict[str, Any] = {
-        "model": str(src), "output": str(paths["checkpoint"]), "task": task, "method": method,
-        "parameters": final.params(), "num_classes": nc, **scheme,
-        "fit": {"split": fit.split, "images": len(fit.files), "rows": int(fit.logits.shape[0])},
-        "score": {"split": score.split, "images": len(score.files), "rows": int(score.logits.shape[0]),
-                  "how": "held-out folds, each scored by the map fitted without it" if fit is score
-                  else "the map fitted on fit_split"},
-        "before": before, "after": after, "folds_mean_sd": fold_stats,
-        "calib_conf": calib_conf if family == "detect" else None, "calib_bins": calib_bins,
-        "bins": {"before": before_bins, "after": after_bins},
-        "history": history, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "ultralytics": ultralytics_version, "yolo_ls": __version__, "val_before": score.val_metrics,
-    }
-    if target_precision is not None:
-        record["target_precision"] = _thresholds(target_precision, score, after_out, folds_t)
+
+def _write(record: dict[str, Any], paths: dict[str, Path], ev: dict[str, Any], fit: Collected, score: Collected,
+           plots: bool) -> None:
+    """The calibrated checkpoint (the final map folded in, the record in its history), the per-image csv, the
+    before/after diagram and the json."""
+    from yolo_ls.engine.checkpoints import atomic_write_bytes
+    from yolo_ls.engine.fold import write_calibrated_checkpoint
+
     ckpt_record = {k: record[k] for k in ("method", "parameters", "num_classes", "date", "yolo_ls")}
-    ckpt_record.update(source=src.name, fit_split=fit.split, fit_images=len(fit.files))
-    write_calibrated_checkpoint(src, paths["checkpoint"], final.weight, final.bias, ckpt_record)
-
+    ckpt_record.update(source=Path(record["model"]).name, fit_split=fit.split, fit_images=len(fit.files))
+    write_calibrated_checkpoint(record["model"], paths["checkpoint"], ev["final"].weight, ev["final"].bias,
+                                ckpt_record)
     paths["folder"].mkdir(parents=True, exist_ok=True)
-    _write_images_csv(paths["images"], fit, score, folds_t)
+    _write_images_csv(paths["images"], fit, score, ev["folds"])
     record["images_csv"] = str(paths["images"])
     if plots:
         from yolo_ls.plots.figures import plot_reliability_overlay
 
         label = "held-out" if fit is score else f"on {score.split}"
-        plot_reliability_overlay({"raw": before_bins, f"{method} ({label})": after_bins}, paths["figure"],
-                                 title=f"Before and after {method} scaling")
+        plot_reliability_overlay({"raw": ev["bins"]["before"], f"{record['method']} ({label})": ev["bins"]["after"]},
+                                 paths["figure"], title=f"Before and after {record['method']} scaling")
         record["figure"] = str(paths["figure"])
-    atomic_write_bytes(paths["json"], json.dumps(record, indent=2, default=_json_default).encode())
-    print(summary(record, paths))
-    return record
+    atomic_write_bytes(paths["json"], json.dumps(_plain(record), indent=2, allow_nan=False).encode())
 
 
 class CalibrateAtEnd:
@@ -410,10 +434,17 @@ class CalibrateAtEnd:
                   workers=a.workers, verbose=False)
 
 
-def _json_default(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.tolist()
-    return str(x)
+def _plain(x: Any) -> Any:
+    """JSON types: tensors and arrays as lists, NaN and infinity as null."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if hasattr(x, "tolist"):  # tensors, numpy arrays and scalars
+        x = x.tolist()
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    return x if x is None or isinstance(x, (bool, int, str)) else str(x)
 
 
 def _write_images_csv(path: Path, fit: Collected, score: Collected, folds: torch.Tensor | None) -> None:
