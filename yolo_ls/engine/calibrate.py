@@ -85,11 +85,11 @@ class _Sink:
         wrap(validator, "postprocess", self._postprocess)
         wrap(validator, "update_metrics", self._update)
         if self.family == "classify":  # the stock classify val loader shuffles: read the images in file order
-            from ultralytics.data import build_dataloader
+            from yolo_ls.engine.compat import unshuffled_loader
 
             loader = validator.dataloader
-            validator.dataloader = build_dataloader(loader.dataset, loader.batch_size, validator.args.workers,
-                                                    shuffle=False, rank=-1, device=validator.device)
+            validator.dataloader = unshuffled_loader(loader.dataset, loader.batch_size, validator.args.workers,
+                                                     validator.device)
             self.files = [str(s[0]) for s in loader.dataset.samples]
 
     def _postprocess(self, orig: Callable) -> Callable:

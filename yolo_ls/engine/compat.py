@@ -198,3 +198,14 @@ def version_text() -> str:
     from yolo_ls._version import __version__
 
     return f"yolo-ls {__version__}\nultralytics {ultralytics.__version__}\ntorch {torch.version.__version__}"
+
+
+def unshuffled_loader(dataset: Any, batch: int, workers: int, device: Any) -> Any:
+    """Ultralytics' dataloader over ``dataset`` in file order (8.4's stock classify val loader shuffles); 8.3's
+    ``build_dataloader`` takes no ``device``."""
+    import inspect
+
+    from ultralytics.data import build_dataloader
+
+    extra = {"device": device} if "device" in inspect.signature(build_dataloader).parameters else {}
+    return build_dataloader(dataset, batch, workers, shuffle=False, rank=-1, **extra)
