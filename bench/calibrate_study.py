@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
                                      "mAP50-95 calibrated": after_map, "boxes": rec["before"]["d_count"],
                                      "threshold for precision 0.9 (raw)": tp["raw"]["threshold"],
                                      "threshold for precision 0.9 (calibrated)": tp["calibrated"]["threshold"],
+                                     "mean confidence kept there": tp["calibrated"]["confidence"],
+                                     "recall there": tp["calibrated"]["recall"],
                                      "held-out precision there": (tp.get("held_out") or {}).get(
                                          "precision", {}).get("mean")})
     md = ["# Calibrated checkpoints", "", f"`python bench/calibrate_study.py {' '.join(argv or sys.argv[1:])}`", ""]
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                                                        "d_ece calibrated", "boxes",
                                                        "threshold for precision 0.9 (raw)",
                                                        "threshold for precision 0.9 (calibrated)",
+                                                       "mean confidence kept there", "recall there",
                                                        "held-out precision there")), ""]
     (out / "calibrate_study.md").write_text("\n".join(md))
     print("\n".join(md))

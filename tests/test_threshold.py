@@ -16,7 +16,8 @@ def brute(conf: list[float], correct: list[bool], n_gt: int, target: float) -> d
         kept = [c for c, _ in zip(conf, correct) if c >= t]
         tp = sum(ok for c, ok in zip(conf, correct) if c >= t)
         if tp / len(kept) >= target:
-            best = {"threshold": t, "precision": tp / len(kept), "recall": tp / n_gt, "boxes": len(kept)}
+            best = {"threshold": t, "precision": tp / len(kept), "recall": tp / n_gt, "boxes": len(kept),
+                    "confidence": sum(kept) / len(kept)}
             break  # ascending: the first that reaches the target is the lowest
     return best
 
@@ -37,6 +38,7 @@ def test_lowest_threshold_matches_brute_force(seed: int) -> None:
         assert got["precision"] == pytest.approx(want["precision"])
         assert got["recall"] == pytest.approx(want["recall"])
         assert got["boxes"] == want["boxes"]
+        assert got["confidence"] == pytest.approx(want["confidence"])
 
 
 def test_hand_computed() -> None:
@@ -44,7 +46,8 @@ def test_hand_computed() -> None:
     correct = torch.tensor([True, True, False, True, False])
     # thresholds 0.95: 1/1, 0.9: 2/2, 0.8: 2/3, 0.7: 3/4, 0.6: 3/5
     assert precision_threshold(conf, correct, 4, 0.75) == {"threshold": pytest.approx(0.7), "precision": 0.75,
-                                                           "recall": 0.75, "boxes": 4}
+                                                           "recall": 0.75, "boxes": 4,
+                                                           "confidence": pytest.approx((0.95 + 0.9 + 0.8 + 0.7) / 4)}
     assert precision_threshold(conf, correct, 4, 1.0)["boxes"] == 2
     at = precision_at(conf, correct, 4, 0.8)
     assert at["boxes"] == 3 and at["precision"] == pytest.approx(2 / 3) and at["recall"] == 0.5

@@ -265,7 +265,8 @@ def _thresholds(target: float, score: Collected, conf: torch.Tensor, folds: torc
                 held.append(precision_at(conf[inside], score.target[inside], score.gt_of(inside), t))
     out = {"target": target, "calibrated": chosen, "raw": raw}
     if held:
-        out["held_out"] = {"folds": len(held), **_mean_sd([{k: h[k] for k in ("precision", "recall")} for h in held])}
+        out["held_out"] = {"folds": len(held),
+                           **_mean_sd([{k: h[k] for k in ("precision", "recall", "confidence")} for h in held])}
     return out
 
 
@@ -502,8 +503,9 @@ def summary(record: dict[str, Any], paths: dict[str, Path]) -> str:
             held = tp.get("held_out")
             check = (f"; held-out precision at the cross-fitted threshold {held['precision']['mean']:.3f} ± "
                      f"{held['precision']['sd']:.3f}" if held else "")
-            lines.append(f"  precision {tp['target']}: conf >= {c['threshold']:.3f} keeps {c['boxes']} boxes, recall "
-                         f"{c['recall']:.3f} (raw model: conf >= {tp['raw']['threshold']:.3f}){check}")
+            lines.append(f"  precision {tp['target']}: conf >= {c['threshold']:.3f} keeps {c['boxes']} boxes (mean "
+                         f"confidence {c['confidence']:.3f}), recall {c['recall']:.3f} (raw model: conf >= "
+                         f"{tp['raw']['threshold']:.3f}){check}")
         else:
             lines.append(f"  precision {tp['target']}: no threshold reaches it on these boxes")
     lines.append(f"  wrote {paths['checkpoint']} (a stock Ultralytics checkpoint: predict, val and export give "
