@@ -181,3 +181,32 @@ def test_calibrate_at_end_of_training(digits_root, tmp_path, monkeypatch) -> Non
     assert (run / "weights" / "best-calibrated.pt").is_file()
     record = json.loads((run / "calibration" / "calibrate.json").read_text())
     assert record["method"] == "temperature" and record["scheme"] == "cross-fit"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_target_precision_counts_every_ground_truth_and_holds_out_each_fold(seed: int) -> None:
+    """The threshold is chosen on the other folds' boxes and measured on the fold's; recall's denominator holds every
+    ground truth of the fold's images, those on images without a kept box too (hand-made boxes, no model)."""
+    from yolo_ls.calibration.crossfit import assign_folds
+    from yolo_ls.engine.calibrate import Collected, _thresholds
+
+    g = torch.Generator().manual_seed(seed)
+    files = [f"im{i}.png" for i in range(40)]
+    image = torch.arange(30).repeat_interleave(3)  # images 30..39 keep no box
+    conf = torch.rand(90, generator=g, dtype=torch.float64)
+    correct = torch.rand(90, generator=g, dtype=torch.float64) < conf
+    n_gt = torch.full((40,), 4)
+    rows = Collected("val", torch.logit(conf), correct, image, files, torch.zeros(90, dtype=torch.long), n_gt)
+    folds = assign_folds(files, 5, seed)
+    out = _thresholds(0.8, rows, conf, folds)
+    assert out["calibrated"]["recall"] == pytest.approx(out["calibrated"]["precision"] * out["calibrated"]["boxes"]
+                                                        / 160)  # 40 images x 4 ground truths
+    held = []
+    for f in range(5):
+        other = folds[image] != f
+        t = _thresholds(0.8, Collected("val", rows.logits[other], correct[other], image[other], files,
+                                       rows.cls[other], n_gt), conf[other], None)["calibrated"]["threshold"]
+        inside = folds[image] == f
+        keep = conf[inside] >= t
+        held.append(float(correct[inside][keep].double().sum()) / int(4 * (folds == f).sum()))
+    assert out["held_out"]["recall"]["mean"] == pytest.approx(sum(held) / 5)

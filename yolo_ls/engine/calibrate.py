@@ -59,13 +59,12 @@ class Collected:
         return Collected(self.split, self.logits[idx], self.target[idx], self.image[idx], self.files,
                          None if self.cls is None else self.cls[idx], self.n_gt, self.val_metrics)
 
-    def gt_of(self, idx: torch.Tensor | None = None) -> int:
-        """Ground-truth boxes on the images of rows ``idx`` (every image of the split when None)."""
+    def gt_of(self, images: torch.Tensor | None = None) -> int:
+        """Ground-truth boxes on ``images`` (a bool mask over files; every image of the split when None), those
+        without a kept box included: they count against recall."""
         if self.n_gt is None:
             return 0
-        if idx is None:
-            return int(self.n_gt.sum())
-        return int(self.n_gt[torch.unique(self.image[idx])].sum())
+        return int(self.n_gt.sum() if images is None else self.n_gt[images].sum())
 
 
 class _Sink:
@@ -250,19 +249,22 @@ def _mean_sd(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _thresholds(target: float, score: Collected, conf: torch.Tensor, folds: torch.Tensor | None) -> dict[str, Any]:
+def _thresholds(target: float, score: Collected, conf: torch.Tensor, image_folds: torch.Tensor | None
+                ) -> dict[str, Any]:
     """The lowest threshold reaching ``target`` precision on the held-out calibrated confidences ``conf`` (and on the
     raw ones), and, for a cross-fit, whether it holds on images it was not chosen on: for each fold, the threshold
-    chosen on the other folds, measured on the fold."""
+    chosen on the other folds, measured on the fold (recall over every ground truth of the fold's images)."""
     raw = precision_threshold(_outputs(None, score), score.target, score.gt_of(), target)
     chosen = precision_threshold(conf, score.target, score.gt_of(), target)
     held = []
-    if folds is not None:
-        for f in torch.unique(folds).tolist():
-            inside, other = torch.nonzero(folds == f).squeeze(1), torch.nonzero(folds != f).squeeze(1)
-            t = precision_threshold(conf[other], score.target[other], score.gt_of(other), target)["threshold"]
-            if math.isfinite(t):
-                held.append(precision_at(conf[inside], score.target[inside], score.gt_of(inside), t))
+    if image_folds is not None:
+        row_folds = image_folds[score.image]
+        for f in torch.unique(image_folds).tolist():
+            inside, other = row_folds == f, row_folds != f
+            t = precision_threshold(conf[other], score.target[other], score.gt_of(image_folds != f), target)
+            if math.isfinite(t["threshold"]):
+                held.append(precision_at(conf[inside], score.target[inside], score.gt_of(image_folds == f),
+                                         t["threshold"]))
     out = {"target": target, "calibrated": chosen, "raw": raw}
     if held:
         out["held_out"] = {"folds": len(held),
@@ -376,13 +378,14 @@ def _evaluate(fit: Collected, score: Collected, method: str, nc: int, folds: int
     split by the final map."""
     out: dict[str, Any] = {"final": _fit(fit, method, nc), "folds": None, "fold_stats": None}
     if folds is not None:
-        fold_ids = assign_folds([fit.files[i] for i in fit.image.tolist()], folds, seed)  # by image file
+        image_folds = assign_folds(fit.files, folds, seed)  # by image file: every image, with a box or not
+        fold_ids = image_folds[fit.image]
         res = cross_fit(fold_ids, lambda idx: _fit(fit.rows(idx), method, nc),
                         lambda m, idx: _outputs(m, fit.rows(idx)),
                         lambda o, idx: _score(o, fit.rows(idx), nc, bins)[0])
         held = [fit.rows(torch.nonzero(fold_ids == f).squeeze(1)) for f in torch.unique(fold_ids).tolist()]
         raw_folds = [_score(_outputs(None, rows), rows, nc, bins)[0] for rows in held]
-        out.update(folds=fold_ids, after_out=res.out_of_fold,
+        out.update(folds=image_folds, after_out=res.out_of_fold,
                    fold_stats={"raw": _mean_sd(raw_folds), "calibrated": _mean_sd(res.per_fold)})
     else:
         out["after_out"] = _outputs(out["final"], score)
@@ -448,17 +451,18 @@ def _plain(x: Any) -> Any:
     return x if x is None or isinstance(x, (bool, int, str)) else str(x)
 
 
-def _write_images_csv(path: Path, fit: Collected, score: Collected, folds: torch.Tensor | None) -> None:
+def _write_images_csv(path: Path, fit: Collected, score: Collected, image_folds: torch.Tensor | None) -> None:
     """One row per image: its split, and for a cross-fit the fold it was scored in (fitted on every other fold)."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    if folds is not None:
-        fold_of = dict(zip(fit.image.tolist(), folds.tolist()))
+    if image_folds is not None:
+        has_rows = torch.zeros(len(fit.files), dtype=torch.bool)
+        has_rows[fit.image] = True
         w.writerow(["image", "split", "fold", "role"])
-        for i, f in enumerate(fit.files):
-            fold = fold_of.get(i)
-            w.writerow([f, fit.split, "" if fold is None else fold,
-                        "no box scored" if fold is None else f"scored in fold {fold}, fitted in the others"])
+        for i, (f, fold) in enumerate(zip(fit.files, image_folds.tolist())):
+            role = f"scored in fold {fold}, fitted in the others" if has_rows[i] else (
+                f"no box kept; its ground truths count in fold {fold}'s recall")
+            w.writerow([f, fit.split, fold, role])
     else:
         w.writerow(["image", "split", "role"])
         w.writerows([f, fit.split, "fit"] for f in fit.files)
