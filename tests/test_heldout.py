@@ -56,6 +56,12 @@ def test_too_few_samples_give_nan_not_a_number() -> None:
     assert math.isnan(out["ece_ts"]) and math.isnan(out["nll_ts"])
 
 
+def test_one_class_gives_nan() -> None:
+    """A softmax over one class is always 1: nothing to scale, NaN rather than an error or a faked number."""
+    out = heldout.held_out_temperature(torch.ones(30, 1), torch.zeros(30, dtype=torch.long))
+    assert all(math.isnan(v) for v in out.values())
+
+
 def test_d_ece_ts_on_over_confident_boxes() -> None:
     """Box scores sigmoid(3·z) for boxes correct with probability sigmoid(z): T ≈ 3; held-out d_ece far below raw."""
     g = torch.Generator().manual_seed(1)

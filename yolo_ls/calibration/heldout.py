@@ -32,12 +32,15 @@ def held_out_temperature(probs: Tensor, labels: Tensor, n_bins: int = 15, folds:
         labels: ``(N,)`` labels.
 
     Returns:
-        NaN ``ece_ts``/``nll_ts`` when there are fewer samples than folds.
+        NaN ``ece_ts``/``nll_ts`` when there are fewer samples than folds, NaN everything for a single class (a
+        softmax over one class is always 1: there is nothing to scale).
     """
     z = probs.detach().double().cpu().clamp_min(1e-12).log()
     y = labels.detach().long().cpu()
-    out = {"temperature": 1.0 / float(fit_softmax_map(z, y).weight) if y.numel() else math.nan,
-           "ece_ts": math.nan, "nll_ts": math.nan}
+    out = {"temperature": math.nan, "ece_ts": math.nan, "nll_ts": math.nan}
+    if z.ndim != 2 or z.shape[1] < 2 or not y.numel():
+        return out
+    out["temperature"] = 1.0 / float(fit_softmax_map(z, y).weight)
     if y.numel() < folds:
         return out
     res = cross_fit(assign_folds(range(y.numel()), folds, seed), lambda idx: fit_softmax_map(z[idx], y[idx]),

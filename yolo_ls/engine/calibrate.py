@@ -361,6 +361,8 @@ def _collect_splits(src: Path, task: str, data: Any, split: str, fit_split: str 
 
 def _check_fit_size(fit: Collected, method: str, family: str, nc: int, calib_conf: float) -> None:
     """Enough images per class (classify) or boxes with both outcomes (detect), or one line naming the counts."""
+    if fit.cls is None and nc < 2:
+        raise ValueError("a one-class classifier always gives probability 1: there is no confidence to calibrate")
     per_class = torch.bincount(fit.target if fit.cls is None else fit.cls, minlength=nc)
     try:
         check_fit_size(method, per_class, family, n_correct=None if fit.cls is None else int(fit.target.sum()))
