@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,12 @@ def test_links_resolve(tmp_path):
     page.write_text("# A title\n[ok](p.md#a-title) [no file](q.md) [no heading](p.md#b) [web](https://x.org/q.md)\n"
                     "![img](p.md) [self](#a-title)\n```bash\n# not a heading\necho [x](nowhere.md)\n```\n")
     assert broken_links([page]) == [f"{page}: q.md (no such file)", f"{page}: p.md#b (no such heading in {page})"]
+
+
+def test_the_detection_example_quotes_what_the_test_checks():
+    """The README sentence after the Python detection example is the one its as-written run is checked against."""
+    m = QUOTE_RE.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert m and float(m[2]) > 0 and m[3] in ("under", "over") and 0 < float(m[4]) <= 1
 
 
 def test_markers_are_parsed_strictly():
@@ -252,7 +259,9 @@ def test_readme_block_runs_as_written(tmp_path, block, request):
     script = cwd.parent / ("block.py" if block.lang == "python" else "block.sh")  # beside, not in, the clean folder
     script.write_text(text, encoding="utf-8")
     cmd = [sys.executable, str(script)] if block.lang == "python" else ["bash", "-euo", "pipefail", str(script)]
+    start = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
+    seconds = time.monotonic() - start
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{block.where} failed:\n{text}\n--- output (tail) ---\n{out[-4000:]}"
     assert "Traceback" not in out, out[-4000:]
@@ -264,6 +273,8 @@ def test_readme_block_runs_as_written(tmp_path, block, request):
         assert (csv.parent / "calibration.csv").is_file(), f"{csv.parent} has no calibration.csv"
     if trains_detection(block) and text == block.text:  # at its own epochs: what the README says it shows
         assert_detection_measured(block, out, [csv.parent for csv in runs])
+        if block.page == "README.md" and block.lang == "python":
+            assert_quoted_detection_numbers(block, [csv.parent for csv in runs], seconds)
 
 
 MIN_MAP50, MIN_SCORED = 0.3, 50  # README's detection examples: mAP50 about 0.7, 250-340 boxes scored (our runs)
@@ -280,6 +291,26 @@ def assert_detection_measured(block: Block, out: str, runs: list[Path]) -> None:
         map50 = final["val_metrics"]["metrics/mAP50(B)"]
         assert math.isfinite(final["metrics"]["d_ece"]) and scored >= MIN_SCORED, f"{run}: {scored} boxes scored"
         assert map50 >= MIN_MAP50, f"{run}: mAP50 {map50:.3f} < {MIN_MAP50}"
+
+
+# The sentence after the README's Python detection example, and how far a run may land from what it quotes: d_ece
+# within 0.05 (three seeds of this setting gave 0.08-0.14, BENCHMARKS.md), the same side of calibrated, mAP50 within
+# 0.15, the time within 2x.
+QUOTE_RE = re.compile(r"About (\d+) min on 2 CPU cores; the last `yolo-ls:` line reads `best\.pt \(epoch \d+\): d_ece "
+                      r"(\d\.\d+) \((under|over)-confident [+-]\d\.\d+\)`\s+at mAP50 about (\d\.\d+)")
+
+
+def assert_quoted_detection_numbers(block: Block, runs: list[Path], seconds: float) -> None:
+    """The README's own numbers for its detection example hold for this run (within the tolerances above)."""
+    m = QUOTE_RE.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert m, "README.md: the sentence quoting the detection example's d_ece and mAP50 changed; update QUOTE_RE"
+    minutes, d_ece, side, map50 = float(m[1]), float(m[2]), m[3], float(m[4])
+    final = json.loads((runs[0] / "calibration" / "final.json").read_text())
+    got = final["metrics"]
+    assert abs(got["d_ece"] - d_ece) <= 0.05, f"{block.where}: d_ece {got['d_ece']:.3f}, README says {d_ece}"
+    assert (got["d_confidence"] < got["d_accuracy"]) == (side == "under"), f"{block.where}: not {side}-confident"
+    assert abs(final["val_metrics"]["metrics/mAP50(B)"] - map50) <= 0.15, f"{block.where}: mAP50 vs README {map50}"
+    assert seconds <= 2 * 60 * minutes, f"{block.where}: {seconds:.0f} s, README says about {minutes:g} min"
 
 
 def _git_state() -> tuple[str, str]:
