@@ -210,3 +210,12 @@ def test_target_precision_counts_every_ground_truth_and_holds_out_each_fold(seed
         keep = conf[inside] >= t
         held.append(float(correct[inside][keep].double().sum()) / int(4 * (folds == f).sum()))
     assert out["held_out"]["recall"]["mean"] == pytest.approx(sum(held) / 5)
+
+
+def test_a_recalibration_without_plots_leaves_no_stale_diagram(cls_ckpt, digits_root) -> None:
+    """The diagram beside calibrate.json is always this calibration's: plots=False removes an earlier one."""
+    from yolo_ls.engine.calibrate import calibrate, calibrate_output_paths
+
+    figure = calibrate_output_paths(cls_ckpt)["figure"]
+    assert "figure" in calibrate(cls_ckpt, str(digits_root), **VAL) and figure.is_file()
+    assert "figure" not in calibrate(cls_ckpt, str(digits_root), plots=False, **VAL) and not figure.exists()

@@ -742,6 +742,7 @@ def test_registry_agrees_with_the_accumulators() -> None:
     assert LOWER_IS_BETTER == {"ece", "mce", "brier", "nll", "ece_ts", "nll_ts", "ece_last", "d_ece", "d_mce",
                                "d_ece_ts", "d_ece_last"}
     assert [headline(t)[0] for t in ("classify", "detect")] == list(registry.headline_keys()) == ["ece", "d_ece"]
+    assert [registry.ts_key(t) for t in ("classify", "detect", "pose")] == ["ece_ts", "d_ece_ts", "d_ece_ts"]
     # pure data: the registry (and the argument table that reads it) load without torch
     code = "import sys; import yolo_ls.core.args, yolo_ls.calibration.registry; assert 'torch' not in sys.modules"
     sp.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

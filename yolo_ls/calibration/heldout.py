@@ -17,9 +17,15 @@ from yolo_ls.calibration.crossfit import assign_folds, cross_fit
 from yolo_ls.calibration.metrics import binary_ece, ece, nll
 from yolo_ls.calibration.scaling import fit_sigmoid_map, fit_softmax_map
 
-__all__ = ("HELD_OUT_FOLDS", "held_out_box_temperature", "held_out_temperature")
+__all__ = ("HELD_OUT_FOLDS", "box_logits", "held_out_box_temperature", "held_out_temperature")
 
 HELD_OUT_FOLDS = 5  # folds of the cross-fit behind ece_ts / d_ece_ts
+
+
+def box_logits(conf: Tensor, eps: float = 1e-7) -> Tensor:
+    """The class logit behind each box confidence (a sigmoid score), in float64 on the CPU; confidences are clamped to
+    ``[eps, 1 - eps]`` first, so a saturated score of exactly 0 or 1 gives a finite logit."""
+    return torch.logit(conf.detach().double().cpu(), eps=eps)
 
 
 def held_out_temperature(probs: Tensor, labels: Tensor, n_bins: int = 15, folds: int = HELD_OUT_FOLDS,
@@ -61,8 +67,7 @@ def held_out_box_temperature(conf: Tensor, correct: Tensor, cls: Tensor, image: 
     Returns:
         NaN when fewer images than folds hold boxes, or when every box is correct (or every box wrong).
     """
-    c = conf.detach().double().cpu().clamp(1e-7, 1 - 1e-7)
-    z, hit, k = torch.log(c) - torch.log1p(-c), correct.detach().bool().cpu(), cls.detach().long().cpu()
+    z, hit, k = box_logits(conf), correct.detach().bool().cpu(), cls.detach().long().cpu()
     out = {"d_temperature": math.nan, "d_ece_ts": math.nan}
     groups = image.tolist() if isinstance(image, Tensor) else list(image)
     if len(set(groups)) < folds or bool(hit.all()) or not bool(hit.any()):

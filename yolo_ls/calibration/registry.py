@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ("KEY_PREFIX", "METRICS", "Metric", "by_name", "calib_key", "headline_keys", "names", "objectives", "panels")
+__all__ = ("KEY_PREFIX", "METRICS", "Metric", "by_name", "calib_key", "headline_keys", "names", "objectives", "panels",
+           "ts_key")
 
 #: Prefix of a metric's key in Ultralytics' metrics dict, results.csv and calibration.csv (``calib/ece``).
 KEY_PREFIX = "calib/"
@@ -99,3 +100,9 @@ def panels() -> tuple[tuple[str, ...], ...]:
 def headline_keys() -> tuple[str, ...]:
     """The headline metric of each task (``ece``, ``d_ece``)."""
     return tuple(m.name for m in METRICS if m.headline)
+
+
+def ts_key(task: str) -> str:
+    """The held-out calibration error after temperature scaling (cross-fitted): ``ece_ts``, or ``d_ece_ts`` for
+    detection boxes."""
+    return "ece_ts" if _task(task) == "classify" else "d_ece_ts"

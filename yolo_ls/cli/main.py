@@ -301,9 +301,6 @@ def run_calibrate(argv: Sequence[str]) -> dict[str, Any]:
                               "model=runs/classify/train/weights/best.pt'")
         k, v = parse_key_value_pair(a)
         args[k] = v
-    if "model" not in args:
-        raise SyntaxError("'calibrate' needs 'model=...', i.e. 'yolo-ls calibrate model=runs/classify/train/weights/"
-                          "best.pt'")
     from yolo_ls.engine.calibrate import calibrate
 
     return calibrate(args.pop("model"), **args)

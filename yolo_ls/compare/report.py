@@ -206,12 +206,8 @@ def _cell(stat: tuple[float, float | None], show_sd: bool) -> str:
 def console_columns(task: str) -> list[str]:
     """The metric columns of the console table (it fits 100 columns; report.md keeps them all)."""
     cal_key, acc_key = headline(task)
-    return [acc_key, cal_key, ts_column(task)]
+    return [acc_key, cal_key, registry.ts_key(task)]
 
-
-def ts_column(task: str) -> str:
-    """The column of the held-out calibration error after temperature scaling."""
-    return "ece_ts" if task == "classify" else "d_ece_ts"
 
 
 def variant_table(variants: list[dict[str, Any]], task: str, keys: list[str] | None = None,
@@ -223,7 +219,7 @@ def variant_table(variants: list[dict[str, Any]], task: str, keys: list[str] | N
     columns = metric_columns(task) if columns is None else columns
     show_sd = any(v["n"] > 1 for v in variants)
     cal_key, acc_key = headline(task)
-    marked = {acc_key, cal_key, ts_column(task)} & set(columns)
+    marked = {acc_key, cal_key, registry.ts_key(task)} & set(columns)
     best = {k: _best_of(variants, k, k in LOWER_IS_BETTER) for k in marked}
     cols = ["variant", *keys, "seeds", "best.pt epoch", *(HEADERS.get(c, c) for c in columns)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -286,7 +282,7 @@ def reading(rows: list[dict[str, Any]], task: str) -> str:
                      "calibration on this data. ")
         else:
             text += f"Hard targets (ε=0) have the lowest {cal_key} here. "
-    tk = ts_column(task)
+    tk = registry.ts_key(task)
     ts = [r for r in rows if math.isfinite(r.get(tk, math.nan))]
     if ts:
         best_ts = min(ts, key=lambda r: r[tk])

@@ -26,6 +26,7 @@ import torch
 
 from yolo_ls.calibration.accumulator import ClassificationCalibration, DetectionCalibration
 from yolo_ls.calibration.crossfit import assign_folds, cross_fit
+from yolo_ls.calibration.heldout import box_logits
 from yolo_ls.calibration.methods import SIGMOID_METHODS, SOFTMAX_METHODS
 from yolo_ls.calibration.scaling import LogitMap, check_fit_size, fit_sigmoid_map, fit_softmax_map
 from yolo_ls.calibration.threshold import precision_at, precision_threshold
@@ -37,7 +38,6 @@ __all__ = ("calibrate", "calibrate_output_paths")
 METHODS = {"classify": SOFTMAX_METHODS, "detect": SIGMOID_METHODS}
 FAMILY = {"classify": "classify", "detect": "detect", "segment": "detect", "pose": "detect", "obb": "detect"}
 DEFAULT_FOLDS = 5
-_EPS = 1e-7  # box confidences are clamped to [eps, 1 - eps] before their logit
 
 
 @dataclass
@@ -119,8 +119,7 @@ class _Sink:
                     self.files.append(str(batch["im_file"][i]))
                     self.n_gt.append(int((batch["batch_idx"] == i).sum()))
                     self.image.append(torch.full((kept["conf"].shape[0],), idx, dtype=torch.long))
-                c = conf.detach().double().cpu().clamp(_EPS, 1 - _EPS)
-                self.logits.append(torch.log(c) - torch.log1p(-c))
+                self.logits.append(box_logits(conf))
                 self.target.append(correct.detach().bool().cpu())
                 self.cls.append(cls.detach().long().cpu())
             return orig(preds, batch)
@@ -418,6 +417,8 @@ def _write(record: dict[str, Any], paths: dict[str, Path], ev: dict[str, Any], f
         plot_reliability_overlay({"raw": ev["bins"]["before"], f"{record['method']} ({label})": ev["bins"]["after"]},
                                  paths["figure"], title=f"Before and after {record['method']} scaling")
         record["figure"] = str(paths["figure"])
+    else:  # a diagram left by an earlier calibration would not show this one
+        paths["figure"].unlink(missing_ok=True)
     atomic_write_bytes(paths["json"], json.dumps(_plain(record), indent=2, allow_nan=False).encode())
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from yolo_ls.calibration.registry import ts_key
 from yolo_ls.core.args import PLOT_CHOICES
-from yolo_ls.engine.callbacks.measurement import Measurement, in_words, metric_keys, ts_key
+from yolo_ls.engine.callbacks.measurement import Measurement, in_words, metric_keys
 from yolo_ls.engine.callbacks.run_record import (  # noqa: F401 (re-exported)
     EPOCHS_JSON,
     RunRecord,

@@ -15,17 +15,13 @@ from yolo_ls.calibration import (
     DetectionCalibration,
 )
 from yolo_ls.calibration.heldout import held_out_box_temperature, held_out_temperature
+from yolo_ls.calibration.registry import ts_key
 from yolo_ls.engine.callbacks.validator_hooks import match_boxes
 
 
 def metric_keys(task: str) -> tuple[str, ...]:
     """The calibration metric names logged for a task (without the ``calib/`` prefix)."""
     return CLASSIFICATION_METRICS if task == "classify" else DETECTION_METRICS
-
-
-def ts_key(task: str) -> str:
-    """The name of the held-out calibration error after temperature scaling: ``ece_ts``, or ``d_ece_ts`` for boxes."""
-    return "ece_ts" if task == "classify" else "d_ece_ts"
 
 
 def in_words(task: str, metrics: dict[str, float], reason: str = "") -> str:

@@ -32,8 +32,9 @@ class RunRecord:
         from yolo_ls.core.files import append_csv_row
 
         row = {"epoch": epoch, "label_smoothing": eps, **result["metrics"]}
-        key = "ece_ts" if task == "classify" else "d_ece_ts"  # held-out, after temperature scaling
-        row[key] = result.get(key, math.nan)
+        from yolo_ls.calibration.registry import ts_key
+
+        row[ts_key(task)] = result.get(ts_key(task), math.nan)  # held-out, after temperature scaling
         row.update({f"d_ece/{name}": v for name, v in result["per_class"].items()})
         entry = {"epoch": epoch, "label_smoothing": eps, "metrics": result["metrics"], "bins": result["bins"]}
         append_csv_row(save_dir / "calibration.csv", row)
